@@ -1,0 +1,134 @@
+// Every differentiable nash op on tensors: elementwise, reductions, linear algebra, convolution, pooling, shapes, losses.
+#pragma once
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "nash/core/tensor.h"
+
+namespace nash {
+
+// A (height, width) pair; a single integer means the same for both.
+struct Int2 {
+  int64_t h = 0, w = 0;
+  Int2(int64_t v = 0) : h(v), w(v) {}  // NOLINT(implicit)
+  Int2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  bool operator==(const Int2& o) const { return h == o.h && w == o.w; }
+};
+
+// ---- elementwise, numpy-style broadcasting --------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);  // a > 0 where b is not an integer
+Tensor add(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor rsub(const Tensor& a, double b);  // b - a
+Tensor rdiv(const Tensor& a, double b);  // b / a
+Tensor pow(const Tensor& a, double exponent);
+
+Tensor neg(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor softplus(const Tensor& x);  // log(1 + exp(x)), computed stably
+Tensor clamp(const Tensor& x, double min, double max);
+Tensor clamp_min(const Tensor& x, double min);
+Tensor clamp_max(const Tensor& x, double max);
+
+// Non-differentiable helpers (results carry no history): 1 where true, else 0.
+Tensor sign(const Tensor& x);
+Tensor gt(const Tensor& x, double v);
+Tensor ge(const Tensor& x, double v);
+Tensor lt(const Tensor& x, double v);
+Tensor le(const Tensor& x, double v);
+Tensor eq(const Tensor& a, const Tensor& b);
+// where(cond, a, b): a where cond != 0, else b; differentiable in a and b.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator/(double a, const Tensor& b);
+
+// ---- reductions (dims may be negative; empty dims = all) --------------------------
+Tensor sum(const Tensor& x);
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor amax(const Tensor& x);  // ties share the gradient equally
+Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor amin(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor max(const Tensor& x);
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor min(const Tensor& x);
+// p-norm (p = 1 or 2); the gradient at a zero norm is 0.
+Tensor norm(const Tensor& x, double p = 2.0);
+Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool unbiased = false, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// Sums a broadcast result back down to `shape` (the reverse of broadcasting).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+// Index of the maximum along dim, as float values (no gradient).
+Tensor argmax(const Tensor& x, int64_t dim);
+
+// ---- linear algebra -------------------------------------------------------------------
+// (M,K) @ (K,N) -> (M,N); also (B,M,K) @ (B,K,N) and (B,M,K) @ (K,N).
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x (N,in) · w (out,in)ᵀ + b (out) -> (N,out); b may be undefined.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
+
+// ---- convolution (NCHW, weight (Cout, Cin, kh, kw), groups = 1) -----------------------
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(), Int2 stride = 1, Int2 padding = 0,
+              Int2 dilation = 1);
+// Gradient of conv2d with respect to its input, for an input of spatial size input_hw.
+Tensor conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 input_hw, Int2 stride = 1, Int2 padding = 0,
+                         Int2 dilation = 1);
+// Gradient of conv2d with respect to its weight, for a kernel of size kernel_hw.
+Tensor conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 kernel_hw, Int2 stride = 1,
+                          Int2 padding = 0, Int2 dilation = 1);
+// Transposed convolution; weight (Cin, Cout, kh, kw) as in PyTorch.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(), Int2 stride = 1,
+                        Int2 padding = 0, Int2 output_padding = 0, Int2 dilation = 1);
+Int2 conv2d_output_hw(Int2 input_hw, Int2 kernel_hw, Int2 stride, Int2 padding, Int2 dilation);
+
+// ---- pooling and resampling -------------------------------------------------------------
+Tensor avg_pool2d(const Tensor& x, Int2 kernel, Int2 stride = 0 /* 0: = kernel */, Int2 padding = 0);
+Tensor avg_pool2d_grad(const Tensor& grad_out, Int2 input_hw, Int2 kernel, Int2 stride, Int2 padding);
+Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
+// Sum over each scale x scale block: the gradient of upsample_nearest2d.
+Tensor sum_pool2d(const Tensor& x, int64_t scale);
+
+// ---- joining and padding ------------------------------------------------------------------
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+// Zeros of `shape` with x written at [start, start + x.size(dim)) along dim: the gradient of narrow.
+Tensor narrow_scatter(const Tensor& x, const Shape& shape, int64_t dim, int64_t start);
+
+// ---- losses (mean over the batch) -----------------------------------------------------------
+// Numerically stable: softplus(x) - x*t.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets);
+// logits (N,C); targets (N) holding class indices 0..C-1 as float values.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
+Tensor mse_loss(const Tensor& a, const Tensor& b);
+// (N) class indices -> (N,C) one-hot (no gradient).
+Tensor one_hot(const Tensor& indices, int64_t num_classes);
+
+}  // namespace nash

@@ -1,0 +1,54 @@
+// CPU kernels: the reference backend. Each takes output tensors already allocated by the op layer.
+#pragma once
+#include <cstdint>
+
+#include "kernels/math.h"
+#include "nash/core/ops.h"
+#include "nash/core/tensor.h"
+
+namespace nash {
+namespace cpu {
+
+// out (contiguous) = op(x); x has out's shape with any strides (stride 0 = broadcast).
+void unary(math::Unary op, double a, double b, const Tensor& x, const Tensor& out);
+// out (contiguous) = op(a, b); a, b have out's shape with any strides.
+void binary(math::Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
+// out = cond != 0 ? a : b; all three have out's shape with any strides.
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+// dst (any strides, same shape) = src (any strides).
+void copy(const Tensor& src, const Tensor& dst);
+void fill(const Tensor& dst, double value);
+// dst += alpha * src, both contiguous with equal numel.
+void axpy(const Tensor& src, const Tensor& dst, double alpha);
+
+enum class Reduce { Sum, Max, Min };
+// x contiguous viewed as (rows, cols); out has rows elements. Sums accumulate in double, in a fixed order.
+void reduce_rows(Reduce op, const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
+// Index of the max of each row of x (rows, cols), written as float values.
+void argmax_rows(const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
+
+// out (M,N) = a (M,K) @ b (K,N); a and b may be contiguous or transposed views of contiguous matrices.
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+
+// Convolution on NCHW; w (Cout, Cin, kh, kw). out is allocated with the right shape.
+void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
+            const Tensor& out);
+void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,
+                       const Tensor& grad_in);
+void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
+                        const Tensor& grad_w);
+
+void avg_pool2d(const Tensor& x, Int2 kernel, Int2 stride, Int2 padding, const Tensor& out);
+void avg_pool2d_grad(const Tensor& grad_out, Int2 kernel, Int2 stride, Int2 padding, const Tensor& grad_in);
+void upsample_nearest2d(const Tensor& x, int64_t scale, const Tensor& out);
+void sum_pool2d(const Tensor& x, int64_t scale, const Tensor& out);
+
+// Random fills from a Philox stream starting at block `offset`.
+void fill_uniform(const Tensor& out, uint64_t seed, uint64_t offset);
+void fill_normal(const Tensor& out, uint64_t seed, uint64_t offset);
+
+// Number of Philox blocks (4 words) a fill of n elements consumes.
+inline uint64_t philox_blocks(int64_t n) { return static_cast<uint64_t>((n + 3) / 4); }
+
+}  // namespace cpu
+}  // namespace nash

@@ -1,0 +1,52 @@
+// CPU matmul through OpenBLAS sgemm/dgemm; transposed views are passed as BLAS transposes, never copied.
+#include <cblas.h>
+
+#include "kernels/cpu/cpu.h"
+
+namespace nash {
+namespace cpu {
+
+namespace {
+// A 2-D operand as BLAS sees it: row-major data, whether it is transposed, and its leading dimension.
+struct BlasView {
+  Tensor t;
+  bool trans = false;
+  int64_t ld = 1;
+};
+
+BlasView as_blas(const Tensor& m) {
+  int64_t r = m.size(0), c = m.size(1);
+  const Shape& s = m.strides();
+  if ((s[1] == 1 || c == 1) && s[0] >= std::max<int64_t>(c, 1)) return {m, false, std::max<int64_t>(s[0], 1)};
+  if ((s[0] == 1 || r == 1) && s[1] >= std::max<int64_t>(r, 1)) return {m, true, std::max<int64_t>(s[1], 1)};
+  Tensor cm = empty(m.shape(), m.dtype(), m.device());
+  copy(m, cm);
+  return {cm, false, std::max<int64_t>(c, 1)};
+}
+}  // namespace
+
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    fill(out, 0.0);
+    return;
+  }
+  BlasView A = as_blas(a), B = as_blas(b);
+  Tensor C = out;
+  bool copy_back = !(out.strides()[1] == 1 && out.strides()[0] >= N);
+  if (copy_back) C = empty(out.shape(), out.dtype(), out.device());
+  const int64_t ldc = copy_back ? N : out.strides()[0];
+  auto ta = A.trans ? CblasTrans : CblasNoTrans, tb = B.trans ? CblasTrans : CblasNoTrans;
+  if (a.dtype() == DType::Float32) {
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, A.t.data_ptr<float>(), A.ld, B.t.data_ptr<float>(), B.ld, 0.0f,
+                C.data_ptr<float>(), ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, A.t.data_ptr<double>(), A.ld, B.t.data_ptr<double>(), B.ld, 0.0,
+                C.data_ptr<double>(), ldc);
+  }
+  if (copy_back) copy(C, out);
+}
+
+}  // namespace cpu
+}  // namespace nash
