@@ -24,7 +24,8 @@ AccumulateGrad::AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : Node("
 
 SavedTensor::SavedTensor(const Tensor& t, bool is_output) : is_output_(is_output) {
   if (!t.defined()) return;
-  requires_grad_ = t.requires_grad();
+  // An output is saved before record() marks it as requiring grad; it always will.
+  requires_grad_ = is_output || t.requires_grad();
   version_ = t.impl()->storage->version();
   // An output is stored without history to avoid output -> node -> output cycles.
   data_ = is_output ? t.detach() : t;
@@ -208,10 +209,18 @@ void run_engine(const std::vector<Tensor>& outputs, const std::vector<Tensor>& g
       if (!capture) {
         if (auto leaf = acc->leaf()) {
           Tensor lg = create_graph ? g : g.detach();
-          Tensor prev = leaf->grad ? Tensor(leaf->grad) : Tensor();
-          Tensor sum = accumulate(prev, lg);
-          if (!create_graph && sum.is_same(lg) && lg.storage_offset() == 0 && lg.is_contiguous()) sum = lg.clone();
-          leaf->grad = sum.impl_ptr();
+          g = Tensor();
+          if (leaf->grad) {
+            lg = add(Tensor(leaf->grad), lg);  // out of place: the old grad may be referenced elsewhere
+          } else if (!create_graph) {
+            // Keep the gradient only if nothing else can see its memory (it may be shared with another
+            // leaf's gradient or be a broadcast view); otherwise store a private copy.
+            const auto& st = lg.impl()->storage;
+            bool owned = lg.is_contiguous() && lg.storage_offset() == 0 && st.use_count() == 1 &&
+                         st->nbytes() == static_cast<std::size_t>(lg.numel()) * element_size(lg.dtype());
+            if (!owned) lg = lg.clone();
+          }
+          leaf->grad = lg.impl_ptr();
         }
       }
     } else if (run && g.defined()) {

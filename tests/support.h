@@ -1,0 +1,58 @@
+// Shared test helpers: closeness checks and gradcheck assertions.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "nash/nash.h"
+
+namespace nash_test {
+
+// |a - b| <= atol + rtol * |b| elementwise.
+inline void expect_close(const nash::Tensor& a, const nash::Tensor& b, double atol = 1e-5, double rtol = 1e-4) {
+  ASSERT_EQ(a.shape(), b.shape()) << nash::shape_str(a.shape()) << " vs " << nash::shape_str(b.shape());
+  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  for (std::size_t i = 0; i < x.size(); ++i)
+    ASSERT_LE(std::fabs(x[i] - y[i]), atol + rtol * std::fabs(y[i])) << "element " << i << ": " << x[i] << " vs " << y[i];
+}
+
+inline void expect_values(const nash::Tensor& a, const std::vector<double>& want, double tol = 1e-6) {
+  std::vector<double> x = a.to_vector<double>();
+  ASSERT_EQ(x.size(), want.size());
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], want[i], tol) << "element " << i;
+}
+
+// A float64 leaf with values from N(0,1) (seeded), requiring grad.
+inline nash::Tensor leaf64(const nash::Shape& s, uint64_t seed, double shift = 0.0) {
+  nash::Generator g(seed);
+  nash::Tensor t = nash::randn(s, nash::DType::Float64, nash::Device::cpu(), &g);
+  if (shift != 0.0) t = t + shift;
+  return t.detach().requires_grad_();
+}
+
+#define EXPECT_GRADCHECK(fn, inputs)                                   \
+  do {                                                                 \
+    auto r_ = nash::autograd::gradcheck(fn, inputs);                   \
+    EXPECT_TRUE(r_.ok) << "gradcheck: " << r_.message;                 \
+  } while (0)
+#define EXPECT_GRADGRADCHECK(fn, inputs)                               \
+  do {                                                                 \
+    auto r_ = nash::autograd::gradgradcheck(fn, inputs);               \
+    EXPECT_TRUE(r_.ok) << "gradgradcheck: " << r_.message;             \
+  } while (0)
+
+// Expects a nash::Error whose message contains every fragment.
+template <class F>
+void expect_error(F f, std::initializer_list<const char*> fragments) {
+  try {
+    f();
+  } catch (const nash::Error& e) {
+    std::string msg = e.what();
+    for (const char* frag : fragments) EXPECT_NE(msg.find(frag), std::string::npos) << "message: " << msg << " lacks " << frag;
+    return;
+  }
+  ADD_FAILURE() << "expected nash::Error";
+}
+
+}  // namespace nash_test
