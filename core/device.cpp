@@ -47,6 +47,7 @@ void cuda_free(void*, int) noexcept {}
 void cuda_copy(void*, Device, const void*, Device, std::size_t) {
   fail("cannot copy to or from CUDA memory: this build of nash has no CUDA backend");
 }
+void cuda_fill(void*, int64_t, DType, double, int) { fail("cannot fill CUDA memory: this build of nash has no CUDA backend"); }
 #endif
 
 }  // namespace detail

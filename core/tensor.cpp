@@ -285,6 +285,8 @@ Tensor& Tensor::fill_(double v) {
   if (numel() == 0) return *this;
   if (device().is_cpu()) {
     cpu::fill(*this, v);
+  } else if (is_contiguous()) {
+    detail::cuda_fill(raw_data(), numel(), dtype(), v, device().index);
   } else {
     Tensor h = full(shape(), v, dtype(), Device::cpu());
     copy_(h);
