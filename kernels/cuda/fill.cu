@@ -1,10 +1,9 @@
-// CUDA fill of a contiguous device buffer (the first kernel of the CUDA backend; used by Tensor::fill_ on CUDA).
-#include <cuda_runtime.h>
-
-#include "core/backend.h"
+// CUDA fill of a contiguous device buffer (used by Tensor::fill_ on CUDA tensors).
+#include "kernels/cuda/compat.h"
+#include "nash/core/device.h"
 
 namespace nash {
-namespace detail {
+namespace NASH_CUDA_NS {
 
 namespace {
 template <class T>
@@ -15,18 +14,15 @@ __global__ void fill_kernel(T* __restrict__ p, int64_t n, T v) {
 }
 }  // namespace
 
-void cuda_fill(void* data, int64_t n, DType dtype, double value, int device) {
-  if (n == 0) return;
-  NASH_CHECK(cudaSetDevice(device) == cudaSuccess, "cuda_fill: cannot select cuda:", device);
-  const int threads = 256;
-  const int blocks = static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, 65535));
+void fill(void* data, int64_t n, DType dtype, double value, Stream stream) {
+  const unsigned threads = 256;
+  const unsigned blocks = blocks_for(n, threads);
   if (dtype == DType::Float32)
-    fill_kernel<float><<<blocks, threads>>>(static_cast<float*>(data), n, static_cast<float>(value));
+    launch("fill", fill_kernel<float>, dim3(blocks), dim3(threads), 0, stream, static_cast<float*>(data), n,
+           static_cast<float>(value));
   else
-    fill_kernel<double><<<blocks, threads>>>(static_cast<double*>(data), n, value);
-  cudaError_t err = cudaGetLastError();
-  NASH_CHECK(err == cudaSuccess, "cuda_fill: kernel launch failed: ", cudaGetErrorString(err));
+    launch("fill", fill_kernel<double>, dim3(blocks), dim3(threads), 0, stream, static_cast<double*>(data), n, value);
 }
 
-}  // namespace detail
+}  // namespace NASH_CUDA_NS
 }  // namespace nash

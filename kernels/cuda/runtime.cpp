@@ -6,6 +6,10 @@
 
 namespace nash {
 
+namespace cuda_impl {
+void fill(void* data, int64_t n, DType dtype, double value, cudaStream_t stream);
+}  // namespace cuda_impl
+
 namespace {
 #define NASH_CUDA_CHECK(call)                                                                            \
   do {                                                                                                   \
@@ -70,6 +74,12 @@ void cuda_copy(void* dst, Device dd, const void* src, Device sd, std::size_t nby
   cudaMemcpyKind kind = dd.is_cpu() ? cudaMemcpyDeviceToHost : (sd.is_cpu() ? cudaMemcpyHostToDevice
                                                                              : cudaMemcpyDeviceToDevice);
   NASH_CUDA_CHECK(cudaMemcpy(dst, src, nbytes, kind));
+}
+
+void cuda_fill(void* data, int64_t n, DType dtype, double value, int device) {
+  if (n == 0) return;
+  NASH_CUDA_CHECK(cudaSetDevice(device));
+  cuda_impl::fill(data, n, dtype, value, nullptr);
 }
 
 }  // namespace detail
