@@ -2,6 +2,8 @@
 #pragma once
 #include <cstddef>
 
+#include "kernels/math.h"
+#include "nash/core/ops.h"
 #include "nash/core/tensor.h"
 
 namespace nash {
@@ -12,8 +14,51 @@ void cuda_free(void* p, int device) noexcept;
 // Copies nbytes between any two devices (host <-> device, device <-> device).
 void cuda_copy(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes);
 
-// Fills n contiguous elements of device memory with value.
-void cuda_fill(void* data, int64_t n, DType dtype, double value, int device);
+// Copies nbytes between any two devices: memcpy between host-addressable ones, the CUDA runtime otherwise.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes);
+
+// A device's kernels: the op layer dispatches through this table, so the CPU, CUDA and emulated-CUDA backends
+// share one call path. A null entry is an op the backend lacks; calling it through call() names the op.
+struct Backend {
+  const char* name;
+  void (*unary)(math::Unary op, double a, double b, const Tensor& x, const Tensor& out);
+  void (*binary)(math::Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
+  void (*where)(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+  void (*copy)(const Tensor& src, const Tensor& dst);
+  void (*fill)(const Tensor& dst, double value);
+  void (*axpy)(const Tensor& src, const Tensor& dst, double alpha);
+  void (*reduce_rows)(math::Reduce op, const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
+  void (*argmax_rows)(const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
+  void (*matmul)(const Tensor& a, const Tensor& b, const Tensor& out);
+  void (*conv2d)(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
+                 const Tensor& out);
+  void (*conv2d_grad_input)(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,
+                            const Tensor& grad_in);
+  void (*conv2d_grad_weight)(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
+                             const Tensor& grad_w);
+  void (*avg_pool2d)(const Tensor& x, Int2 kernel, Int2 stride, Int2 padding, const Tensor& out);
+  void (*avg_pool2d_grad)(const Tensor& grad_out, Int2 kernel, Int2 stride, Int2 padding, const Tensor& grad_in);
+  void (*upsample_nearest2d)(const Tensor& x, int64_t scale, const Tensor& out);
+  void (*sum_pool2d)(const Tensor& x, int64_t scale, const Tensor& out);
+  void (*fill_uniform)(const Tensor& out, uint64_t seed, uint64_t offset);
+  void (*fill_normal)(const Tensor& out, uint64_t seed, uint64_t offset);
+};
+
+// The backend of a device; throws naming op and device when none is available.
+const Backend& backend(const char* op, Device d);
+void register_backend(Device::Kind kind, const Backend* b);
+const Backend& cpu_backend();
+#ifdef NASH_WITH_CUDA
+const Backend& cuda_backend();
+#endif
+
+// Calls a backend entry, or throws naming the op and device when the backend lacks it.
+template <class Fn, class... A>
+void call(const char* op, Device d, Fn Backend::*entry, A&&... args) {
+  const Backend& b = backend(op, d);
+  NASH_CHECK(b.*entry != nullptr, op, ": no ", b.name, " kernel for this op yet (tensor on ", d.str(), ")");
+  (b.*entry)(std::forward<A>(args)...);
+}
 
 // Throws a clear error until the op has a kernel for the tensor's device.
 void require_cpu(const char* op, const Tensor& t);

@@ -1,5 +1,6 @@
 // Device parsing and the no-CUDA fallbacks of the device-memory hooks.
 #include <cstdlib>
+#include <cstring>
 
 #include "core/backend.h"
 #include "nash/core/cuda.h"
@@ -9,6 +10,7 @@ namespace nash {
 Device Device::parse(const std::string& s) {
   if (s == "cpu") return cpu();
   if (s == "cuda") return cuda(0);
+  if (s == "emu-cuda") return emu_cuda();
   if (s.rfind("cuda:", 0) == 0 && s.size() > 5) {
     char* end = nullptr;
     long idx = std::strtol(s.c_str() + 5, &end, 10);
@@ -22,6 +24,34 @@ namespace detail {
 void require_cpu(const char* op, const Tensor& t) {
   NASH_CHECK(t.device().is_cpu(), op, ": no CUDA kernel for this op yet (input is on ", t.device().str(),
              "); move the tensor to the CPU with .to(nash::Device::cpu())");
+}
+
+void copy_bytes(void* dst, Device dd, const void* src, Device sd, std::size_t nbytes) {
+  if (nbytes == 0) return;
+  if (dd.is_host_memory() && sd.is_host_memory()) {
+    std::memcpy(dst, src, nbytes);
+    return;
+  }
+  NASH_CHECK(!dd.is_emu_cuda() && !sd.is_emu_cuda(), "cannot copy between ", sd.str(), " and ", dd.str(),
+             " directly; go through the CPU");
+  cuda_copy(dst, dd, src, sd, nbytes);
+}
+
+namespace {
+const Backend* g_backends[3] = {&cpu_backend(), nullptr, nullptr};
+}  // namespace
+
+void register_backend(Device::Kind kind, const Backend* b) { g_backends[static_cast<int>(kind)] = b; }
+
+const Backend& backend(const char* op, Device d) {
+  const Backend* b = g_backends[static_cast<int>(d.kind)];
+#ifdef NASH_WITH_CUDA
+  if (!b && d.is_cuda()) b = g_backends[1] = &cuda_backend();
+#endif
+  NASH_CHECK(b != nullptr, op, ": no backend for device ", d.str(),
+             d.is_cuda() ? " (this build of nash has no CUDA backend; configure with -DNASH_CUDA=ON)"
+                         : " (the CUDA emulation is linked into nash's tests only)");
+  return *b;
 }
 
 void require_same_device_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
@@ -47,7 +77,7 @@ void cuda_free(void*, int) noexcept {}
 void cuda_copy(void*, Device, const void*, Device, std::size_t) {
   fail("cannot copy to or from CUDA memory: this build of nash has no CUDA backend");
 }
-void cuda_fill(void*, int64_t, DType, double, int) { fail("cannot fill CUDA memory: this build of nash has no CUDA backend"); }
+
 #endif
 
 }  // namespace detail
@@ -57,6 +87,8 @@ namespace cuda {
 bool is_available() { return false; }
 int device_count() { return 0; }
 std::string unavailable_reason() { return "nash was built without the CUDA backend"; }
+MemoryStats memory_stats(int) { return {}; }
+void empty_cache() {}
 }  // namespace cuda
 #endif
 

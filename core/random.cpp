@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "core/backend.h"
-#include "kernels/cpu/cpu.h"
 #include "kernels/philox.h"
 
 namespace nash {
@@ -23,11 +22,12 @@ double Generator::next_normal() { return philox::normal_at(seed_, reserve(1), 0)
 namespace {
 Tensor random_fill(bool normal, const Shape& shape, DType dtype, Device device, Generator* gen) {
   Generator& g = gen ? *gen : default_generator();
-  Tensor out = empty(shape, dtype, Device::cpu());
-  uint64_t off = g.reserve(cpu::philox_blocks(out.numel()));
-  if (normal) cpu::fill_normal(out, g.seed(), off);
-  else cpu::fill_uniform(out, g.seed(), off);
-  return device.is_cpu() ? out : out.to(device);
+  Tensor out = empty(shape, dtype, device);
+  // Four values per Philox block; element i always comes from block offset + i/4, on every device.
+  uint64_t off = g.reserve(static_cast<uint64_t>((out.numel() + 3) / 4));
+  if (normal) detail::call("randn", device, &detail::Backend::fill_normal, out, g.seed(), off);
+  else detail::call("rand", device, &detail::Backend::fill_uniform, out, g.seed(), off);
+  return out;
 }
 }  // namespace
 

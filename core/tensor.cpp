@@ -42,18 +42,20 @@ Shape contiguous_strides(const Shape& s) {
 }
 
 Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  if (device.is_cpu()) {
+  if (device.is_host_memory()) {
     std::size_t rounded = (std::max<std::size_t>(nbytes, 1) + kAlign - 1) / kAlign * kAlign;
     data_ = std::aligned_alloc(kAlign, rounded);
     NASH_CHECK(data_ != nullptr, "out of host memory allocating ", nbytes, " bytes");
     g_live_bytes += static_cast<int64_t>(nbytes);
+    // Emulated device memory starts as NaN, so a kernel that leaves an output element unwritten is caught.
+    if (device.is_emu_cuda()) std::memset(data_, 0xFF, rounded);
   } else {
     data_ = detail::cuda_malloc(std::max<std::size_t>(nbytes, 1), device.index);
   }
 }
 
 Storage::~Storage() {
-  if (device_.is_cpu()) {
+  if (device_.is_host_memory()) {
     std::free(data_);
     g_live_bytes -= static_cast<int64_t>(nbytes_);
   } else {
@@ -185,8 +187,7 @@ Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   Tensor src = contiguous();
   Tensor out = empty(shape(), dtype(), d);
-  if (numel() > 0)
-    detail::cuda_copy(out.raw_data(), d, src.raw_data(), device(), static_cast<std::size_t>(numel()) * element_size(dtype()));
+  detail::copy_bytes(out.raw_data(), d, src.raw_data(), device(), static_cast<std::size_t>(numel()) * element_size(dtype()));
   Device from = device();
   return autograd::record("to_device", out, {*this}, {},
                           [from](const BackwardContext&, const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
@@ -195,9 +196,8 @@ Tensor Tensor::to(Device d) const {
 Tensor Tensor::to(DType t) const {
   require_defined("to");
   if (t == dtype()) return *this;
-  detail::require_cpu("to(dtype)", *this);
   Tensor out = empty(shape(), t, device());
-  cpu::copy(*this, out);
+  detail::call("to(dtype)", device(), &detail::Backend::copy, *this, out);
   DType from = dtype();
   return autograd::record("to_dtype", out, {*this}, {},
                           [from](const BackwardContext&, const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
@@ -283,15 +283,7 @@ Tensor& Tensor::fill_(double v) {
   require_defined("fill_");
   check_inplace("fill_", *this);
   if (numel() == 0) return *this;
-  if (device().is_cpu()) {
-    cpu::fill(*this, v);
-  } else if (is_contiguous()) {
-    detail::cuda_fill(raw_data(), numel(), dtype(), v, device().index);
-  } else {
-    Tensor h = full(shape(), v, dtype(), Device::cpu());
-    copy_(h);
-    return *this;
-  }
+  detail::call("fill_", device(), &detail::Backend::fill, *this, v);
   impl_->storage->bump_version();
   return *this;
 }
@@ -304,14 +296,19 @@ Tensor& Tensor::copy_(const Tensor& src) {
   NASH_CHECK(src.defined(), "copy_: source is undefined");
   Tensor s = src;
   if (s.shape() != shape()) s = s.expand(shape());
-  if (device().is_cpu() && s.device().is_cpu()) {
-    cpu::copy(s, *this);
+  if (device() == s.device()) {
+    detail::call("copy_", device(), &detail::Backend::copy, s, *this);
   } else {
-    NASH_CHECK(is_contiguous(), "copy_: copying across devices into a non-contiguous tensor is not supported");
-    Tensor c = s.dtype() == dtype() ? s : s.to(dtype());
-    c = c.contiguous();
-    if (numel() > 0)
-      detail::cuda_copy(raw_data(), device(), c.raw_data(), c.device(), static_cast<std::size_t>(numel()) * element_size(dtype()));
+    // Across devices: convert and densify on the source device, move the bytes, then copy into place.
+    Tensor c = (s.dtype() == dtype() ? s : s.to(dtype())).contiguous();
+    const std::size_t nbytes = static_cast<std::size_t>(numel()) * element_size(dtype());
+    if (is_contiguous()) {
+      detail::copy_bytes(raw_data(), device(), c.raw_data(), c.device(), nbytes);
+    } else {
+      Tensor moved = empty(shape(), dtype(), device());
+      detail::copy_bytes(moved.raw_data(), device(), c.raw_data(), c.device(), nbytes);
+      detail::call("copy_", device(), &detail::Backend::copy, moved, *this);
+    }
   }
   impl_->storage->bump_version();
   return *this;
@@ -321,9 +318,8 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   require_defined("add_");
   check_inplace("add_", *this);
   detail::require_same_device_dtype("add_", {this, &other});
-  detail::require_cpu("add_", *this);
   if (other.shape() == shape() && is_contiguous() && other.is_contiguous()) {
-    cpu::axpy(other, *this, alpha);
+    detail::call("add_", device(), &detail::Backend::axpy, other, *this, alpha);
   } else {
     NoGradGuard g;
     copy_(add(*this, mul(other, alpha)));
@@ -335,8 +331,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 Tensor& Tensor::mul_(double v) {
   require_defined("mul_");
   check_inplace("mul_", *this);
-  detail::require_cpu("mul_", *this);
-  cpu::unary(math::Unary::MulScalar, v, 0, *this, *this);
+  detail::call("mul_", device(), &detail::Backend::unary, math::Unary::MulScalar, v, 0.0, *this, *this);
   impl_->storage->bump_version();
   return *this;
 }

@@ -18,6 +18,7 @@ enum class Unary {
   PowScalar, AddScalar, MulScalar, RSubScalar, RDivScalar, Sign, Gt, Ge, Lt, Le, LeakyReluSlope
 };
 enum class Binary { Add, Sub, Mul, Div, Pow, Eq };
+enum class Reduce { Sum, Max, Min };
 
 // Parameters of a unary op (slope, bounds, exponent, scalar operand).
 template <class T>

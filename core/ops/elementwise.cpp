@@ -1,6 +1,5 @@
 // Elementwise ops with broadcasting: forward through the backend kernels, backward written in nash ops.
 #include "core/ops/common.h"
-#include "kernels/cpu/cpu.h"
 
 namespace nash {
 
@@ -13,18 +12,17 @@ namespace {
 // Runs a unary kernel without recording.
 Tensor unary_raw(const char* name, Unary k, const Tensor& x, double a = 0, double b = 0) {
   NASH_CHECK(x.defined(), name, ": got an undefined tensor");
-  detail::require_cpu(name, x);
   Tensor out = empty(x.shape(), x.dtype(), x.device());
-  cpu::unary(k, a, b, x, out);
+  detail::call(name, x.device(), &detail::Backend::unary, k, a, b, x, out);
   return out;
 }
 
 Tensor binary_raw(const char* name, Binary k, const Tensor& a, const Tensor& b) {
   detail::require_same_device_dtype(name, {&a, &b});
-  detail::require_cpu(name, a);
   Shape s = detail::broadcast_shapes(name, a.shape(), b.shape());
   Tensor out = empty(s, a.dtype(), a.device());
-  cpu::binary(k, detail::broadcast_view(a, s), detail::broadcast_view(b, s), out);
+  detail::call(name, a.device(), &detail::Backend::binary, k, detail::broadcast_view(a, s), detail::broadcast_view(b, s),
+               out);
   return out;
 }
 
@@ -198,10 +196,10 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   detail::require_same_device_dtype("where", {&cond, &a, &b});
-  detail::require_cpu("where", a);
   Shape s = detail::broadcast_shapes("where", detail::broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
   Tensor out = empty(s, a.dtype(), a.device());
-  cpu::where(detail::broadcast_view(cond, s), detail::broadcast_view(a, s), detail::broadcast_view(b, s), out);
+  detail::call("where", a.device(), &detail::Backend::where, detail::broadcast_view(cond, s),
+               detail::broadcast_view(a, s), detail::broadcast_view(b, s), out);
   Tensor c0 = cond.detach();
   return autograd::record("where", out, {a, b}, {c0}, [sha = a.shape(), shb = b.shape()](const BackwardContext& c,
                                                                                          const Tensor& g) {

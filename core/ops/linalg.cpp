@@ -1,6 +1,5 @@
 // matmul (2-D and batched 3-D) and linear, with backward through matmul of transposed views.
 #include "core/ops/common.h"
-#include "kernels/cpu/cpu.h"
 
 namespace nash {
 
@@ -16,14 +15,13 @@ void batched_matmul_raw(const Tensor& a, const Tensor& b, const Tensor& out) {
       return detail::raw_view(t, {t.size(1), t.size(2)}, {t.strides()[1], t.strides()[2]},
                               t.storage_offset() + i * t.strides()[0]);
     };
-    cpu::matmul(slice(a), slice(b), slice(out));
+    detail::call("matmul", out.device(), &detail::Backend::matmul, slice(a), slice(b), slice(out));
   }
 }
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   detail::require_same_device_dtype("matmul", {&a, &b});
-  detail::require_cpu("matmul", a);
   NASH_CHECK((a.dim() == 2 || a.dim() == 3) && (b.dim() == 2 || b.dim() == 3) && !(a.dim() == 2 && b.dim() == 3),
              "matmul: expected (M,K)@(K,N), (B,M,K)@(B,K,N) or (B,M,K)@(K,N), got ", shape_str(a.shape()), " @ ",
              shape_str(b.shape()));
@@ -36,7 +34,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor out;
   if (a.dim() == 2) {
     out = empty({a.size(0), b.size(1)}, a.dtype(), a.device());
-    cpu::matmul(a.detach(), b.detach(), out);
+    detail::call("matmul", a.device(), &detail::Backend::matmul, a.detach(), b.detach(), out);
   } else {
     out = empty({a.size(0), a.size(1), b.size(-1)}, a.dtype(), a.device());
     batched_matmul_raw(a, b, out);

@@ -2,7 +2,6 @@
 #include <cmath>
 
 #include "core/ops/common.h"
-#include "kernels/cpu/cpu.h"
 
 namespace nash {
 
@@ -33,9 +32,8 @@ ReducePlan plan(const char* op, const Tensor& x, const std::vector<int64_t>& dim
 }
 
 // Reduces x over p.dims with a backend kernel; kept dims become rows, reduced dims columns.
-Tensor reduce_raw(const char* op, cpu::Reduce kind, const Tensor& x, const ReducePlan& p) {
-  detail::require_cpu(op, x);
-  if (kind != cpu::Reduce::Sum)
+Tensor reduce_raw(const char* op, math::Reduce kind, const Tensor& x, const ReducePlan& p) {
+  if (kind != math::Reduce::Sum)
     NASH_CHECK(p.cols > 0, op, ": cannot reduce an empty dimension (shape ", shape_str(x.shape()), ")");
   int64_t n = x.dim();
   Shape perm;
@@ -52,7 +50,7 @@ Tensor reduce_raw(const char* op, cpu::Reduce kind, const Tensor& x, const Reduc
   }
   Tensor xp = detail::raw_view(xs, ps, pst, xs.storage_offset()).contiguous();
   Tensor out = empty(p.out_shape, x.dtype(), x.device());
-  cpu::reduce_rows(kind, xp, p.rows, p.cols, out);
+  detail::call(op, x.device(), &detail::Backend::reduce_rows, kind, xp, p.rows, p.cols, out);
   return out;
 }
 
@@ -61,7 +59,7 @@ Tensor reduce_raw(const char* op, cpu::Reduce kind, const Tensor& x, const Reduc
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   NASH_CHECK(x.defined(), "sum: got an undefined tensor");
   ReducePlan p = plan("sum", x, dims, keepdim);
-  Tensor out = reduce_raw("sum", cpu::Reduce::Sum, x, p);
+  Tensor out = reduce_raw("sum", math::Reduce::Sum, x, p);
   Shape keep = p.keep_shape, full = x.shape();
   return autograd::record("sum", out, {x}, {}, [keep, full](const BackwardContext&, const Tensor& g) {
     return V{g.reshape(keep).expand(full)};
@@ -77,7 +75,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 
 namespace {
-Tensor extreme(const char* op, cpu::Reduce kind, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor extreme(const char* op, math::Reduce kind, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   NASH_CHECK(x.defined(), op, ": got an undefined tensor");
   ReducePlan p = plan(op, x, dims, keepdim);
   Tensor out = reduce_raw(op, kind, x, p);
@@ -94,11 +92,11 @@ Tensor extreme(const char* op, cpu::Reduce kind, const Tensor& x, const std::vec
 }  // namespace
 
 Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return extreme("amax", cpu::Reduce::Max, x, dims, keepdim);
+  return extreme("amax", math::Reduce::Max, x, dims, keepdim);
 }
 Tensor amax(const Tensor& x) { return amax(x, {}, false); }
 Tensor amin(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return extreme("amin", cpu::Reduce::Min, x, dims, keepdim);
+  return extreme("amin", math::Reduce::Min, x, dims, keepdim);
 }
 Tensor max(const Tensor& x) { return amax(x); }
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) { return amax(x, {dim}, keepdim); }
@@ -161,7 +159,6 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 }
 
 Tensor argmax(const Tensor& x, int64_t dim) {
-  detail::require_cpu("argmax", x);
   int64_t n = x.dim();
   dim = detail::wrap_dim("argmax", dim, n);
   ReducePlan p = plan("argmax", x, {dim}, false);
@@ -176,7 +173,7 @@ Tensor argmax(const Tensor& x, int64_t dim) {
     xp = x.detach().permute(perm).contiguous();
   }
   Tensor out = empty(p.out_shape, x.dtype(), x.device());
-  cpu::argmax_rows(xp, p.rows, p.cols, out);
+  detail::call("argmax", x.device(), &detail::Backend::argmax_rows, xp, p.rows, p.cols, out);
   return out;
 }
 

@@ -2,7 +2,6 @@
 #include <numeric>
 
 #include "core/ops/common.h"
-#include "kernels/cpu/cpu.h"
 
 namespace nash {
 namespace detail {
@@ -208,14 +207,13 @@ Tensor Tensor::expand(const Shape& s) const {
 }
 
 Tensor narrow_scatter(const Tensor& x, const Shape& shape, int64_t dim, int64_t start) {
-  detail::require_cpu("narrow_scatter", x);
   dim = wrap_dim("narrow_scatter", dim, static_cast<int64_t>(shape.size()));
   NASH_CHECK(x.dim() == static_cast<int64_t>(shape.size()) && start >= 0 && start + x.size(dim) <= shape[dim],
              "narrow_scatter: a slice of shape ", shape_str(x.shape()), " does not fit shape ", shape_str(shape),
              " at dim ", dim, " offset ", start);
   Tensor out = zeros(shape, x.dtype(), x.device());
   Tensor dst = raw_view(out, x.shape(), out.strides(), start * out.strides()[dim]);
-  cpu::copy(x, dst);
+  detail::call("narrow_scatter", x.device(), &detail::Backend::copy, x, dst);
   int64_t len = x.size(dim);
   return autograd::record("narrow_scatter", out, {x}, {}, [dim, start, len](const BackwardContext&, const Tensor& g) {
     return std::vector<Tensor>{g.narrow(dim, start, len)};
@@ -233,7 +231,6 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     detail::require_same_device_dtype("cat", {&first, &t});
-    detail::require_cpu("cat", t);
     bool ok = t.dim() == n;
     for (int64_t d = 0; ok && d < n; ++d) ok = d == dim || t.shape()[d] == first.shape()[d];
     NASH_CHECK(ok, "cat: tensor ", i, " has shape ", shape_str(t.shape()), " but tensor 0 has shape ",
@@ -245,7 +242,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   std::vector<int64_t> starts, lens;
   for (const Tensor& t : tensors) {
     Tensor dst = raw_view(out, t.shape(), out.strides(), offset * out.strides()[dim]);
-    cpu::copy(t, dst);
+    detail::call("cat", t.device(), &detail::Backend::copy, t, dst);
     starts.push_back(offset);
     lens.push_back(t.shape()[dim]);
     offset += t.shape()[dim];

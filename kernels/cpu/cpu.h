@@ -21,7 +21,7 @@ void fill(const Tensor& dst, double value);
 // dst += alpha * src, both contiguous with equal numel.
 void axpy(const Tensor& src, const Tensor& dst, double alpha);
 
-enum class Reduce { Sum, Max, Min };
+using Reduce = math::Reduce;
 // x contiguous viewed as (rows, cols); out has rows elements. Sums accumulate in double, in a fixed order.
 void reduce_rows(Reduce op, const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
 // Index of the max of each row of x (rows, cols), written as float values.

@@ -13,10 +13,12 @@
 // Block-shared array: NASH_SHARED(float, tile, [32][33]);
 #define NASH_SHARED(type, name, dims) \
   type(&name) dims = *reinterpret_cast<type(*) dims>(::nash::emu::shared_alloc(sizeof(type dims), alignof(type)))
+#define NASH_UNROLL
 #else
 #include <cuda_runtime.h>
 #define NASH_CUDA_NS cuda_impl
 #define NASH_SHARED(type, name, dims) __shared__ type name dims
+#define NASH_UNROLL _Pragma("unroll")
 #endif
 
 namespace nash {

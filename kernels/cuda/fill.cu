@@ -1,6 +1,6 @@
 // CUDA fill of a contiguous device buffer (used by Tensor::fill_ on CUDA tensors).
 #include "kernels/cuda/compat.h"
-#include "nash/core/device.h"
+#include "kernels/cuda/backend.h"
 
 namespace nash {
 namespace NASH_CUDA_NS {
@@ -14,7 +14,7 @@ __global__ void fill_kernel(T* __restrict__ p, int64_t n, T v) {
 }
 }  // namespace
 
-void fill(void* data, int64_t n, DType dtype, double value, Stream stream) {
+void fill_raw(void* data, int64_t n, DType dtype, double value, Stream stream) {
   const unsigned threads = 256;
   const unsigned blocks = blocks_for(n, threads);
   if (dtype == DType::Float32)

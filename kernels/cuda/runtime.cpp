@@ -6,10 +6,6 @@
 
 namespace nash {
 
-namespace cuda_impl {
-void fill(void* data, int64_t n, DType dtype, double value, cudaStream_t stream);
-}  // namespace cuda_impl
-
 namespace {
 #define NASH_CUDA_CHECK(call)                                                                            \
   do {                                                                                                   \
@@ -46,28 +42,6 @@ std::string unavailable_reason() { return probe().reason; }
 
 namespace detail {
 
-void* cuda_malloc(std::size_t nbytes, int device) {
-  NASH_CHECK(cuda::is_available(), "cannot allocate ", nbytes, " bytes on cuda:", device, ": ",
-             cuda::unavailable_reason());
-  NASH_CHECK(device < cuda::device_count(), "cuda:", device, " does not exist (", cuda::device_count(),
-             " device(s))");
-  NASH_CUDA_CHECK(cudaSetDevice(device));
-  void* p = nullptr;
-  cudaError_t err = cudaMalloc(&p, nbytes);
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    fail("CUDA out of memory: cudaMalloc of ", nbytes, " bytes on cuda:", device, " failed: ",
-         cudaGetErrorString(err));
-  }
-  return p;
-}
-
-void cuda_free(void* p, int device) noexcept {
-  if (!p) return;
-  cudaSetDevice(device);
-  cudaFree(p);
-}
-
 void cuda_copy(void* dst, Device dd, const void* src, Device sd, std::size_t nbytes) {
   NASH_CHECK(cuda::is_available(), "cannot copy ", nbytes, " bytes between ", sd.str(), " and ", dd.str(), ": ",
              cuda::unavailable_reason());
@@ -76,11 +50,6 @@ void cuda_copy(void* dst, Device dd, const void* src, Device sd, std::size_t nby
   NASH_CUDA_CHECK(cudaMemcpy(dst, src, nbytes, kind));
 }
 
-void cuda_fill(void* data, int64_t n, DType dtype, double value, int device) {
-  if (n == 0) return;
-  NASH_CUDA_CHECK(cudaSetDevice(device));
-  cuda_impl::fill(data, n, dtype, value, nullptr);
-}
 
 }  // namespace detail
 }  // namespace nash

@@ -37,3 +37,22 @@ TEST(Cuda, OpsWithoutKernelsFailClearly) {
   Tensor d = ones({3}, DType::Float32, Device::cuda());
   nash_test::expect_error([&] { exp(d); }, {"exp", "no CUDA kernel"});
 }
+
+TEST(Cuda, CachingAllocatorReusesBlocksAndReportsOom) {
+  NASH_REQUIRE_CUDA();
+  cuda::empty_cache();
+  auto s0 = cuda::memory_stats();
+  { Tensor a = empty({1 << 18}, DType::Float32, Device::cuda()); }
+  auto s1 = cuda::memory_stats();
+  EXPECT_EQ(s1.allocated_bytes, s0.allocated_bytes);
+  EXPECT_GT(s1.reserved_bytes, s0.reserved_bytes);
+  for (int i = 0; i < 100; ++i) Tensor b = empty({1 << 18}, DType::Float32, Device::cuda());
+  auto s2 = cuda::memory_stats();
+  EXPECT_EQ(s2.device_mallocs, s1.device_mallocs) << "a freed block of the same size must be reused";
+  EXPECT_EQ(s2.reserved_bytes, s1.reserved_bytes);
+  EXPECT_GE(s2.peak_allocated_bytes, int64_t(1) << 20);
+  cuda::empty_cache();
+  EXPECT_EQ(cuda::memory_stats().reserved_bytes, cuda::memory_stats().allocated_bytes);
+  nash_test::expect_error([] { empty({int64_t(1) << 50}, DType::Float32, Device::cuda()); },
+                          {"out of memory", "bytes", "reserved"});
+}

@@ -1,5 +1,6 @@
 // CUDA runtime queries: whether a device answers, how many, and why not; safe to call in any build.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace nash {
@@ -9,6 +10,18 @@ bool is_available();
 int device_count();
 // Why is_available() is false (e.g. no driver, no device, built without CUDA); empty when available.
 std::string unavailable_reason();
+
+// The caching allocator's counters for one device (all zero in builds without CUDA).
+struct MemoryStats {
+  int64_t allocated_bytes = 0;       // in tensors now
+  int64_t reserved_bytes = 0;        // obtained from the driver (allocated + cached)
+  int64_t peak_allocated_bytes = 0;
+  int64_t allocations = 0;           // requests served
+  int64_t device_mallocs = 0;        // requests that needed cudaMalloc
+};
+MemoryStats memory_stats(int device = 0);
+// Returns every cached (unused) block to the driver.
+void empty_cache();
 
 }  // namespace cuda
 }  // namespace nash

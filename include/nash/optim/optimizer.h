@@ -1,0 +1,100 @@
+// Optimizers over parameter groups: the base class, SGD (momentum) and Adam (bias-corrected, beta1 = 0 allowed).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "nash/core/tensor.h"
+
+namespace nash {
+namespace optim {
+
+// A set of parameters sharing hyper-parameters; options not set use the optimizer's defaults.
+struct ParamGroup {
+  std::vector<Tensor> params;
+  double lr = -1;  // < 0: the optimizer's default
+  std::string name;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // Applies one update from the parameters' current .grad (parameters without a grad are skipped).
+  virtual void step() = 0;
+  void zero_grad();
+  std::vector<ParamGroup>& param_groups() { return groups_; }
+  const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  double lr(std::size_t group = 0) const { return groups_.at(group).lr; }
+  void set_lr(double lr);                  // every group
+  void set_lr(std::size_t group, double lr);
+  int64_t step_count() const { return steps_; }
+  // Per-parameter state tensors ("exp_avg", "momentum_buffer", ...), keyed by group and index, for checkpoints.
+  virtual std::map<std::string, Tensor> state() const { return {}; }
+  virtual void load_state(const std::map<std::string, Tensor>& state) {}
+
+ protected:
+  Optimizer(std::vector<ParamGroup> groups, double default_lr, const char* name);
+  // Helpers for subclasses' step(): the gradient of p as a contiguous tensor matching p (undefined when p has
+  // none), after checking that p is a contiguous CPU tensor the fused update loops can write through.
+  Tensor step_grad(const Tensor& p) const;
+  // "group{g}.param{i}.{what}", the state key of one parameter's state tensor.
+  static std::string state_key(std::size_t group, std::size_t param, const std::string& what);
+  // Splits a state key into its parts, checking the group and parameter exist (errors name the key).
+  void parse_state_key(const std::string& key, std::size_t& group, std::size_t& param, std::string& what) const;
+  // A private copy of a loaded state tensor with like's shape, dtype and device (errors name the key).
+  Tensor loaded_tensor(const std::string& key, const Tensor& src, const Tensor& like) const;
+  std::string name_;
+  std::vector<ParamGroup> groups_;
+  int64_t steps_ = 0;
+};
+
+struct SGDOptions {
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+// p -= lr * (g + wd p), with heavy-ball momentum buf = momentum * buf + (1 - dampening) * g (PyTorch's form).
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<ParamGroup> groups, SGDOptions opt = {});
+  SGD(const std::vector<Tensor>& params, SGDOptions opt = {}) : SGD(std::vector<ParamGroup>{{params, -1, ""}}, opt) {}
+  void step() override;
+  std::map<std::string, Tensor> state() const override;
+  void load_state(const std::map<std::string, Tensor>& state) override;
+  const SGDOptions& options() const { return opt_; }
+
+ private:
+  SGDOptions opt_;
+  std::vector<std::vector<Tensor>> momentum_;  // per group, per param
+};
+
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // L2 added to the gradient (Adam, not AdamW)
+};
+
+// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<ParamGroup> groups, AdamOptions opt = {});
+  Adam(const std::vector<Tensor>& params, AdamOptions opt = {})
+      : Adam(std::vector<ParamGroup>{{params, -1, ""}}, opt) {}
+  void step() override;
+  std::map<std::string, Tensor> state() const override;
+  void load_state(const std::map<std::string, Tensor>& state) override;
+  const AdamOptions& options() const { return opt_; }
+
+ private:
+  AdamOptions opt_;
+  std::vector<std::vector<Tensor>> exp_avg_, exp_avg_sq_;
+  std::vector<std::vector<int64_t>> param_steps_;
+};
+
+}  // namespace optim
+}  // namespace nash

@@ -1,0 +1,327 @@
+// CPU convolution: im2col/col2im + OpenBLAS GEMM over groups of images, the batch split across OpenMP threads.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/cpu.h"
+#include "kernels/cpu/strided.h"
+
+namespace nash {
+namespace cpu {
+
+namespace {
+
+// Geometry of one convolution; x (N,Cin,H,W), w (Cout,Cin,kh,kw), y (N,Cout,Ho,Wo).
+struct Geom {
+  int64_t N, Cin, H, W, Cout, kh, kw, Ho, Wo;
+  Int2 s, p, d;
+  int64_t K() const { return Cin * kh * kw; }
+  int64_t P() const { return Ho * Wo; }
+  int64_t in_size() const { return Cin * H * W; }
+  int64_t out_size() const { return Cout * Ho * Wo; }
+  // 1x1, stride 1, no padding: x[n] viewed as (Cin, H*W) already is the column matrix.
+  bool pointwise() const { return kh == 1 && kw == 1 && s.h == 1 && s.w == 1 && p.h == 0 && p.w == 0; }
+};
+
+Geom make_geom(const Tensor& x, const Tensor& y, int64_t kh, int64_t kw, Int2 s, Int2 p, Int2 d) {
+  return {x.size(0), x.size(1), x.size(2), x.size(3), y.size(1), kh, kw, y.size(2), y.size(3), s, p, d};
+}
+
+// Row-major GEMM C = alpha op(A) op(B) + beta C.
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b,
+              ldb, beta, c, ldc);
+}
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b, int64_t ldb,
+          double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b,
+              ldb, beta, c, ldc);
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+// Output columns [lo, hi) whose input coordinate o*s + off falls inside [0, size).
+void valid_range(int64_t off, int64_t s, int64_t size, int64_t n_out, int64_t& lo, int64_t& hi) {
+  lo = std::min(n_out, off >= 0 ? 0 : ceil_div(-off, s));
+  hi = std::max(lo, std::min(n_out, ceil_div(size - off, s)));
+}
+
+// Writes the (K, P) column matrix of one image into col, whose rows are ld apart.
+template <class T>
+void im2col(const T* x, const Geom& g, T* col, int64_t ld) {
+  const int64_t Ho = g.Ho, Wo = g.Wo;
+  for (int64_t c = 0; c < g.Cin; ++c) {
+    const T* xc = x + c * g.H * g.W;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t dh = i * g.d.h - g.p.h;
+      int64_t oh_lo, oh_hi;
+      valid_range(dh, g.s.h, g.H, Ho, oh_lo, oh_hi);
+      for (int64_t j = 0; j < g.kw; ++j, col += ld) {
+        const int64_t dw = j * g.d.w - g.p.w;
+        int64_t ow_lo, ow_hi;
+        valid_range(dw, g.s.w, g.W, Wo, ow_lo, ow_hi);
+        std::fill(col, col + oh_lo * Wo, T(0));
+        for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+          T* dst = col + oh * Wo;
+          const T* src = xc + (oh * g.s.h + dh) * g.W + dw;
+          std::fill(dst, dst + ow_lo, T(0));
+          if (g.s.w == 1) {
+            std::memcpy(dst + ow_lo, src + ow_lo, sizeof(T) * (ow_hi - ow_lo));
+          } else {
+            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow * g.s.w];
+          }
+          std::fill(dst + ow_hi, dst + Wo, T(0));
+        }
+        std::fill(col + oh_hi * Wo, col + Ho * Wo, T(0));
+      }
+    }
+  }
+}
+
+// Adds the (K, P) column matrix (rows ld apart) back into one image gx (the adjoint of im2col).
+template <class T>
+void col2im(const T* col, const Geom& g, int64_t ld, T* gx) {
+  const int64_t Wo = g.Wo;
+  for (int64_t c = 0; c < g.Cin; ++c) {
+    T* xc = gx + c * g.H * g.W;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t dh = i * g.d.h - g.p.h;
+      int64_t oh_lo, oh_hi;
+      valid_range(dh, g.s.h, g.H, g.Ho, oh_lo, oh_hi);
+      for (int64_t j = 0; j < g.kw; ++j, col += ld) {
+        const int64_t dw = j * g.d.w - g.p.w;
+        int64_t ow_lo, ow_hi;
+        valid_range(dw, g.s.w, g.W, Wo, ow_lo, ow_hi);
+        for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
+          const T* src = col + oh * Wo;
+          T* dst = xc + (oh * g.s.h + dh) * g.W + dw;
+          if (g.s.w == 1) {
+            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] += src[ow];
+          } else {
+            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow * g.s.w] += src[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// How the batch is cut: each thread takes a contiguous range of images and walks it in groups of `group`
+// images, so that one GEMM sees group * P columns (per-image GEMMs are too thin for the deep, small layers).
+struct Plan {
+  int threads = 1;
+  int64_t group = 1;
+};
+
+constexpr int64_t kTargetColumns = 256;       // GEMM width worth batching images for (the buffer stays in L2)
+constexpr int64_t kMaxColumnElems = 1 << 22;  // per-thread column buffer cap (16 MiB in float32)
+
+Plan make_plan(const Geom& g, bool direct_ok) {
+  Plan pl;
+  pl.threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
+  const int64_t per_thread = (g.N + pl.threads - 1) / pl.threads;
+  const int64_t P = std::max<int64_t>(g.P(), 1);
+  if (direct_ok && P >= kTargetColumns) return pl;  // pointwise and wide: GEMM straight on the image
+  int64_t grp = (kTargetColumns + P - 1) / P;
+  grp = std::min(grp, std::max<int64_t>(1, kMaxColumnElems / std::max<int64_t>(1, g.K() * P)));
+  pl.group = std::max<int64_t>(1, std::min(grp, per_thread));
+  return pl;
+}
+
+// Runs body(first, last, thread) on contiguous batch ranges, one per thread. With several threads, BLAS runs
+// single-threaded inside (OpenBLAS has its own pool; nesting it would oversubscribe the cores).
+template <class F>
+void for_batch_ranges(int64_t N, int threads, F&& body) {
+  if (threads <= 1) {
+    body(int64_t(0), N, 0);
+    return;
+  }
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    body(N * t / nt, N * (t + 1) / nt, t);
+  }
+  openblas_set_num_threads(blas_threads);
+}
+
+// Copies images [n, n+bc) of a (N, C, P) tensor into a (C, bc*P) matrix (channels major), and back.
+template <class T>
+void gather_channels(const T* src, int64_t C, int64_t P, int64_t bc, T* dst) {
+  for (int64_t b = 0; b < bc; ++b)
+    for (int64_t c = 0; c < C; ++c) std::memcpy(dst + c * bc * P + b * P, src + (b * C + c) * P, sizeof(T) * P);
+}
+
+template <class T>
+void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t K = g.K(), P = g.P();
+  const bool direct = g.pointwise();
+  const Plan pl = make_plan(g, direct);
+  const bool use_direct = direct && pl.group == 1;
+  std::vector<std::vector<T>> col(pl.threads), tmp(pl.threads);
+  for (int t = 0; t < pl.threads; ++t) {
+    if (!use_direct) col[t].resize(static_cast<size_t>(K * P * pl.group));
+    if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * P * pl.group));
+  }
+  for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
+    for (int64_t n = n0; n < n1; n += pl.group) {
+      const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
+      const T* B = x + n * g.in_size();
+      if (!use_direct) {
+        for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, col[t].data() + b * P, cols);
+        B = col[t].data();
+      }
+      T* yn = y + n * g.out_size();
+      if (bc == 1) {
+        gemm(false, false, g.Cout, P, K, w, K, B, P, T(0), yn, P);
+        if (bias)
+          for (int64_t co = 0; co < g.Cout; ++co)
+            for (int64_t q = 0; q < P; ++q) yn[co * P + q] += bias[co];
+        continue;
+      }
+      T* C = tmp[t].data();
+      gemm(false, false, g.Cout, cols, K, w, K, B, cols, T(0), C, cols);
+      for (int64_t b = 0; b < bc; ++b)
+        for (int64_t co = 0; co < g.Cout; ++co) {
+          const T* src = C + co * cols + b * P;
+          T* dst = yn + (b * g.Cout + co) * P;
+          const T bv = bias ? bias[co] : T(0);
+          for (int64_t q = 0; q < P; ++q) dst[q] = src[q] + bv;
+        }
+    }
+  });
+}
+
+template <class T>
+void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
+  const int64_t K = g.K(), P = g.P();
+  const bool direct = g.pointwise();
+  const Plan pl = make_plan(g, direct);
+  const bool use_direct = direct && pl.group == 1;
+  std::vector<std::vector<T>> col(pl.threads), tmp(pl.threads);
+  for (int t = 0; t < pl.threads; ++t) {
+    if (!use_direct) col[t].resize(static_cast<size_t>(K * P * pl.group));
+    if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * P * pl.group));
+  }
+  for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
+    for (int64_t n = n0; n < n1; n += pl.group) {
+      const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
+      const T* G = gy + n * g.out_size();
+      if (bc > 1) {
+        gather_channels(G, g.Cout, P, bc, tmp[t].data());
+        G = tmp[t].data();
+      }
+      T* gxn = gx + n * g.in_size();
+      if (use_direct) {  // col2im of a pointwise conv is the identity
+        gemm(true, false, K, P, g.Cout, w, K, G, P, T(0), gxn, P);
+        continue;
+      }
+      T* C = col[t].data();
+      gemm(true, false, K, cols, g.Cout, w, K, G, cols, T(0), C, cols);
+      std::fill(gxn, gxn + bc * g.in_size(), T(0));
+      for (int64_t b = 0; b < bc; ++b) col2im(C + b * P, g, cols, gxn + b * g.in_size());
+    }
+  });
+}
+
+template <class T>
+void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
+  const int64_t K = g.K(), P = g.P(), WK = g.Cout * K;
+  const bool direct = g.pointwise();
+  const Plan pl = make_plan(g, direct);
+  const bool use_direct = direct && pl.group == 1;
+  std::vector<std::vector<T>> col(pl.threads), tmp(pl.threads), part(pl.threads);
+  for (int t = 0; t < pl.threads; ++t) {
+    if (!use_direct) col[t].resize(static_cast<size_t>(K * P * pl.group));
+    if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * P * pl.group));
+    if (t > 0) part[t].resize(static_cast<size_t>(WK));
+  }
+  for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
+    T* acc = t == 0 ? gw : part[t].data();
+    if (n0 == n1) std::fill(acc, acc + WK, T(0));
+    for (int64_t n = n0; n < n1; n += pl.group) {
+      const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
+      const T* G = gy + n * g.out_size();
+      if (bc > 1) {
+        gather_channels(G, g.Cout, P, bc, tmp[t].data());
+        G = tmp[t].data();
+      }
+      const T* B = x + n * g.in_size();
+      if (!use_direct) {
+        for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, col[t].data() + b * P, cols);
+        B = col[t].data();
+      }
+      gemm(false, true, g.Cout, K, cols, G, cols, B, cols, n == n0 ? T(0) : T(1), acc, K);
+    }
+  });
+  // Partials are summed in thread order, so a run is reproducible for a given thread count.
+  if (pl.threads > 1) {
+#pragma omp parallel for schedule(static) if (WK * pl.threads >= kParallelGrain)
+    for (int64_t i = 0; i < WK; ++i) {
+      T s = gw[i];
+      for (int t = 1; t < pl.threads; ++t) s += part[t][i];
+      gw[i] = s;
+    }
+  }
+}
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
+void require_contiguous(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    NASH_CHECK(!t->defined() || t->is_contiguous(), op, ": the CPU kernel needs contiguous tensors");
+}
+
+}  // namespace
+
+void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
+            const Tensor& out) {
+  require_contiguous("conv2d", {&x, &w, &bias, &out});
+  Geom g = make_geom(x, out, w.size(2), w.size(3), stride, padding, dilation);
+  if (out.numel() == 0) return;
+  if (x.dtype() == DType::Float32)
+    conv_forward(g, x.data_ptr<float>(), w.data_ptr<float>(), ptr_or_null<float>(bias), out.data_ptr<float>());
+  else
+    conv_forward(g, x.data_ptr<double>(), w.data_ptr<double>(), ptr_or_null<double>(bias), out.data_ptr<double>());
+}
+
+void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,
+                       const Tensor& grad_in) {
+  require_contiguous("conv2d_grad_input", {&grad_out, &w, &grad_in});
+  Geom g = make_geom(grad_in, grad_out, w.size(2), w.size(3), stride, padding, dilation);
+  if (grad_in.numel() == 0) return;
+  if (grad_out.numel() == 0) {
+    fill(grad_in, 0.0);
+    return;
+  }
+  if (w.dtype() == DType::Float32)
+    conv_grad_input(g, grad_out.data_ptr<float>(), w.data_ptr<float>(), grad_in.data_ptr<float>());
+  else
+    conv_grad_input(g, grad_out.data_ptr<double>(), w.data_ptr<double>(), grad_in.data_ptr<double>());
+}
+
+void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
+                        const Tensor& grad_w) {
+  require_contiguous("conv2d_grad_weight", {&x, &grad_out, &grad_w});
+  Geom g = make_geom(x, grad_out, grad_w.size(2), grad_w.size(3), stride, padding, dilation);
+  if (grad_w.numel() == 0) return;
+  if (grad_out.numel() == 0) {
+    fill(grad_w, 0.0);
+    return;
+  }
+  if (x.dtype() == DType::Float32)
+    conv_grad_weight(g, x.data_ptr<float>(), grad_out.data_ptr<float>(), grad_w.data_ptr<float>());
+  else
+    conv_grad_weight(g, x.data_ptr<double>(), grad_out.data_ptr<double>(), grad_w.data_ptr<double>());
+}
+
+}  // namespace cpu
+}  // namespace nash

@@ -1,0 +1,50 @@
+// The CUDA backend's kernel entry points: the same signatures as the CPU backend (kernels/cpu/cpu.h), compiled
+// as nash::cuda_impl by nvcc and as nash::cuda_emu by the host compiler for the emulation.
+#pragma once
+#include "kernels/cuda/compat.h"
+#include "kernels/math.h"
+#include "nash/core/ops.h"
+#include "nash/core/tensor.h"
+
+namespace nash {
+namespace NASH_CUDA_NS {
+
+// The stream nash's CUDA ops run on (the default stream for now).
+inline Stream current_stream() { return nullptr; }
+
+inline void require_float32(const char* op, const Tensor& t) {
+  NASH_CHECK(t.dtype() == DType::Float32, op, ": CUDA kernels are float32-only, got ", dtype_name(t.dtype()),
+             " (use float64 on the CPU)");
+}
+
+void fill_raw(void* data, int64_t n, DType dtype, double value, Stream stream);
+
+void unary(math::Unary op, double a, double b, const Tensor& x, const Tensor& out);
+void binary(math::Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+void copy(const Tensor& src, const Tensor& dst);
+void fill(const Tensor& dst, double value);
+void axpy(const Tensor& src, const Tensor& dst, double alpha);
+
+using Reduce = math::Reduce;
+void reduce_rows(Reduce op, const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
+void argmax_rows(const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
+
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
+            const Tensor& out);
+void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,
+                       const Tensor& grad_in);
+void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
+                        const Tensor& grad_w);
+
+void avg_pool2d(const Tensor& x, Int2 kernel, Int2 stride, Int2 padding, const Tensor& out);
+void avg_pool2d_grad(const Tensor& grad_out, Int2 kernel, Int2 stride, Int2 padding, const Tensor& grad_in);
+void upsample_nearest2d(const Tensor& x, int64_t scale, const Tensor& out);
+void sum_pool2d(const Tensor& x, int64_t scale, const Tensor& out);
+
+void fill_uniform(const Tensor& out, uint64_t seed, uint64_t offset);
+void fill_normal(const Tensor& out, uint64_t seed, uint64_t offset);
+
+}  // namespace NASH_CUDA_NS
+}  // namespace nash

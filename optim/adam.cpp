@@ -1,0 +1,142 @@
+// Adam (PyTorch's torch.optim.Adam: L2 weight decay, bias correction of both moments, eps after the square root):
+// one fused in-place loop per parameter.
+#include <cmath>
+#include <cstdint>
+
+#include "nash/core/autograd.h"
+#include "nash/optim/optimizer.h"
+
+namespace nash {
+namespace optim {
+
+namespace {
+
+constexpr int64_t kParallelGrain = 1 << 15;
+
+// GCC vectorises this loop only under -fno-math-errno: otherwise std::sqrt keeps a branch that may set errno.
+template <class T>
+void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamOptions& o, double lr, int64_t step) {
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
+  const T step_size = static_cast<T>(lr / bc1), bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+  const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
+  const T wd = static_cast<T>(o.weight_decay);
+  const T one_b1 = static_cast<T>(1.0 - o.beta1), one_b2 = static_cast<T>(1.0 - o.beta2);
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    T d = g[i] + wd * p[i];
+    T mi = b1 * m[i] + one_b1 * d;
+    T vi = b2 * v[i] + one_b2 * d * d;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
+  }
+}
+
+}  // namespace
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions opt) : Optimizer(std::move(groups), opt.lr, "Adam"), opt_(opt) {
+  NASH_CHECK(opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1,
+             "Adam: betas must be in [0, 1), got beta1=", opt.beta1, " beta2=", opt.beta2);
+  NASH_CHECK(opt.eps >= 0 && opt.weight_decay >= 0, "Adam: eps and weight_decay must be >= 0, got eps=", opt.eps,
+             " weight_decay=", opt.weight_decay);
+}
+
+void Adam::step() {
+  NoGradGuard ng;
+  exp_avg_.resize(groups_.size());
+  exp_avg_sq_.resize(groups_.size());
+  param_steps_.resize(groups_.size());
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& group = groups_[gi];
+    exp_avg_[gi].resize(group.params.size());
+    exp_avg_sq_[gi].resize(group.params.size());
+    param_steps_[gi].resize(group.params.size(), 0);
+    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
+      Tensor& p = group.params[pi];
+      Tensor g = step_grad(p);
+      if (!g.defined()) continue;
+      Tensor& m = exp_avg_[gi][pi];
+      Tensor& v = exp_avg_sq_[gi][pi];
+      if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
+      if (!v.defined()) v = zeros(p.shape(), p.dtype(), p.device());
+      int64_t t = ++param_steps_[gi][pi];
+      if (p.dtype() == DType::Float32)
+        adam_update(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.numel(),
+                    opt_, group.lr, t);
+      else
+        adam_update(p.data_ptr<double>(), g.data_ptr<double>(), m.data_ptr<double>(), v.data_ptr<double>(),
+                    p.numel(), opt_, group.lr, t);
+      p.impl()->storage->bump_version();
+    }
+  }
+  ++steps_;
+}
+
+std::map<std::string, Tensor> Adam::state() const {
+  std::map<std::string, Tensor> s;
+  s["step_count"] = scalar_tensor(static_cast<double>(steps_), DType::Float64);
+  for (std::size_t gi = 0; gi < exp_avg_.size(); ++gi)
+    for (std::size_t pi = 0; pi < exp_avg_[gi].size(); ++pi) {
+      if (!exp_avg_[gi][pi].defined()) continue;
+      s[state_key(gi, pi, "exp_avg")] = exp_avg_[gi][pi].detach().clone();
+      s[state_key(gi, pi, "exp_avg_sq")] = exp_avg_sq_[gi][pi].detach().clone();
+      s[state_key(gi, pi, "step")] = scalar_tensor(static_cast<double>(param_steps_[gi][pi]), DType::Float64);
+    }
+  return s;
+}
+
+void Adam::load_state(const std::map<std::string, Tensor>& state) {
+  const std::size_t ng = groups_.size();
+  std::vector<std::vector<Tensor>> m(ng), v(ng);
+  std::vector<std::vector<int64_t>> steps(ng);
+  std::vector<std::vector<int>> seen(ng);  // bit 0: exp_avg, 1: exp_avg_sq, 2: step
+  for (std::size_t gi = 0; gi < ng; ++gi) {
+    std::size_t np = groups_[gi].params.size();
+    m[gi].resize(np);
+    v[gi].resize(np);
+    steps[gi].assign(np, 0);
+    seen[gi].assign(np, 0);
+  }
+  int64_t step_count = 0;
+  for (const auto& kv : state) {
+    if (kv.first == "step_count") {
+      NASH_CHECK(kv.second.defined() && kv.second.numel() == 1, "Adam.load_state: 'step_count' must be a scalar");
+      step_count = static_cast<int64_t>(kv.second.item());
+      continue;
+    }
+    std::size_t gi, pi;
+    std::string what;
+    parse_state_key(kv.first, gi, pi, what);
+    const Tensor& p = groups_[gi].params[pi];
+    if (what == "exp_avg") {
+      m[gi][pi] = loaded_tensor(kv.first, kv.second, p);
+      seen[gi][pi] |= 1;
+    } else if (what == "exp_avg_sq") {
+      v[gi][pi] = loaded_tensor(kv.first, kv.second, p);
+      seen[gi][pi] |= 2;
+    } else if (what == "step") {
+      NASH_CHECK(kv.second.defined() && kv.second.numel() == 1, "Adam.load_state: state '", kv.first,
+                 "' must be a scalar, got ", kv.second.str());
+      double s = kv.second.item();
+      NASH_CHECK(s >= 1 && s == std::floor(s), "Adam.load_state: state '", kv.first,
+                 "' must be a positive integer, got ", s);
+      steps[gi][pi] = static_cast<int64_t>(s);
+      seen[gi][pi] |= 4;
+    } else {
+      NASH_CHECK(false, "Adam.load_state: unknown state '", kv.first, "' (Adam keeps exp_avg, exp_avg_sq and step)");
+    }
+  }
+  for (std::size_t gi = 0; gi < ng; ++gi)
+    for (std::size_t pi = 0; pi < seen[gi].size(); ++pi)
+      NASH_CHECK(seen[gi][pi] == 0 || seen[gi][pi] == 7, "Adam.load_state: parameter ", pi, " of group ", gi,
+                 " needs all of ", state_key(gi, pi, "exp_avg"), ", ", state_key(gi, pi, "exp_avg_sq"), " and ",
+                 state_key(gi, pi, "step"));
+  exp_avg_ = std::move(m);
+  exp_avg_sq_ = std::move(v);
+  param_steps_ = std::move(steps);
+  steps_ = step_count;
+}
+
+}  // namespace optim
+}  // namespace nash

@@ -1,0 +1,101 @@
+// Optimizer base: parameter groups with per-group learning rates, zero_grad, and the checks and state-key
+// helpers shared by the fused update loops of SGD and Adam.
+#include "nash/optim/optimizer.h"
+
+#include <cstdlib>
+#include <set>
+
+#include "core/backend.h"
+#include "nash/core/autograd.h"
+
+namespace nash {
+namespace optim {
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, double default_lr, const char* name)
+    : name_(name), groups_(std::move(groups)) {
+  NASH_CHECK(default_lr >= 0, name_, ": learning rate must be >= 0, got ", default_lr);
+  NASH_CHECK(!groups_.empty(), name_, ": got no parameter groups");
+  std::set<const TensorImpl*> seen;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    ParamGroup& group = groups_[g];
+    if (group.lr < 0) group.lr = default_lr;
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      const Tensor& p = group.params[i];
+      NASH_CHECK(p.defined(), name_, ": parameter ", i, " of group ", g, " is undefined");
+      NASH_CHECK(p.is_leaf(), name_, ": parameter ", i, " of group ", g, " (", p.str(),
+                 ") is not a leaf; optimize leaves only");
+      NASH_CHECK(seen.insert(p.impl()).second, name_, ": parameter ", i, " of group ", g,
+                 " appears more than once across the parameter groups");
+    }
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (ParamGroup& g : groups_)
+    for (Tensor& p : g.params) p.set_grad(Tensor());
+}
+
+void Optimizer::set_lr(double lr) {
+  for (std::size_t g = 0; g < groups_.size(); ++g) set_lr(g, lr);
+}
+
+void Optimizer::set_lr(std::size_t group, double lr) {
+  NASH_CHECK(group < groups_.size(), name_, ".set_lr: group ", group, " out of range (", groups_.size(), " groups)");
+  NASH_CHECK(lr >= 0, name_, ".set_lr: learning rate must be >= 0, got ", lr);
+  groups_[group].lr = lr;
+}
+
+Tensor Optimizer::step_grad(const Tensor& p) const {
+  Tensor g = p.grad();
+  if (!g.defined()) return g;
+  std::string op = name_ + ".step";
+  detail::require_cpu(op.c_str(), p);
+  detail::require_cpu(op.c_str(), g);
+  NASH_CHECK(p.is_contiguous(), op, ": parameter ", p.str(), " must be contiguous to be updated in place");
+  NASH_CHECK(g.dtype() == p.dtype(), op, ": gradient ", g.str(), " does not match parameter ", p.str());
+  // Accumulated gradients may be broadcast views (stride 0); the loops read them densely.
+  return g.is_contiguous() ? g.detach() : g.detach().contiguous();
+}
+
+std::string Optimizer::state_key(std::size_t group, std::size_t param, const std::string& what) {
+  return "group" + std::to_string(group) + ".param" + std::to_string(param) + "." + what;
+}
+
+void Optimizer::parse_state_key(const std::string& key, std::size_t& group, std::size_t& param,
+                                std::string& what) const {
+  const std::string op = name_ + ".load_state";
+  auto number_after = [&](const char* prefix, std::size_t& pos) -> std::size_t {
+    std::size_t len = std::char_traits<char>::length(prefix);
+    NASH_CHECK(key.compare(pos, len, prefix) == 0, op, ": malformed state key '", key,
+               "' (expected group<G>.param<I>.<name>)");
+    pos += len;
+    std::size_t start = pos;
+    while (pos < key.size() && key[pos] >= '0' && key[pos] <= '9') ++pos;
+    NASH_CHECK(pos > start && pos < key.size() && key[pos] == '.', op, ": malformed state key '", key,
+               "' (expected group<G>.param<I>.<name>)");
+    std::size_t v = std::strtoull(key.c_str() + start, nullptr, 10);
+    ++pos;  // the '.'
+    return v;
+  };
+  std::size_t pos = 0;
+  group = number_after("group", pos);
+  param = number_after("param", pos);
+  what = key.substr(pos);
+  NASH_CHECK(group < groups_.size(), op, ": state key '", key, "' names group ", group, " but there are ",
+             groups_.size(), " groups");
+  NASH_CHECK(param < groups_[group].params.size(), op, ": state key '", key, "' names parameter ", param,
+             " but group ", group, " has ", groups_[group].params.size());
+}
+
+Tensor Optimizer::loaded_tensor(const std::string& key, const Tensor& src, const Tensor& like) const {
+  NASH_CHECK(src.defined(), name_, ".load_state: state '", key, "' is undefined");
+  NASH_CHECK(src.shape() == like.shape(), name_, ".load_state: state '", key, "' has shape ", shape_str(src.shape()),
+             " but expected ", shape_str(like.shape()));
+  NoGradGuard ng;
+  Tensor out = empty(like.shape(), like.dtype(), like.device());
+  out.copy_(src.detach());
+  return out;
+}
+
+}  // namespace optim
+}  // namespace nash

@@ -1,0 +1,385 @@
+// Tests of conv2d, its gradient ops and conv_transpose2d: naive references, gradcheck, gradgradcheck, shape errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "nash/core/autograd.h"
+#include "nash/core/error.h"
+#include "nash/core/gradcheck.h"
+#include "nash/core/ops.h"
+#include "nash/core/random.h"
+#include "nash/core/tensor.h"
+
+namespace {
+
+using nash::DType;
+using nash::Int2;
+using nash::Tensor;
+using V = std::vector<Tensor>;
+
+Tensor rnd(const nash::Shape& s, DType dt, uint64_t seed) {
+  nash::Generator gen(seed);
+  return nash::randn(s, dt, nash::Device::cpu(), &gen);
+}
+
+struct Cfg {
+  int64_t N, Cin, H, W, Cout, kh, kw;
+  Int2 s, p, d;
+};
+
+std::string str(const Cfg& c) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "N%ld Cin%ld %ldx%ld Cout%ld k%ldx%ld s(%ld,%ld) p(%ld,%ld) d(%ld,%ld)", (long)c.N,
+                (long)c.Cin, (long)c.H, (long)c.W, (long)c.Cout, (long)c.kh, (long)c.kw, (long)c.s.h, (long)c.s.w,
+                (long)c.p.h, (long)c.p.w, (long)c.d.h, (long)c.d.w);
+  return buf;
+}
+
+// Odd sizes, strides, paddings, dilation, 1x1 (both the direct and the grouped path), DCGAN's 4x4 s2 p1,
+// batches of 1 and 3, and a batch large enough to be split into several image groups per thread.
+const std::vector<Cfg> kConfigs = {
+    {1, 3, 7, 9, 4, 3, 3, 1, 0, 1},
+    {3, 2, 9, 8, 5, 3, 3, 2, 1, 1},
+    {2, 3, 10, 11, 4, 3, 2, {1, 2}, {2, 1}, 1},
+    {3, 4, 11, 9, 3, 3, 3, 1, 2, 2},
+    {2, 3, 9, 10, 2, 2, 3, {2, 3}, {1, 2}, {2, 1}},
+    {3, 5, 6, 7, 6, 1, 1, 1, 0, 1},
+    {2, 3, 24, 24, 4, 1, 1, 1, 0, 1},
+    {3, 6, 16, 16, 8, 4, 4, 2, 1, 1},
+    {1, 2, 5, 5, 3, 5, 5, 3, 2, 1},
+    {9, 3, 8, 8, 4, 3, 3, 1, 1, 1},
+};
+
+Int2 out_hw(const Cfg& c) { return nash::conv2d_output_hw({c.H, c.W}, {c.kh, c.kw}, c.s, c.p, c.d); }
+
+// The seven loops of a direct convolution; calls f(x index, w index, y index) for every contributing triple.
+void for_each_tap(const Cfg& c, const std::function<void(int64_t, int64_t, int64_t)>& f) {
+  Int2 o = out_hw(c);
+  for (int64_t n = 0; n < c.N; ++n)
+    for (int64_t co = 0; co < c.Cout; ++co)
+      for (int64_t oh = 0; oh < o.h; ++oh)
+        for (int64_t ow = 0; ow < o.w; ++ow)
+          for (int64_t ci = 0; ci < c.Cin; ++ci)
+            for (int64_t i = 0; i < c.kh; ++i)
+              for (int64_t j = 0; j < c.kw; ++j) {
+                int64_t ih = oh * c.s.h - c.p.h + i * c.d.h, iw = ow * c.s.w - c.p.w + j * c.d.w;
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                f(((n * c.Cin + ci) * c.H + ih) * c.W + iw, ((co * c.Cin + ci) * c.kh + i) * c.kw + j,
+                  ((n * c.Cout + co) * o.h + oh) * o.w + ow);
+              }
+}
+
+void expect_close(const Tensor& got, const std::vector<double>& want, double tol, const std::string& what) {
+  std::vector<double> g = got.to_vector<double>();
+  ASSERT_EQ(g.size(), want.size()) << what;
+  double worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    double e = std::fabs(g[i] - want[i]) / (1.0 + std::fabs(want[i]));
+    if (!(e <= worst)) worst = e, at = i;
+  }
+  EXPECT_LE(worst, tol) << what << ": element " << at << " got " << g[at] << " want " << want[at];
+}
+
+double tol_for(DType dt) { return dt == DType::Float32 ? 2e-5 : 1e-12; }
+
+class ConvDtype : public ::testing::TestWithParam<DType> {};
+
+TEST_P(ConvDtype, ForwardMatchesNaive) {
+  DType dt = GetParam();
+  uint64_t seed = 1;
+  for (const Cfg& c : kConfigs) {
+    for (bool with_bias : {false, true}) {
+      Tensor x = rnd({c.N, c.Cin, c.H, c.W}, dt, seed++), w = rnd({c.Cout, c.Cin, c.kh, c.kw}, dt, seed++);
+      Tensor b = with_bias ? rnd({c.Cout}, dt, seed++) : Tensor();
+      Int2 o = out_hw(c);
+      std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>(), ref(c.N * c.Cout * o.h * o.w, 0.0);
+      for_each_tap(c, [&](int64_t xi, int64_t wi, int64_t yi) { ref[yi] += xv[xi] * wv[wi]; });
+      if (with_bias) {
+        std::vector<double> bv = b.to_vector<double>();
+        for (size_t i = 0; i < ref.size(); ++i) ref[i] += bv[(i / (o.h * o.w)) % c.Cout];
+      }
+      Tensor y = nash::conv2d(x, w, b, c.s, c.p, c.d);
+      ASSERT_EQ(y.shape(), (nash::Shape{c.N, c.Cout, o.h, o.w})) << str(c);
+      expect_close(y, ref, tol_for(dt), "conv2d " + str(c));
+    }
+  }
+}
+
+TEST_P(ConvDtype, GradInputMatchesNaive) {
+  DType dt = GetParam();
+  uint64_t seed = 100;
+  for (const Cfg& c : kConfigs) {
+    Int2 o = out_hw(c);
+    Tensor gy = rnd({c.N, c.Cout, o.h, o.w}, dt, seed++), w = rnd({c.Cout, c.Cin, c.kh, c.kw}, dt, seed++);
+    std::vector<double> gv = gy.to_vector<double>(), wv = w.to_vector<double>(), ref(c.N * c.Cin * c.H * c.W, 0.0);
+    for_each_tap(c, [&](int64_t xi, int64_t wi, int64_t yi) { ref[xi] += gv[yi] * wv[wi]; });
+    Tensor gx = nash::conv2d_grad_input(gy, w, {c.H, c.W}, c.s, c.p, c.d);
+    ASSERT_EQ(gx.shape(), (nash::Shape{c.N, c.Cin, c.H, c.W})) << str(c);
+    expect_close(gx, ref, tol_for(dt), "conv2d_grad_input " + str(c));
+  }
+}
+
+TEST_P(ConvDtype, GradWeightMatchesNaive) {
+  DType dt = GetParam();
+  uint64_t seed = 200;
+  for (const Cfg& c : kConfigs) {
+    Int2 o = out_hw(c);
+    Tensor x = rnd({c.N, c.Cin, c.H, c.W}, dt, seed++), gy = rnd({c.N, c.Cout, o.h, o.w}, dt, seed++);
+    std::vector<double> xv = x.to_vector<double>(), gv = gy.to_vector<double>(), ref(c.Cout * c.Cin * c.kh * c.kw, 0.0);
+    for_each_tap(c, [&](int64_t xi, int64_t wi, int64_t yi) { ref[wi] += xv[xi] * gv[yi]; });
+    Tensor gw = nash::conv2d_grad_weight(x, gy, {c.kh, c.kw}, c.s, c.p, c.d);
+    ASSERT_EQ(gw.shape(), (nash::Shape{c.Cout, c.Cin, c.kh, c.kw})) << str(c);
+    // Sums over N*Ho*Wo terms, so float32 gets a looser bound.
+    expect_close(gw, ref, dt == DType::Float32 ? 1e-4 : 1e-12, "conv2d_grad_weight " + str(c));
+  }
+}
+
+// Transposed-conv configurations: output_padding below the stride, and at or above it where dilation allows.
+struct TCfg {
+  int64_t N, Cin, H, W, Cout, kh, kw;
+  Int2 s, p, op, d;
+};
+const std::vector<TCfg> kTConfigs = {
+    {2, 3, 4, 4, 2, 4, 4, 2, 1, 0, 1},  // DCGAN generator upsampling
+    {1, 2, 5, 3, 3, 3, 3, 2, 1, 1, 1}, {3, 2, 3, 4, 4, 3, 2, {1, 3}, {0, 1}, {0, 2}, 1},
+    {2, 3, 4, 5, 2, 3, 3, 1, 1, 1, 2},  // output_padding == stride, allowed because dilation is 2
+    {2, 2, 3, 3, 3, 1, 1, 1, 0, 0, 1},
+};
+
+TEST_P(ConvDtype, TransposeMatchesNaiveScatter) {
+  DType dt = GetParam();
+  uint64_t seed = 300;
+  for (const TCfg& c : kTConfigs) {
+    Tensor x = rnd({c.N, c.Cin, c.H, c.W}, dt, seed++), w = rnd({c.Cin, c.Cout, c.kh, c.kw}, dt, seed++),
+           b = rnd({c.Cout}, dt, seed++);
+    int64_t Ho = (c.H - 1) * c.s.h - 2 * c.p.h + c.d.h * (c.kh - 1) + c.op.h + 1;
+    int64_t Wo = (c.W - 1) * c.s.w - 2 * c.p.w + c.d.w * (c.kw - 1) + c.op.w + 1;
+    std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>(), bv = b.to_vector<double>();
+    std::vector<double> ref(c.N * c.Cout * Ho * Wo);
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] = bv[(i / (Ho * Wo)) % c.Cout];
+    for (int64_t n = 0; n < c.N; ++n)
+      for (int64_t ci = 0; ci < c.Cin; ++ci)
+        for (int64_t ih = 0; ih < c.H; ++ih)
+          for (int64_t iw = 0; iw < c.W; ++iw)
+            for (int64_t co = 0; co < c.Cout; ++co)
+              for (int64_t i = 0; i < c.kh; ++i)
+                for (int64_t j = 0; j < c.kw; ++j) {
+                  int64_t oh = ih * c.s.h - c.p.h + i * c.d.h, ow = iw * c.s.w - c.p.w + j * c.d.w;
+                  if (oh < 0 || oh >= Ho || ow < 0 || ow >= Wo) continue;
+                  ref[((n * c.Cout + co) * Ho + oh) * Wo + ow] +=
+                      xv[((n * c.Cin + ci) * c.H + ih) * c.W + iw] * wv[((ci * c.Cout + co) * c.kh + i) * c.kw + j];
+                }
+    Tensor y = nash::conv_transpose2d(x, w, b, c.s, c.p, c.op, c.d);
+    ASSERT_EQ(y.shape(), (nash::Shape{c.N, c.Cout, Ho, Wo}));
+    expect_close(y, ref, tol_for(dt), "conv_transpose2d case " + std::to_string(seed));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Conv, ConvDtype, ::testing::Values(DType::Float32, DType::Float64),
+                         [](const ::testing::TestParamInfo<DType>& i) {
+                           return std::string(i.param == DType::Float32 ? "Float32" : "Float64");
+                         });
+
+TEST(ConvKernel, NonContiguousInputsAndDeterminism) {
+  Tensor x = rnd({3, 4, 9, 9}, DType::Float32, 7).transpose(2, 3);  // a non-contiguous view
+  Tensor w = rnd({5, 4, 3, 3}, DType::Float32, 8);
+  Tensor a = nash::conv2d(x, w, Tensor(), 2, 1);
+  Tensor b = nash::conv2d(x.contiguous(), w, Tensor(), 2, 1);
+  EXPECT_EQ(a.to_vector(), b.to_vector());
+  Tensor gy = rnd({3, 5, 5, 5}, DType::Float32, 9);
+  // Per-thread partial weight gradients are summed in a fixed order: repeated runs agree bit for bit.
+  EXPECT_EQ(nash::conv2d_grad_weight(x, gy, 3, 2, 1).to_vector(), nash::conv2d_grad_weight(x, gy, 3, 2, 1).to_vector());
+}
+
+TEST(ConvKernel, EmptyBatch) {
+  Tensor x = nash::zeros({0, 3, 8, 8}), w = rnd({4, 3, 3, 3}, DType::Float32, 1);
+  EXPECT_EQ(nash::conv2d(x, w, Tensor(), 2, 1).shape(), (nash::Shape{0, 4, 4, 4}));
+  std::vector<float> gw = nash::conv2d_grad_weight(x, nash::zeros({0, 4, 4, 4}), 3, 2, 1).to_vector();
+  EXPECT_EQ(gw, std::vector<float>(4 * 3 * 3 * 3, 0.0f));
+}
+
+TEST(ConvKernel, BackwardGivesBiasAsChannelSum) {
+  Tensor x = rnd({2, 3, 6, 6}, DType::Float64, 11), w = rnd({4, 3, 3, 3}, DType::Float64, 12);
+  Tensor b = rnd({4}, DType::Float64, 13).requires_grad_();
+  Tensor gy = rnd({2, 4, 4, 4}, DType::Float64, 14);
+  nash::conv2d(x, w, b).backward(gy);
+  expect_close(b.grad(), nash::sum(gy, {0, 2, 3}).to_vector<double>(), 1e-12, "bias grad");
+}
+
+// ---- gradients by finite differences (float64) ----------------------------------------------------------------
+Tensor leaf(const nash::Shape& s, uint64_t seed) { return rnd(s, DType::Float64, seed).requires_grad_(); }
+
+void expect_ok(const nash::autograd::GradcheckResult& r, const std::string& what) {
+  EXPECT_TRUE(r.ok) << what << ": " << r.message;
+}
+
+TEST(ConvGradcheck, Conv2d) {
+  using nash::autograd::gradcheck;
+  struct P {
+    Int2 s, p, d;
+  };
+  for (P q : {P{1, 1, 1}, P{2, 1, 1}, P{{1, 2}, {0, 2}, 2}}) {
+    Tensor x = leaf({2, 2, 5, 5}, 21), w = leaf({3, 2, 3, 3}, 22), b = leaf({3}, 23);
+    expect_ok(gradcheck([q](const V& v) { return nash::conv2d(v[0], v[1], v[2], q.s, q.p, q.d); }, {x, w, b}),
+              "conv2d");
+  }
+}
+
+TEST(ConvGradcheck, GradInputAndGradWeight) {
+  using nash::autograd::gradcheck;
+  Tensor gy = leaf({2, 3, 3, 3}, 31), w = leaf({3, 2, 3, 3}, 32), x = leaf({2, 2, 5, 5}, 33);
+  expect_ok(gradcheck(
+                [](const V& v) {
+                  return nash::conv2d_grad_input(v[0], v[1], {5, 5}, 2, 1);
+                },
+                {gy, w}),
+            "conv2d_grad_input");
+  expect_ok(gradcheck(
+                [](const V& v) {
+                  return nash::conv2d_grad_weight(v[0], v[1], {3, 3}, 2, 1);
+                },
+                {x, gy}),
+            "conv2d_grad_weight");
+}
+
+TEST(ConvGradcheck, ConvTranspose2d) {
+  using nash::autograd::gradcheck;
+  Tensor x = leaf({2, 3, 3, 3}, 41), w = leaf({3, 2, 4, 4}, 42), b = leaf({2}, 43);
+  expect_ok(gradcheck([](const V& v) { return nash::conv_transpose2d(v[0], v[1], v[2], 2, 1); }, {x, w, b}),
+            "conv_transpose2d");
+  Tensor x2 = leaf({2, 2, 3, 4}, 44), w2 = leaf({2, 3, 3, 3}, 45);
+  expect_ok(gradcheck([](const V& v) { return nash::conv_transpose2d(v[0], v[1], Tensor(), 1, 1, 1, 2); }, {x2, w2}),
+            "conv_transpose2d with output_padding == stride");
+}
+
+TEST(ConvGradgradcheck, Conv2d) {
+  using nash::autograd::gradgradcheck;
+  Tensor x = leaf({2, 2, 5, 5}, 51), w = leaf({3, 2, 3, 3}, 52), b = leaf({3}, 53);
+  expect_ok(gradgradcheck([](const V& v) { return nash::conv2d(v[0], v[1], v[2], 2, 1); }, {x, w, b}), "conv2d");
+  // A nonlinearity after the conv makes the second derivative wrt x depend on x itself (the WGAN-GP path).
+  expect_ok(gradgradcheck([](const V& v) { return nash::tanh(nash::conv2d(v[0], v[1], Tensor(), 1, 1, 2)); }, {x, w}),
+            "tanh(conv2d)");
+}
+
+TEST(ConvGradgradcheck, ConvTranspose2d) {
+  using nash::autograd::gradgradcheck;
+  Tensor x = leaf({2, 3, 3, 3}, 61), w = leaf({3, 2, 4, 4}, 62), b = leaf({2}, 63);
+  expect_ok(gradgradcheck([](const V& v) { return nash::conv_transpose2d(v[0], v[1], v[2], 2, 1); }, {x, w, b}),
+            "conv_transpose2d");
+  expect_ok(
+      gradgradcheck([](const V& v) { return nash::tanh(nash::conv_transpose2d(v[0], v[1], Tensor(), 1, 1)); }, {x, w}),
+      "tanh(conv_transpose2d)");
+}
+
+TEST(ConvGradgradcheck, GradOps) {
+  using nash::autograd::gradgradcheck;
+  Tensor gy = leaf({2, 3, 3, 3}, 71), w = leaf({3, 2, 3, 3}, 72), x = leaf({2, 2, 5, 5}, 73);
+  expect_ok(
+      gradgradcheck([](const V& v) { return nash::square(nash::conv2d_grad_input(v[0], v[1], 5, 2, 1)); }, {gy, w}),
+      "conv2d_grad_input");
+  expect_ok(
+      gradgradcheck([](const V& v) { return nash::square(nash::conv2d_grad_weight(v[0], v[1], 3, 2, 1)); }, {x, gy}),
+      "conv2d_grad_weight");
+}
+
+// ---- argument errors ----------------------------------------------------------------------------------------
+void expect_error(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected nash::Error containing '" << needle << "'";
+  } catch (const nash::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConvErrors, BadShapesAndArguments) {
+  Tensor x = rnd({2, 3, 8, 8}, DType::Float32, 1), w = rnd({4, 3, 3, 3}, DType::Float32, 2);
+  expect_error([&] { nash::conv2d(x.reshape({6, 8, 8}), w); }, "conv2d: input must be 4-D");
+  expect_error([&] { nash::conv2d(x, w.reshape({4, 27})); }, "conv2d: weight must be 4-D");
+  expect_error(
+      [&] {
+        nash::conv2d(x, rnd({4, 2, 3, 3}, DType::Float32, 3));
+      },
+      "conv2d: input [2, 3, 8, 8] has 3 channels");
+  expect_error([&] { nash::conv2d(x, w, rnd({5}, DType::Float32, 4)); }, "conv2d: bias");
+  expect_error([&] { nash::conv2d(x, nash::zeros({4, 3, 0, 3})); }, "conv2d: weight [4, 3, 0, 3] must have a positive");
+  expect_error([&] { nash::conv2d(x, w, Tensor(), 0); }, "conv2d: stride must be positive");
+  expect_error([&] { nash::conv2d(x, w, Tensor(), 1, -1); }, "conv2d: padding must be non-negative");
+  expect_error([&] { nash::conv2d(x, w, Tensor(), 1, 0, 0); }, "conv2d: dilation must be positive");
+  expect_error([&] { nash::conv2d(x, w, Tensor(), 1, 0, 5); }, "conv2d: output size");
+  expect_error([&] { nash::conv2d(x.to(DType::Float64), w); }, "conv2d: tensors have different dtypes");
+  expect_error(
+      [&] {
+        nash::conv2d_grad_input(rnd({2, 4, 5, 5}, DType::Float32, 5), w, {8, 8});
+      },
+      "conv2d_grad_input: grad_out [2, 4, 5, 5] does not match");
+  expect_error(
+      [&] {
+        nash::conv2d_grad_input(rnd({2, 3, 6, 6}, DType::Float32, 5), w, {8, 8});
+      },
+      "conv2d_grad_input: grad_out [2, 3, 6, 6] has 3 channels");
+  expect_error(
+      [&] {
+        nash::conv2d_grad_weight(x, rnd({3, 4, 6, 6}, DType::Float32, 6), {3, 3});
+      },
+      "conv2d_grad_weight: input [2, 3, 8, 8] and grad_out [3, 4, 6, 6] have different batch sizes");
+  expect_error(
+      [&] {
+        nash::conv2d_grad_weight(x, rnd({2, 4, 6, 6}, DType::Float32, 6), {2, 2});
+      },
+      "conv2d_grad_weight: grad_out [2, 4, 6, 6] does not match");
+  Tensor wt = rnd({3, 4, 4, 4}, DType::Float32, 7);
+  expect_error([&] { nash::conv_transpose2d(x, wt, Tensor(), 2, 1, 2); }, "conv_transpose2d: output_padding");
+  expect_error([&] { nash::conv_transpose2d(x, w, Tensor(), 2, 1); }, "conv_transpose2d: input [2, 3, 8, 8] has 3");
+  expect_error([&] { nash::conv_transpose2d(x, wt, rnd({3}, DType::Float32, 8), 2, 1); }, "conv_transpose2d: bias");
+  expect_error(
+      [&] {
+        nash::conv_transpose2d(rnd({1, 3, 1, 1}, DType::Float32, 9), wt, Tensor(), 1, 3);
+      },
+      "conv_transpose2d: output size");
+}
+
+// ---- timing (not run by default): DCGAN discriminator convs at batch 64 ----------------------------------------
+TEST(ConvTiming, DISABLED_DcganLayers) {
+  struct L {
+    int64_t Cin, H, Cout;
+  };
+  double total_ms = 0, total_flop = 0;
+  for (L l : {L{1, 32, 64}, L{64, 16, 128}, L{128, 8, 256}}) {
+    Tensor x = rnd({64, l.Cin, l.H, l.H}, DType::Float32, 1).requires_grad_();
+    Tensor w = rnd({l.Cout, l.Cin, 4, 4}, DType::Float32, 2).requires_grad_();
+    Tensor b = rnd({l.Cout}, DType::Float32, 3).requires_grad_();
+    Tensor gy = rnd({64, l.Cout, l.H / 2, l.H / 2}, DType::Float32, 4);
+    const double flop = 2.0 * 64 * l.Cout * (l.H / 2) * (l.H / 2) * l.Cin * 16;
+    auto step = [&] {
+      Tensor y = nash::conv2d(x, w, b, 2, 1);
+      y.backward(gy);
+    };
+    for (int i = 0; i < 3; ++i) step();
+    // Best of several runs: the machine is shared, and the minimum is what the kernels can do.
+    const int reps = 20;
+    double fwd = 1e30, all = 1e30;
+    for (int i = 0; i < reps; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      Tensor y = nash::conv2d(x, w, b, 2, 1);
+      auto t1 = std::chrono::steady_clock::now();
+      y.backward(gy);
+      auto t2 = std::chrono::steady_clock::now();
+      fwd = std::min(fwd, std::chrono::duration<double, std::milli>(t1 - t0).count());
+      all = std::min(all, std::chrono::duration<double, std::milli>(t2 - t0).count());
+    }
+    std::printf(
+        "conv (64,%ld,%ld,%ld) -> (%ld,%ld,4,4) s2 p1: fwd %.3f ms (%.1f GFLOP/s), fwd+bwd %.3f ms (%.1f GFLOP/s)\n",
+        (long)l.Cin, (long)l.H, (long)l.H, (long)l.Cout, (long)l.Cin, fwd, flop / fwd / 1e6, all, 3 * flop / all / 1e6);
+    total_ms += all, total_flop += 3 * flop;
+  }
+  std::printf("total fwd+bwd %.3f ms, %.1f GFLOP/s\n", total_ms, total_flop / total_ms / 1e6);
+}
+
+}  // namespace
