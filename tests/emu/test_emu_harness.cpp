@@ -138,3 +138,68 @@ TEST(EmuHarness, InvalidLaunchesAreErrors) {
   nash_test::expect_error([&] { k::launch("too_big", partial_barrier, dim3(1), dim3(2048), 0, nullptr, out.data(), 4); },
                           {"too_big", "1..1024"});
 }
+
+namespace {
+
+constexpr int kTile = 16;
+
+// Tiled transpose through shared memory: out (cols x rows) = in (rows x cols)ᵀ.
+__global__ void tiled_transpose(const float* in, float* out, int rows, int cols) {
+  NASH_SHARED(float, tile, [kTile][kTile + 1]);
+  int c = blockIdx.x * kTile + threadIdx.x, r = blockIdx.y * kTile + threadIdx.y;
+  if (r < rows && c < cols) tile[threadIdx.y][threadIdx.x] = in[r * cols + c];
+  __syncthreads();
+  int oc = blockIdx.y * kTile + threadIdx.x, orow = blockIdx.x * kTile + threadIdx.y;
+  if (orow < cols && oc < rows) out[orow * rows + oc] = tile[threadIdx.x][threadIdx.y];
+}
+
+// Row sums over column tiles staged in shared memory. `floor_tiles` is the classic off-by-one in a tile
+// bound: the tile count rounds down, so the last partial tile of every row is never loaded.
+template <bool floor_tiles>
+__global__ void tiled_row_sum(const float* in, float* out, int rows, int cols) {
+  NASH_SHARED(float, tile, [kTile][kTile + 1]);
+  int r = blockIdx.x * kTile + threadIdx.y;
+  float acc = 0.f;
+  int ntiles = floor_tiles ? cols / kTile : (cols + kTile - 1) / kTile;
+  for (int t = 0; t < ntiles; ++t) {
+    int c = t * kTile + threadIdx.x;
+    tile[threadIdx.y][threadIdx.x] = (r < rows && c < cols) ? in[r * cols + c] : 0.f;
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (int j = 0; j < kTile; ++j) acc += tile[threadIdx.y][j];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0 && r < rows) out[r] = acc;
+}
+
+template <bool floor_tiles>
+int row_sum_mismatches(int rows, int cols) {
+  std::vector<float> in(static_cast<std::size_t>(rows * cols)), out(static_cast<std::size_t>(rows), -1.f);
+  for (int i = 0; i < rows * cols; ++i) in[i] = static_cast<float>(i % 7) - 3.f;
+  k::launch("tiled_row_sum", tiled_row_sum<floor_tiles>, dim3((rows + kTile - 1) / kTile), dim3(kTile, kTile), 0,
+            nullptr, in.data(), out.data(), rows, cols);
+  int bad = 0;
+  for (int r = 0; r < rows; ++r) {
+    float ref = 0;
+    for (int c = 0; c < cols; ++c) ref += in[r * cols + c];
+    bad += !(out[r] == ref);
+  }
+  return bad;
+}
+
+}  // namespace
+
+TEST(EmuHarness, TiledTransposeIsExact) {
+  int rows = 37, cols = 21;
+  std::vector<float> in(static_cast<std::size_t>(rows * cols)), out(in.size(), -1.f);
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i);
+  k::launch("tiled_transpose", tiled_transpose, dim3((cols + kTile - 1) / kTile, (rows + kTile - 1) / kTile),
+            dim3(kTile, kTile), 0, nullptr, in.data(), out.data(), rows, cols);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) ASSERT_EQ(out[c * rows + r], in[r * cols + c]);
+}
+
+TEST(EmuHarness, OffByOneTileBoundIsCaught) {
+  EXPECT_EQ(row_sum_mismatches<false>(37, 50), 0);
+  EXPECT_GT(row_sum_mismatches<true>(37, 50), 0) << "the broken tile bound drops the last partial tile";
+}
