@@ -2,12 +2,14 @@
 // without cudaMalloc/cudaFree on the hot path; statistics and empty_cache() for users and leak tests.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
 #include "core/backend.h"
+#include "kernels/cuda/check.h"
 #include "nash/core/cuda.h"
 
 namespace nash {
@@ -59,6 +61,17 @@ Pool& pool() {
   return *p;
 }
 
+// NASH_CUDA_POISON=1 fills every allocation with 0xFF bytes (NaN as float), so a kernel that leaves part of its
+// output unwritten is caught by the parity tests on a real GPU too (tools/gpu-check sets it).
+void* poisoned(void* p, std::size_t size) {
+  static const bool poison = [] {
+    const char* v = std::getenv("NASH_CUDA_POISON");
+    return v && *v && std::string(v) != "0";
+  }();
+  if (poison) NASH_CUDA_CHECK(cudaMemset(p, 0xFF, size));
+  return p;
+}
+
 std::string pool_state(const cuda::MemoryStats& s) {
   return "allocated " + std::to_string(s.allocated_bytes) + " B, reserved " + std::to_string(s.reserved_bytes) +
          " B, peak " + std::to_string(s.peak_allocated_bytes) + " B";
@@ -88,7 +101,7 @@ void* cuda_malloc(std::size_t nbytes, int device) {
     s.allocated_bytes += static_cast<int64_t>(b.size);
     s.peak_allocated_bytes = std::max(s.peak_allocated_bytes, s.allocated_bytes);
     ++s.allocations;
-    return p;
+    return poisoned(p, b.size);
   }
   if (cudaSetDevice(device) != cudaSuccess) fail("cannot select cuda:", device);
   void* p = nullptr;
@@ -111,7 +124,7 @@ void* cuda_malloc(std::size_t nbytes, int device) {
   s.peak_allocated_bytes = std::max(s.peak_allocated_bytes, s.allocated_bytes);
   ++s.allocations;
   ++s.device_mallocs;
-  return p;
+  return poisoned(p, size);
 }
 
 void cuda_free(void* p, int device) noexcept {

@@ -7,6 +7,15 @@
 #include <cublas_v2.h>
 
 #include <mutex>
+
+#include "kernels/cuda/check.h"
+
+namespace nash {
+namespace detail {
+inline bool status_ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+inline const char* status_text(cublasStatus_t s) { return cublasGetStatusString(s); }
+}  // namespace detail
+}  // namespace nash
 #endif
 
 namespace nash {
@@ -34,30 +43,12 @@ void nash_matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
 }
 
 #if !defined(NASH_CUDA_EMULATION)
-const char* cublas_error(cublasStatus_t s) {
-  switch (s) {
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    default: return "cuBLAS error";
-  }
-}
-#define NASH_CUBLAS_CHECK(call)                                                                                 \
-  do {                                                                                                          \
-    cublasStatus_t st_ = (call);                                                                                \
-    if (st_ != CUBLAS_STATUS_SUCCESS) ::nash::detail::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", \
-                                                          cublas_error(st_));                                   \
-  } while (0)
-
 cublasHandle_t handle(int device) {
   static std::mutex mu;
   static cublasHandle_t handles[64] = {};
   std::lock_guard<std::mutex> lock(mu);
   NASH_CHECK(device >= 0 && device < 64, "cuBLAS: invalid device ", device);
-  if (!handles[device]) NASH_CUBLAS_CHECK(cublasCreate(&handles[device]));
+  if (!handles[device]) NASH_CUDA_CHECK(cublasCreate(&handles[device]));
   return handles[device];
 }
 
@@ -94,7 +85,7 @@ void cublas_matmul(const Tensor& a0, const Tensor& b0, const Tensor& out) {
   NASH_CHECK(out.strides()[1] == 1 && out.strides()[0] >= N, "matmul (cuBLAS): output must have unit column stride");
   const float alpha = 1.f, beta = 0.f;
   // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ.
-  NASH_CUBLAS_CHECK(cublasSgemm(handle(out.device().index), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+  NASH_CUDA_CHECK(cublasSgemm(handle(out.device().index), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                 static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha,
                                 b.data_ptr<float>(), static_cast<int>(ldb), a.data_ptr<float>(), static_cast<int>(lda),
                                 &beta, out.data_ptr<float>(), static_cast<int>(out.strides()[0])));

@@ -30,6 +30,10 @@ TEST(Cuda, RoundTripAndFill) {
   Tensor f = full({333}, 2.5, DType::Float64, Device::cuda());
   for (double v : f.to_vector<double>()) ASSERT_EQ(v, 2.5);
   EXPECT_EQ(d.transpose(0, 1).to(Device::cpu()).contiguous().to_vector()[1], 100);
+  // Large transfers go through the pinned double-buffered staging path (several 8 MiB chunks).
+  Generator g(5);
+  Tensor big = randn({5'000'001}, DType::Float32, Device::cpu(), &g);
+  EXPECT_EQ(big.to(Device::cuda()).to(Device::cpu()).to_vector(), big.to_vector());
 }
 
 TEST(Cuda, OpsWithoutKernelsFailClearly) {
