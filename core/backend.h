@@ -21,6 +21,8 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 // share one call path. A null entry is an op the backend lacks; calling it through call() names the op.
 struct Backend {
   const char* name;
+  // Makes device `index` current before a kernel runs (CUDA); null where there is nothing to select.
+  void (*set_device)(int index);
   void (*unary)(math::Unary op, double a, double b, const Tensor& x, const Tensor& out);
   void (*binary)(math::Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
   void (*where)(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
@@ -57,6 +59,7 @@ template <class Fn, class... A>
 void call(const char* op, Device d, Fn Backend::*entry, A&&... args) {
   const Backend& b = backend(op, d);
   NASH_CHECK(b.*entry != nullptr, op, ": no ", b.name, " kernel for this op yet (tensor on ", d.str(), ")");
+  if (b.set_device) b.set_device(d.index);
   (b.*entry)(std::forward<A>(args)...);
 }
 

@@ -70,8 +70,8 @@ void require_same_device_dtype(const char* op, std::initializer_list<const Tenso
 }
 
 #ifndef NASH_WITH_CUDA
-void* cuda_malloc(std::size_t, int) {
-  fail("cannot allocate CUDA memory: this build of nash has no CUDA backend (configure with -DNASH_CUDA=ON)");
+void* cuda_malloc(std::size_t, int device) {
+  fail("cannot allocate memory on cuda:", device, ": this build of nash has no CUDA backend (configure with -DNASH_CUDA=ON)");
 }
 void cuda_free(void*, int) noexcept {}
 void cuda_copy(void*, Device, const void*, Device, std::size_t) {
@@ -87,6 +87,7 @@ namespace cuda {
 bool is_available() { return false; }
 int device_count() { return 0; }
 std::string unavailable_reason() { return "nash was built without the CUDA backend"; }
+bool cudnn_available() { return false; }
 MemoryStats memory_stats(int) { return {}; }
 void empty_cache() {}
 }  // namespace cuda

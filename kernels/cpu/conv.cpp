@@ -1,5 +1,5 @@
-// CPU convolution: im2col/col2im + OpenBLAS GEMM over groups of images, the batch split across OpenMP threads.
-#include <cblas.h>
+// CPU convolution: im2col/col2im + GEMM (OpenBLAS or built-in) over groups of images, the batch split across OpenMP
+// threads.
 #include <omp.h>
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/strided.h"
 
 namespace nash {
@@ -28,18 +29,6 @@ struct Geom {
 
 Geom make_geom(const Tensor& x, const Tensor& y, int64_t kh, int64_t kw, Int2 s, Int2 p, Int2 d) {
   return {x.size(0), x.size(1), x.size(2), x.size(3), y.size(1), kh, kw, y.size(2), y.size(3), s, p, d};
-}
-
-// Row-major GEMM C = alpha op(A) op(B) + beta C.
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-          float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b,
-              ldb, beta, c, ldc);
-}
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b, int64_t ldb,
-          double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b,
-              ldb, beta, c, ldc);
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
@@ -140,14 +129,12 @@ void for_batch_ranges(int64_t N, int threads, F&& body) {
     body(int64_t(0), N, 0);
     return;
   }
-  const int blas_threads = openblas_get_num_threads();
-  openblas_set_num_threads(1);
+  GemmSingleThreadGuard single;
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     body(N * t / nt, N * (t + 1) / nt, t);
   }
-  openblas_set_num_threads(blas_threads);
 }
 
 // Copies images [n, n+bc) of a (N, C, P) tensor into a (C, bc*P) matrix (channels major), and back.
@@ -178,14 +165,14 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
       }
       T* yn = y + n * g.out_size();
       if (bc == 1) {
-        gemm(false, false, g.Cout, P, K, w, K, B, P, T(0), yn, P);
+        gemm<T>(false, false, g.Cout, P, K, T(1), w, K, B, P, T(0), yn, P);
         if (bias)
           for (int64_t co = 0; co < g.Cout; ++co)
             for (int64_t q = 0; q < P; ++q) yn[co * P + q] += bias[co];
         continue;
       }
       T* C = tmp[t].data();
-      gemm(false, false, g.Cout, cols, K, w, K, B, cols, T(0), C, cols);
+      gemm<T>(false, false, g.Cout, cols, K, T(1), w, K, B, cols, T(0), C, cols);
       for (int64_t b = 0; b < bc; ++b)
         for (int64_t co = 0; co < g.Cout; ++co) {
           const T* src = C + co * cols + b * P;
@@ -218,11 +205,11 @@ void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
       }
       T* gxn = gx + n * g.in_size();
       if (use_direct) {  // col2im of a pointwise conv is the identity
-        gemm(true, false, K, P, g.Cout, w, K, G, P, T(0), gxn, P);
+        gemm<T>(true, false, K, P, g.Cout, T(1), w, K, G, P, T(0), gxn, P);
         continue;
       }
       T* C = col[t].data();
-      gemm(true, false, K, cols, g.Cout, w, K, G, cols, T(0), C, cols);
+      gemm<T>(true, false, K, cols, g.Cout, T(1), w, K, G, cols, T(0), C, cols);
       std::fill(gxn, gxn + bc * g.in_size(), T(0));
       for (int64_t b = 0; b < bc; ++b) col2im(C + b * P, g, cols, gxn + b * g.in_size());
     }
@@ -256,7 +243,7 @@ void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
         for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, col[t].data() + b * P, cols);
         B = col[t].data();
       }
-      gemm(false, true, g.Cout, K, cols, G, cols, B, cols, n == n0 ? T(0) : T(1), acc, K);
+      gemm<T>(false, true, g.Cout, K, cols, T(1), G, cols, B, cols, n == n0 ? T(0) : T(1), acc, K);
     }
   });
   // Partials are summed in thread order, so a run is reproducible for a given thread count.

@@ -1,7 +1,7 @@
-// CPU matmul through OpenBLAS sgemm/dgemm; transposed views are passed as BLAS transposes, never copied.
-#include <cblas.h>
-
+// CPU matmul through the GEMM wrapper (OpenBLAS or built-in); transposed views are passed as GEMM transposes, never
+// copied.
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/gemm.h"
 
 namespace nash {
 namespace cpu {
@@ -37,13 +37,12 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   bool copy_back = !(out.strides()[1] == 1 && out.strides()[0] >= N);
   if (copy_back) C = empty(out.shape(), out.dtype(), out.device());
   const int64_t ldc = copy_back ? N : out.strides()[0];
-  auto ta = A.trans ? CblasTrans : CblasNoTrans, tb = B.trans ? CblasTrans : CblasNoTrans;
   if (a.dtype() == DType::Float32) {
-    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, A.t.data_ptr<float>(), A.ld, B.t.data_ptr<float>(), B.ld, 0.0f,
+    gemm<float>(A.trans, B.trans, M, N, K, 1.0f, A.t.data_ptr<float>(), A.ld, B.t.data_ptr<float>(), B.ld, 0.0f,
                 C.data_ptr<float>(), ldc);
   } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, A.t.data_ptr<double>(), A.ld, B.t.data_ptr<double>(), B.ld, 0.0,
-                C.data_ptr<double>(), ldc);
+    gemm<double>(A.trans, B.trans, M, N, K, 1.0, A.t.data_ptr<double>(), A.ld, B.t.data_ptr<double>(), B.ld, 0.0,
+                 C.data_ptr<double>(), ldc);
   }
   if (copy_back) copy(C, out);
 }

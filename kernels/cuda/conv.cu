@@ -2,6 +2,11 @@
 // each a gather policy over NCHW tensors fed to the shared tiled GEMM of igemm.h.
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/igemm.h"
+#include "nash/core/engine.h"
+
+#if !defined(NASH_CUDA_EMULATION)  // the emulation never runs cuDNN
+#include "kernels/cuda/cudnn_conv.h"
+#endif
 
 namespace nash {
 namespace NASH_CUDA_NS {
@@ -132,6 +137,10 @@ __global__ void sum_slices(const float* __restrict__ part, int64_t slices, int64
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
             const Tensor& out) {
   require_float32("conv2d", x);
+#if !defined(NASH_CUDA_EMULATION)
+  if (conv_engine() == ConvEngine::CuDNN)
+    return cudnn_conv2d(x, w, bias, stride, padding, dilation, out, current_stream());
+#endif
   ConvGeom g = geom(x, out, w.size(0), w.size(1), w.size(2), w.size(3), stride, padding, dilation, true);
   const int64_t K = g.c * g.kh * g.kw;
   igemm("conv2d", g.o, g.n * g.oh * g.ow, K, 1, FwdA{w.data_ptr<float>(), K}, FwdB{x.data_ptr<float>(), g},
@@ -141,6 +150,10 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, I
 void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,
                        const Tensor& grad_in) {
   require_float32("conv2d_grad_input", grad_out);
+#if !defined(NASH_CUDA_EMULATION)
+  if (conv_engine() == ConvEngine::CuDNN)
+    return cudnn_conv2d_grad_input(grad_out, w, stride, padding, dilation, grad_in, current_stream());
+#endif
   ConvGeom g = geom(grad_in, grad_out, w.size(0), w.size(1), w.size(2), w.size(3), stride, padding, dilation, true);
   igemm("conv2d_grad_input", g.c, g.n * g.h * g.w, g.o * g.kh * g.kw, 1, GradInA{w.data_ptr<float>(), g},
         GradInB{grad_out.data_ptr<float>(), g}, GradInStore{grad_in.data_ptr<float>(), g}, current_stream());
@@ -149,6 +162,10 @@ void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int
 void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
                         const Tensor& grad_w) {
   require_float32("conv2d_grad_weight", x);
+#if !defined(NASH_CUDA_EMULATION)
+  if (conv_engine() == ConvEngine::CuDNN)
+    return cudnn_conv2d_grad_weight(x, grad_out, stride, padding, dilation, grad_w, current_stream());
+#endif
   ConvGeom g = geom(x, grad_out, grad_w.size(0), grad_w.size(1), grad_w.size(2), grad_w.size(3), stride, padding,
                     dilation, true);
   const int64_t M = g.o, N = g.c * g.kh * g.kw, K = g.n * g.oh * g.ow;

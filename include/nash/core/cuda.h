@@ -10,6 +10,9 @@ bool is_available();
 int device_count();
 // Why is_available() is false (e.g. no driver, no device, built without CUDA); empty when available.
 std::string unavailable_reason();
+// Whether the cuDNN convolution engine (ConvEngine::CuDNN) can run: a CUDA device answers and nash was built with
+// cuDNN. False in builds without cuDNN, where selecting that engine makes CUDA convolutions throw.
+bool cudnn_available();
 
 // The caching allocator's counters for one device (all zero in builds without CUDA).
 struct MemoryStats {

@@ -1,0 +1,273 @@
+// nash_gpu_bench: nash's CUDA kernels against cuDNN, cuBLAS and cudaMemcpy, timed with CUDA events on the default
+// stream (where nash launches): median of many runs after warm-up, inputs rotating among several buffers.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nash/nash.h>
+
+using namespace nash;
+
+namespace {
+
+constexpr int kSets = 3;      // input buffers the timed runs rotate through
+constexpr int kWarmup = 5;
+constexpr int kRuns = 25;     // timed runs; the median is reported
+constexpr double kMismatch = 1e-2;  // nash vs vendor relative error flagged (cuDNN may use TF32 on Ampere+)
+
+#define BENCH_CUDA(call)                                                                        \
+  do {                                                                                          \
+    cudaError_t e_ = (call);                                                                    \
+    if (e_ != cudaSuccess) throw std::runtime_error(std::string(#call ": ") + cudaGetErrorString(e_)); \
+  } while (0)
+
+// Median milliseconds of f(i) over kRuns runs, i cycling through the input sets.
+double median_ms(const std::function<void(int)>& f) {
+  for (int i = 0; i < kWarmup; ++i) f(i % kSets);
+  BENCH_CUDA(cudaDeviceSynchronize());
+  cudaEvent_t start, stop;
+  BENCH_CUDA(cudaEventCreate(&start));
+  BENCH_CUDA(cudaEventCreate(&stop));
+  std::vector<float> ms;
+  for (int r = 0; r < kRuns; ++r) {
+    BENCH_CUDA(cudaEventRecord(start, 0));
+    f(r % kSets);
+    BENCH_CUDA(cudaEventRecord(stop, 0));
+    BENCH_CUDA(cudaEventSynchronize(stop));
+    float t = 0;
+    BENCH_CUDA(cudaEventElapsedTime(&t, start, stop));
+    ms.push_back(t);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+}
+
+// ||a - b|| / ||b|| on the host.
+double rel_error(const Tensor& a, const Tensor& b) {
+  std::vector<float> x = a.to(Device::cpu()).contiguous().to_vector<float>();
+  std::vector<float> y = b.to(Device::cpu()).contiguous().to_vector<float>();
+  if (x.size() != y.size()) return INFINITY;
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    num += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+    den += double(y[i]) * y[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+struct Row {
+  std::string kernel, shape, vendor;
+  double nash_ms = NAN, vendor_ms = NAN, err = NAN;
+  double work = 0;          // flops or bytes moved per call
+  bool bytes = false;       // work is bytes (GB/s) rather than flops (GFLOP/s)
+  std::string note;
+  bool failed = false;      // nash itself failed or disagreed with the vendor
+};
+
+std::vector<Row> g_rows;
+
+std::string first_line(const std::string& s, std::size_t max = 70) {
+  std::string l = s.substr(0, s.find('\n'));
+  return l.size() > max ? l.substr(0, max - 3) + "..." : l;
+}
+
+// Times nash (nash_run) and the vendor (vendor_run) on the same inputs and, when compare, checks that their
+// outputs agree.
+void bench_pair(Row row, const std::function<Tensor(int)>& nash_run, const std::function<Tensor(int)>& vendor_run,
+                const std::string& vendor_skip, bool compare = true) {
+  Tensor ref;
+  try {
+    ref = nash_run(0);
+    row.nash_ms = median_ms([&](int i) { nash_run(i); });
+  } catch (const std::exception& e) {
+    row.failed = true;
+    row.note = "nash failed: " + first_line(e.what());
+    g_rows.push_back(row);
+    return;
+  }
+  if (!vendor_skip.empty()) {
+    row.note = vendor_skip;
+  } else {
+    try {
+      Tensor v = vendor_run(0);
+      if (compare) row.err = rel_error(ref, v);
+      row.vendor_ms = median_ms([&](int i) { vendor_run(i); });
+      if (compare && !(row.err <= kMismatch)) {
+        row.failed = true;
+        row.note = "MISMATCH with " + row.vendor;
+      }
+    } catch (const std::exception& e) {
+      row.note = row.vendor + " failed: " + first_line(e.what());
+    }
+  }
+  g_rows.push_back(row);
+}
+
+Tensor rnd(const Shape& s) { return randn(s, DType::Float32, Device::cuda()); }
+
+struct ConvShape {
+  int64_t n, cin, h, w, cout, k, stride, pad;
+};
+
+std::string conv_str(const ConvShape& c) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "x%ldx%ldx%ldx%ld w%ldx%ldx%ldx%ld s%ld p%ld", long(c.n), long(c.cin), long(c.h),
+                long(c.w), long(c.cout), long(c.cin), long(c.k), long(c.k), long(c.stride), long(c.pad));
+  return buf;
+}
+
+// Why the cuDNN engine cannot run here, or "" when a small convolution through it works.
+std::string probe_cudnn() {
+  try {
+    ConvEngineGuard g(ConvEngine::CuDNN);
+    Tensor y = conv2d(rnd({1, 2, 5, 5}), rnd({3, 2, 3, 3}), Tensor(), 1, 1);
+    BENCH_CUDA(cudaDeviceSynchronize());
+    return "";
+  } catch (const std::exception& e) {
+    return "cuDNN skipped: " + first_line(e.what(), 60);
+  }
+}
+
+void bench_conv(const ConvShape& c, const std::string& cudnn_skip) {
+  const Int2 ohw = conv2d_output_hw({c.h, c.w}, {c.k, c.k}, c.stride, c.pad, 1);
+  std::vector<Tensor> x, w, gy;
+  for (int i = 0; i < kSets; ++i) {
+    x.push_back(rnd({c.n, c.cin, c.h, c.w}));
+    w.push_back(rnd({c.cout, c.cin, c.k, c.k}) * (1.0 / std::sqrt(double(c.cin * c.k * c.k))));
+    gy.push_back(rnd({c.n, c.cout, ohw.h, ohw.w}));
+  }
+  const double flops = 2.0 * c.n * c.cout * ohw.h * ohw.w * c.cin * c.k * c.k;
+  auto under = [](ConvEngine e, const std::function<Tensor(int)>& f) {
+    return [e, f](int i) {
+      ConvEngineGuard g(e);
+      return f(i);
+    };
+  };
+  const std::function<Tensor(int)> fwd = [&](int i) { return conv2d(x[i], w[i], Tensor(), c.stride, c.pad); };
+  const std::function<Tensor(int)> gin = [&](int i) {
+    return conv2d_grad_input(gy[i], w[i], Int2(c.h, c.w), c.stride, c.pad);
+  };
+  const std::function<Tensor(int)> gw = [&](int i) {
+    return conv2d_grad_weight(x[i], gy[i], Int2(c.k, c.k), c.stride, c.pad);
+  };
+  const std::pair<const char*, const std::function<Tensor(int)>*> ops[] = {
+      {"conv2d fwd", &fwd}, {"conv2d grad_in", &gin}, {"conv2d grad_w", &gw}};
+  for (const auto& op : ops) {
+    Row r;
+    r.kernel = op.first;
+    r.shape = conv_str(c);
+    r.vendor = "cudnn";
+    r.work = flops;
+    bench_pair(r, under(ConvEngine::Nash, *op.second), under(ConvEngine::CuDNN, *op.second), cudnn_skip);
+  }
+}
+
+void bench_matmul(int64_t n) {
+  std::vector<Tensor> a, b;
+  for (int i = 0; i < kSets; ++i) {
+    a.push_back(rnd({n, n}));
+    b.push_back(rnd({n, n}));
+  }
+  auto with = [&](MatmulEngine e) {
+    return [&, e](int i) {
+      MatmulEngineGuard g(e);
+      return matmul(a[i], b[i]);
+    };
+  };
+  Row r;
+  r.kernel = "matmul";
+  r.shape = std::to_string(n) + "x" + std::to_string(n) + "x" + std::to_string(n);
+  r.vendor = "cublas";
+  r.work = 2.0 * n * n * n;
+  bench_pair(r, with(MatmulEngine::Nash), with(MatmulEngine::CuBLAS), "");
+}
+
+// Memory-bound ops on 64 MiB of float32, each against a raw cudaMemcpy of the same bytes.
+void bench_bandwidth() {
+  const int64_t n = (int64_t(64) << 20) / 4;
+  std::vector<Tensor> x;
+  for (int i = 0; i < kSets; ++i) x.push_back(rnd({n}));
+  Tensor dst = empty({n}, DType::Float32, Device::cuda());
+  const std::function<Tensor(int)> memcpy_run = [&](int i) {
+    BENCH_CUDA(cudaMemcpyAsync(dst.raw_data(), x[i].raw_data(), n * 4, cudaMemcpyDeviceToDevice, 0));
+    return dst;
+  };
+  const std::pair<const char*, std::function<Tensor(int)>> ops[] = {
+      {"clone (copy)", [&](int i) { return x[i].clone(); }},
+      {"x*2", [&](int i) { return x[i] * 2.0; }},
+      {"relu", [&](int i) { return relu(x[i]); }},
+  };
+  for (const auto& op : ops) {
+    Row r;
+    r.kernel = op.first;
+    r.shape = "64 MiB f32";
+    r.vendor = "memcpy";
+    r.work = 2.0 * n * 4;  // read + write
+    r.bytes = true;
+    // Only the copy computes what cudaMemcpy does; the others are compared on time alone.
+    bench_pair(r, op.second, memcpy_run, "", /*compare=*/std::string(op.first).rfind("clone", 0) == 0);
+  }
+}
+
+void print_table() {
+  std::printf("%-15s %-34s %9s %9s %-6s %8s %14s %8s  %s\n", "kernel", "shape", "nash ms", "vendor ms", "vendor",
+              "nash/v", "nash rate", "rel.err", "note");
+  for (const Row& r : g_rows) {
+    char rate[32] = "-", nash_ms[16] = "-", vendor_ms[16] = "-", ratio[16] = "-", err[16] = "-";
+    if (std::isfinite(r.nash_ms)) {
+      std::snprintf(nash_ms, sizeof nash_ms, "%.4f", r.nash_ms);
+      const double per_s = r.work / (r.nash_ms * 1e-3);
+      std::snprintf(rate, sizeof rate, r.bytes ? "%.0f GB/s" : "%.0f GFLOP/s", per_s / 1e9);
+    }
+    if (std::isfinite(r.vendor_ms)) std::snprintf(vendor_ms, sizeof vendor_ms, "%.4f", r.vendor_ms);
+    if (std::isfinite(r.nash_ms) && std::isfinite(r.vendor_ms) && r.vendor_ms > 0)
+      std::snprintf(ratio, sizeof ratio, "%.2f", r.nash_ms / r.vendor_ms);
+    if (std::isfinite(r.err)) std::snprintf(err, sizeof err, "%.1e", r.err);
+    std::printf("%-15s %-34s %9s %9s %-6s %8s %14s %8s  %s\n", r.kernel.c_str(), r.shape.c_str(), nash_ms, vendor_ms,
+                r.vendor.c_str(), ratio, rate, err, r.note.c_str());
+  }
+}
+
+}  // namespace
+
+int main() {
+  if (!cuda::is_available()) {
+    std::string reason = cuda::unavailable_reason();
+    const std::string prefix = "no CUDA device: ";
+    if (reason.rfind(prefix, 0) == 0) reason = reason.substr(prefix.size());
+    std::printf("no CUDA device: %s\n", reason.c_str());
+    return 0;
+  }
+  try {
+    cudaDeviceProp prop{};
+    BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device: %s (sm_%d%d, %d SMs); median of %d runs after %d warm-up, %d rotating input sets\n",
+                prop.name, prop.major, prop.minor, prop.multiProcessorCount, kRuns, kWarmup, kSets);
+    manual_seed(0);
+    const std::string cudnn_skip = probe_cudnn();
+    const ConvShape convs[] = {{64, 1, 32, 32, 64, 4, 2, 1},
+                               {64, 64, 16, 16, 128, 4, 2, 1},
+                               {64, 128, 8, 8, 256, 4, 2, 1},
+                               {128, 128, 32, 32, 128, 3, 1, 1}};
+    for (const ConvShape& c : convs) bench_conv(c, cudnn_skip);
+    for (int64_t n : {1024, 4096}) bench_matmul(n);
+    bench_bandwidth();
+  } catch (const std::exception& e) {
+    print_table();
+    std::printf("nash_gpu_bench: aborted: %s\n", e.what());
+    return 1;
+  }
+  print_table();
+  int failed = 0;
+  for (const Row& r : g_rows) failed += r.failed;
+  if (failed) std::printf("nash_gpu_bench: %d row(s) failed or disagreed with the vendor library\n", failed);
+  return failed ? 1 : 0;
+}
