@@ -25,7 +25,8 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
                ", expected an integer in [0, ", num_classes, ")");
     v[static_cast<std::size_t>(i * num_classes + static_cast<int64_t>(c))] = 1.0;
   }
-  return from_vector(v, {n, num_classes}, indices.device()).to(indices.dtype());
+  // Built on the host in the target dtype, then moved: device backends do not convert dtypes.
+  return from_vector(v, {n, num_classes}).to(indices.dtype()).to(indices.device());
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {

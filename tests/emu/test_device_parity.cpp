@@ -284,3 +284,46 @@ TEST_P(DeviceParity, PoolingAndResampling) {
   Tensor y = rnd({2, 3, 8, 6}, 31);
   EXPECT_LE(compare({y}, [](const std::vector<Tensor>& in) { return sum_pool2d(in[0], 2); }), kElementwiseBound);
 }
+
+TEST_P(DeviceParity, LossesAndJoins) {
+  Tensor logits = rnd({6, 5}, 40), targets = rand({6, 5}, DType::Float32), labels = from_vector(std::vector<float>{0, 4, 2, 2, 1, 3}, {6});
+  EXPECT_LE(compare({logits, targets},
+                    [](const std::vector<Tensor>& in) { return binary_cross_entropy_with_logits(in[0], in[1]); }),
+            kReductionBound);
+  EXPECT_LE(compare({logits, labels}, [](const std::vector<Tensor>& in) { return cross_entropy(in[0], in[1]); }),
+            kReductionBound);
+  EXPECT_LE(compare({logits, targets}, [](const std::vector<Tensor>& in) { return mse_loss(in[0], in[1]); }),
+            kReductionBound);
+  EXPECT_LE(compare({logits}, [](const std::vector<Tensor>& in) { return softmax(in[0], 1); }), kReductionBound);
+  EXPECT_LE(compare({logits},
+                    [](const std::vector<Tensor>& in) {
+                      Tensor x = in[0].detach().requires_grad_();
+                      Tensor y = sum(square(stack({x.narrow(1, 1, 3), x.narrow(1, 0, 3)}, 0)));
+                      return autograd::grad({y}, {x})[0];
+                    }),
+            kElementwiseBound);
+}
+
+TEST_P(DeviceParity, ModulesForwardAndBackward) {
+  manual_seed(3);
+  auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+      // No conv bias: BatchNorm cancels it, so its gradient is rounding noise with no relative accuracy.
+      std::make_shared<nn::Conv2d>(2, 4, 3, 1, 1, false), std::make_shared<nn::BatchNorm2d>(4),
+      std::make_shared<nn::LeakyReLU>(0.2), std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(4 * 5 * 5, 3)});
+  Tensor x = rnd({3, 2, 5, 5}, 41);
+  Tensor ref = sum(square(net->forward(x)));
+  ref.backward();
+  std::vector<Tensor> ref_grads;
+  for (auto& p : net->parameters()) ref_grads.push_back(p.grad());
+  net->zero_grad();
+  net->to(device_);
+  Tensor got = sum(square(net->forward(on_dev(x))));
+  got.backward();
+  EXPECT_LE(rel_error(got.to(Device::cpu()), ref), kGemmBound);
+  auto params = net->parameters();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    SCOPED_TRACE("parameter " + std::to_string(i));
+    ASSERT_EQ(params[i].device(), device_);
+    EXPECT_LE(rel_error(params[i].grad().to(Device::cpu()), ref_grads[i]), kGemmBound);
+  }
+}
