@@ -1,0 +1,68 @@
+// GanTrainer: one training step of a GAN (n_dis D updates, one G update) with separate optimizers and learning
+// rates (TTUR), a choice of loss and penalties, and per-step balance diagnostics written to a CSV log.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nash/nn/losses.h"
+#include "nash/nn/module.h"
+#include "nash/optim/optimizer.h"
+
+namespace nash {
+namespace optim {
+
+struct GanTrainerOptions {
+  nn::GanLoss loss = nn::GanLoss::NonSaturating;
+  int64_t n_dis = 1;         // D updates per G update
+  double gp_lambda = 0.0;    // WGAN-GP weight (0: off)
+  double r1_gamma = 0.0;     // R1 weight (0: off)
+  bool diagnostics = true;   // gradient norms, update norms and ratios (costs a few parameter-sized passes)
+  std::string log_path;      // CSV of every step's StepStats (empty: no file)
+};
+
+// What one step did. Norms are over all parameters of a player (‖·‖₂ of the concatenation).
+struct StepStats {
+  int64_t step = 0;
+  double d_loss = 0, g_loss = 0, penalty = 0;  // the last D update's loss and penalty; G's loss
+  double grad_norm_d = 0, grad_norm_g = 0;     // ‖∇‖ at the last D update and at the G update
+  double update_norm_d = 0, update_norm_g = 0; // ‖Y_after - Y_before‖ of the last D update / the G update
+  double param_norm_d = 0, param_norm_g = 0;   // ‖Y‖ before the update
+  double rel_speed_d = 0, rel_speed_g = 0;     // η‖g‖/‖Y‖ ("relative update speed", Dissecting... Fig. 3a)
+  double update_ratio = 0;                     // update_norm_g / update_norm_d: near 1 when the players are balanced
+  double grad_ratio = 0;                       // ‖g_G‖/‖g_G⁽⁰⁾‖ + ‖g_D‖/‖g_D⁽⁰⁾‖ (Fig. 1b's convergence measure)
+  double seconds = 0;                          // wall time of the step
+};
+
+class GanTrainer {
+ public:
+  using Sampler = std::function<Tensor()>;
+  GanTrainer(std::shared_ptr<nn::Module> generator, std::shared_ptr<nn::Module> discriminator, Optimizer& opt_g,
+             Optimizer& opt_d, GanTrainerOptions options = {});
+
+  // Runs n_dis discriminator updates (each on a fresh real batch and latent batch) and one generator update.
+  StepStats step(const Sampler& real_batch, const Sampler& latent_batch);
+  int64_t steps_done() const { return steps_; }
+  const GanTrainerOptions& options() const { return opt_; }
+
+ private:
+  double update(nn::Module& player, Optimizer& opt, const Tensor& loss, double& grad_norm, double& update_norm,
+                double& param_norm);
+  void log(const StepStats& s);
+
+  std::shared_ptr<nn::Module> g_, d_;
+  Optimizer &opt_g_, &opt_d_;
+  GanTrainerOptions opt_;
+  int64_t steps_ = 0;
+  double g0_ = 0, d0_ = 0;  // first gradient norms, for grad_ratio
+  std::ofstream log_;
+};
+
+// ‖·‖₂ over a list of tensors (undefined entries skipped), accumulated in double.
+double global_norm(const std::vector<Tensor>& tensors);
+
+}  // namespace optim
+}  // namespace nash
