@@ -3,6 +3,7 @@
 #include <cstddef>
 
 #include "kernels/math.h"
+#include "kernels/optim_step.h"
 #include "nash/core/ops.h"
 #include "nash/core/tensor.h"
 
@@ -44,6 +45,19 @@ struct Backend {
   void (*sum_pool2d)(const Tensor& x, int64_t scale, const Tensor& out);
   void (*fill_uniform)(const Tensor& out, uint64_t seed, uint64_t offset);
   void (*fill_normal)(const Tensor& out, uint64_t seed, uint64_t offset);
+  // Equalized learning rate: out = x * c (a scaled copy of a contiguous tensor), and the conv whose epilogue
+  // applies out = act_gain * leaky_relu(conv(x, w) * scale + bias * bias_scale, act_slope) (bias may be undefined).
+  void (*scale)(const Tensor& x, double c, const Tensor& out);
+  void (*conv2d_scaled_bias_act)(const Tensor& x, const Tensor& w, double scale, const Tensor& bias, double bias_scale,
+                                 double act_slope, double act_gain, Int2 stride, Int2 padding, Int2 dilation,
+                                 const Tensor& out);
+  // Spectral normalization (ops.h power_iteration): power iterations updating u, v in place; w always arrives as
+  // the 3-D (A, rows, K) form (a plain matrix as A = 1); `many` runs several matrices together (one CUDA launch).
+  void (*power_iteration)(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, double eps);
+  void (*power_iteration_many)(const std::vector<PowerIterationItem>& items, int64_t n_iters, double eps);
+  // Optimizers (kernels/optim_step.h): one step for a whole model's parameter tensors (Adam, nSGDA, Ada-nSGDA,
+  // AdaDir), group norms included.
+  void (*multi_tensor_step)(const MultiTensorStep& step);
 };
 
 // The backend of a device; throws naming op and device when none is available.

@@ -1,10 +1,11 @@
 // Adam (PyTorch's torch.optim.Adam: L2 weight decay, bias correction of both moments, eps after the square root):
-// one fused in-place loop per parameter.
+// one multi-tensor kernel for the whole model (CPU or CUDA), or one in-place loop per parameter (the CPU reference).
 #include <cmath>
 #include <cstdint>
 
 #include "nash/core/autograd.h"
 #include "nash/optim/optimizer.h"
+#include "optim/fused_step.h"
 
 namespace nash {
 namespace optim {
@@ -47,6 +48,13 @@ void Adam::step() {
   exp_avg_.resize(groups_.size());
   exp_avg_sq_.resize(groups_.size());
   param_steps_.resize(groups_.size());
+  bool on_device = false;
+  for (const ParamGroup& group : groups_)
+    for (const Tensor& p : group.params) on_device = on_device || (p.grad().defined() && !p.device().is_cpu());
+  if (opt_.fused || on_device) {
+    fused_step();
+    return;
+  }
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& group = groups_[gi];
     exp_avg_[gi].resize(group.params.size());
@@ -70,6 +78,61 @@ void Adam::step() {
       p.impl()->storage->bump_version();
     }
   }
+  ++steps_;
+}
+
+// The same update for every parameter in one multi-tensor kernel (kernels/optim_step.h), CPU or CUDA.
+void Adam::fused_step() {
+  detail::MultiTensorStep s;
+  s.rule = detail::StepRule::Adam;
+  s.beta1 = opt_.beta1;
+  s.beta2 = opt_.beta2;
+  s.eps = opt_.eps;
+  s.weight_decay = opt_.weight_decay;
+  std::vector<Tensor> grads, stepped;
+  std::vector<std::pair<std::size_t, std::size_t>> where;
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& group = groups_[gi];
+    s.group_lr.push_back(group.lr);
+    exp_avg_[gi].resize(group.params.size());
+    exp_avg_sq_[gi].resize(group.params.size());
+    param_steps_[gi].resize(group.params.size(), 0);
+    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
+      Tensor& p = group.params[pi];
+      Tensor g = step_grad(p, true);
+      if (!g.defined()) continue;
+      if (stepped.empty()) {
+        s.device = p.device();
+        s.dtype = p.dtype();
+        NASH_CHECK(s.device.is_cpu() || s.dtype == DType::Float32, "Adam.step: CUDA kernels are float32-only, got ",
+                   p.str(), " (use float64 on the CPU)");
+      }
+      NASH_CHECK(p.device() == s.device && p.dtype() == s.dtype, "Adam.step: parameter ", pi, " of group ", gi,
+                 " is ", p.str(), " but earlier parameters are ", dtype_name(s.dtype), " on ", s.device.str(),
+                 "; one step runs on one device and dtype");
+      Tensor& m = exp_avg_[gi][pi];
+      Tensor& v = exp_avg_sq_[gi][pi];
+      if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
+      if (!v.defined()) v = zeros(p.shape(), p.dtype(), p.device());
+      const double t = static_cast<double>(param_steps_[gi][pi] + 1);
+      detail::StepTensor st;
+      st.param = p.raw_data();
+      st.grad = g.raw_data();
+      st.exp_avg = m.raw_data();
+      st.exp_avg_sq = v.raw_data();
+      st.numel = p.numel();
+      st.group = static_cast<int32_t>(gi);
+      st.step_size = group.lr / (1.0 - std::pow(opt_.beta1, t));
+      st.denom_scale = std::sqrt(1.0 - std::pow(opt_.beta2, t));
+      s.tensors.push_back(st);
+      grads.push_back(g);
+      stepped.push_back(p);
+      where.emplace_back(gi, pi);
+    }
+  }
+  run_step(s, true, "Adam.step");
+  for (const auto& w : where) ++param_steps_[w.first][w.second];
+  for (Tensor& p : stepped) p.impl()->storage->bump_version();
   ++steps_;
 }
 

@@ -11,6 +11,33 @@
 namespace nash {
 namespace optim {
 
+std::vector<ParamGroup> ParamGroup::layerwise(const std::vector<Tensor>& params) {
+  std::vector<ParamGroup> groups;
+  for (std::size_t i = 0; i < params.size(); ++i) groups.push_back({{params[i]}, -1, "param" + std::to_string(i), {}});
+  return groups;
+}
+
+std::vector<ParamGroup> ParamGroup::layerwise(const std::vector<std::pair<std::string, Tensor>>& named) {
+  std::vector<ParamGroup> groups;
+  for (const auto& kv : named) groups.push_back({{kv.second}, -1, kv.first, {}});
+  return groups;
+}
+
+std::vector<ParamGroup> ParamGroup::global(const std::vector<Tensor>& params, std::string name) {
+  return {ParamGroup{params, -1, std::move(name), {}}};
+}
+
+std::vector<ParamGroup> ParamGroup::global(const std::vector<std::pair<std::string, Tensor>>& named,
+                                           std::string name) {
+  std::vector<Tensor> params;
+  for (const auto& kv : named) params.push_back(kv.second);
+  return global(params, std::move(name));
+}
+
+std::vector<ParamGroup> ParamGroup::grouped(const std::vector<Tensor>& params, Grouping grouping) {
+  return grouping == Grouping::LayerWise ? layerwise(params) : global(params);
+}
+
 Optimizer::Optimizer(std::vector<ParamGroup> groups, double default_lr, const char* name)
     : name_(name), groups_(std::move(groups)) {
   NASH_CHECK(default_lr >= 0, name_, ": learning rate must be >= 0, got ", default_lr);
@@ -27,6 +54,9 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, double default_lr, const ch
       NASH_CHECK(seen.insert(p.impl()).second, name_, ": parameter ", i, " of group ", g,
                  " appears more than once across the parameter groups");
     }
+    NASH_CHECK(group.coefficients.empty() || group.coefficients.size() == group.params.size(), name_, ": group ", g,
+               " has ", group.coefficients.size(), " coefficients for ", group.params.size(),
+               " parameters (give one per parameter, or none)");
   }
 }
 
@@ -45,12 +75,15 @@ void Optimizer::set_lr(std::size_t group, double lr) {
   groups_[group].lr = lr;
 }
 
-Tensor Optimizer::step_grad(const Tensor& p) const {
+Tensor Optimizer::step_grad(const Tensor& p, bool any_device) const {
   Tensor g = p.grad();
   if (!g.defined()) return g;
   std::string op = name_ + ".step";
-  detail::require_cpu(op.c_str(), p);
-  detail::require_cpu(op.c_str(), g);
+  if (!any_device) {
+    detail::require_cpu(op.c_str(), p);
+    detail::require_cpu(op.c_str(), g);
+  }
+  NASH_CHECK(g.device() == p.device(), op, ": gradient ", g.str(), " is not on parameter ", p.str(), "'s device");
   NASH_CHECK(p.is_contiguous(), op, ": parameter ", p.str(), " must be contiguous to be updated in place");
   NASH_CHECK(g.dtype() == p.dtype(), op, ": gradient ", g.str(), " does not match parameter ", p.str());
   // Accumulated gradients may be broadcast views (stride 0); the loops read them densely.

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "kernels/math.h"
+#include "kernels/optim_step.h"
 #include "nash/core/ops.h"
 #include "nash/core/tensor.h"
 
@@ -46,6 +47,22 @@ void sum_pool2d(const Tensor& x, int64_t scale, const Tensor& out);
 // Random fills from a Philox stream starting at block `offset`.
 void fill_uniform(const Tensor& out, uint64_t seed, uint64_t offset);
 void fill_normal(const Tensor& out, uint64_t seed, uint64_t offset);
+
+// Equalized learning rate (kernels/cpu/scale.cpp): out = x * c for contiguous x and out; and the unfused reference of
+// the CUDA conv epilogue, out = act_gain * leaky_relu(conv2d(x, w) * scale + bias * bias_scale, act_slope).
+void scale(const Tensor& x, double c, const Tensor& out);
+void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, const Tensor& bias, double bias_scale,
+                            double act_slope, double act_gain, Int2 stride, Int2 padding, Int2 dilation,
+                            const Tensor& out);
+
+// Spectral normalization (kernels/cpu/power_iter.cpp): n_iters power iterations on the rows x (A*K) matrix of
+// w (A, rows, K) (any strides) updating contiguous u (rows) and v (A*K) in place; sums in double in a
+// thread-count-independent order.
+void power_iteration(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, double eps);
+void power_iteration_many(const std::vector<PowerIterationItem>& items, int64_t n_iters, double eps);
+
+// Optimizers (kernels/cpu/optim_step.cpp): a whole model's step in one OpenMP region.
+void multi_tensor_step(const detail::MultiTensorStep& step);
 
 // Number of Philox blocks (4 words) a fill of n elements consumes.
 inline uint64_t philox_blocks(int64_t n) { return static_cast<uint64_t>((n + 3) / 4); }

@@ -3,6 +3,7 @@
 #pragma once
 #include "kernels/cuda/compat.h"
 #include "kernels/math.h"
+#include "kernels/optim_step.h"
 #include "nash/core/ops.h"
 #include "nash/core/tensor.h"
 
@@ -45,6 +46,21 @@ void sum_pool2d(const Tensor& x, int64_t scale, const Tensor& out);
 
 void fill_uniform(const Tensor& out, uint64_t seed, uint64_t offset);
 void fill_normal(const Tensor& out, uint64_t seed, uint64_t offset);
+
+// Equalized learning rate: scale.cu (vectorised scaled copy) and conv_fused.cu (scale, bias, activation in the
+// implicit-GEMM conv's store).
+void scale(const Tensor& x, double c, const Tensor& out);
+void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, const Tensor& bias, double bias_scale,
+                            double act_slope, double act_gain, Int2 stride, Int2 padding, Int2 dilation,
+                            const Tensor& out);
+
+// Spectral normalization (power_iter.cu): w (A, rows, K) as on the CPU; every matrix's iterations in one block,
+// all matrices in one launch.
+void power_iteration(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, double eps);
+void power_iteration_many(const std::vector<PowerIterationItem>& items, int64_t n_iters, double eps);
+
+// Optimizers (optim_step.cu): a whole model's step, one launch per phase.
+void multi_tensor_step(const detail::MultiTensorStep& step);
 
 }  // namespace NASH_CUDA_NS
 }  // namespace nash

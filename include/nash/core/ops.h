@@ -131,4 +131,34 @@ Tensor mse_loss(const Tensor& a, const Tensor& b);
 // (N) class indices -> (N,C) one-hot (no gradient).
 Tensor one_hot(const Tensor& indices, int64_t num_classes);
 
+// ---- spectral normalization: power iteration (state updates, no gradient) ------------------------
+// One matrix for power_iteration_many: w and its unit estimates u (rows), v (cols). w is a (rows, cols) matrix with
+// any strides, or a 3-D (A, rows, K) tensor standing for the rows x (A*K) matrix whose row r lists w[:, r, :] in
+// order: a transposed convolution's (in, out, kh*kw) weight view, so no copy is needed for its dim 1.
+struct PowerIterationItem {
+  Tensor w, u, v;
+};
+// n_iters steps of v = normalize(wᵀu), u = normalize(w v), normalize(x) = x / max(||x||, eps), writing u and v in
+// place (their versions are bumped). Records no history; u and v are contiguous state tensors that do not require
+// grad. Afterwards uᵀ w v estimates the largest singular value of w.
+void power_iteration(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters = 1, double eps = 1e-12);
+// The same for several matrices of one device and dtype: one kernel launch on CUDA (per 48 matrices), a loop on
+// the CPU. Each item's u and v must be distinct tensors.
+void power_iteration_many(const std::vector<PowerIterationItem>& items, int64_t n_iters = 1, double eps = 1e-12);
+
+// ---- equalized learning rate (core/ops/scale.cpp) -----------------------------------------
+// w * c as a scaled copy through the backend's `scale` kernel (the run-time weight scaling of equalized-LR layers);
+// its backward is scale_weight(grad, c), so it differentiates any number of times.
+Tensor scale_weight(const Tensor& w, double c);
+// act_gain * leaky_relu(conv2d(x, w) * scale + bias * bias_scale, act_slope); act_slope = 1 is no activation.
+// On CUDA one implicit-GEMM launch with the scale, bias and activation in its epilogue; on the CPU the unfused
+// composition (conv, then one pass). Needs act_slope >= 0 and act_gain > 0: the backward reads the activation's
+// slope from the sign of the saved output. bias (Cout) may be undefined.
+Tensor conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, const Tensor& bias = Tensor(),
+                              double bias_scale = 1.0, double act_slope = 1.0, double act_gain = 1.0, Int2 stride = 1,
+                              Int2 padding = 0, Int2 dilation = 1);
+// The same for x (N, in) and w (out, in): a 1x1 conv2d_scaled_bias_act on (N, in, 1, 1).
+Tensor linear_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, const Tensor& bias = Tensor(),
+                              double bias_scale = 1.0, double act_slope = 1.0, double act_gain = 1.0);
+
 }  // namespace nash

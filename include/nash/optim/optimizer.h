@@ -1,7 +1,9 @@
 // Optimizers over parameter groups: the base class, SGD (momentum) and Adam (bias-corrected, beta1 = 0 allowed).
+// Every nash optimizer minimises its own loss (p -= step); a GAN's players each minimise theirs.
 #pragma once
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nash/core/tensor.h"
@@ -9,11 +11,26 @@
 namespace nash {
 namespace optim {
 
+// How a parameter list becomes groups: one group per tensor ("layer-wise", the default of the norm-based
+// optimizers) or one group for the whole model ("global"). Norm-based rules take one norm per group.
+enum class Grouping { LayerWise, Global };
+
 // A set of parameters sharing hyper-parameters; options not set use the optimizer's defaults.
 struct ParamGroup {
   std::vector<Tensor> params;
   double lr = -1;  // < 0: the optimizer's default
   std::string name;
+  // Per-parameter equalization coefficients (LREQAdam multiplies each parameter's step by its own); empty = all 1.
+  std::vector<double> coefficients;
+
+  // One group per tensor, named "param<i>" (or by the given names, e.g. a module's named_parameters()).
+  static std::vector<ParamGroup> layerwise(const std::vector<Tensor>& params);
+  static std::vector<ParamGroup> layerwise(const std::vector<std::pair<std::string, Tensor>>& named);
+  // One group holding every tensor.
+  static std::vector<ParamGroup> global(const std::vector<Tensor>& params, std::string name = "global");
+  static std::vector<ParamGroup> global(const std::vector<std::pair<std::string, Tensor>>& named,
+                                        std::string name = "global");
+  static std::vector<ParamGroup> grouped(const std::vector<Tensor>& params, Grouping grouping);
 };
 
 class Optimizer {
@@ -35,8 +52,9 @@ class Optimizer {
  protected:
   Optimizer(std::vector<ParamGroup> groups, double default_lr, const char* name);
   // Helpers for subclasses' step(): the gradient of p as a contiguous tensor matching p (undefined when p has
-  // none), after checking that p is a contiguous CPU tensor the fused update loops can write through.
-  Tensor step_grad(const Tensor& p) const;
+  // none), after checking that p is a contiguous tensor the update loops can write through, on the CPU unless
+  // any_device (the multi-tensor kernels).
+  Tensor step_grad(const Tensor& p, bool any_device = false) const;
   // "group{g}.param{i}.{what}", the state key of one parameter's state tensor.
   static std::string state_key(std::size_t group, std::size_t param, const std::string& what);
   // Splits a state key into its parts, checking the group and parameter exist (errors name the key).
@@ -60,7 +78,7 @@ struct SGDOptions {
 class SGD : public Optimizer {
  public:
   SGD(std::vector<ParamGroup> groups, SGDOptions opt = {});
-  SGD(const std::vector<Tensor>& params, SGDOptions opt = {}) : SGD(std::vector<ParamGroup>{{params, -1, ""}}, opt) {}
+  SGD(const std::vector<Tensor>& params, SGDOptions opt = {}) : SGD(ParamGroup::global(params, ""), opt) {}
   void step() override;
   std::map<std::string, Tensor> state() const override;
   void load_state(const std::map<std::string, Tensor>& state) override;
@@ -77,20 +95,23 @@ struct AdamOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;  // L2 added to the gradient (Adam, not AdamW)
+  // One multi-tensor kernel for all parameters; false: the per-tensor loops (the CPU reference). Parameters on a
+  // CUDA device always take the multi-tensor kernel.
+  bool fused = true;
 };
 
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
 class Adam : public Optimizer {
  public:
   Adam(std::vector<ParamGroup> groups, AdamOptions opt = {});
-  Adam(const std::vector<Tensor>& params, AdamOptions opt = {})
-      : Adam(std::vector<ParamGroup>{{params, -1, ""}}, opt) {}
+  Adam(const std::vector<Tensor>& params, AdamOptions opt = {}) : Adam(ParamGroup::global(params, ""), opt) {}
   void step() override;
   std::map<std::string, Tensor> state() const override;
   void load_state(const std::map<std::string, Tensor>& state) override;
   const AdamOptions& options() const { return opt_; }
 
  private:
+  void fused_step();
   AdamOptions opt_;
   std::vector<std::vector<Tensor>> exp_avg_, exp_avg_sq_;
   std::vector<std::vector<int64_t>> param_steps_;
