@@ -1,5 +1,4 @@
-// Pooling and resampling ops: avg_pool2d / avg_pool2d_grad and upsample_nearest2d / sum_pool2d, each pair's backward.
-// backward.
+// Pooling and resampling ops: avg_pool2d / avg_pool2d_grad and upsample_nearest2d / sum_pool2d; each pair is the other's backward.
 #include <string>
 
 #include "core/ops/common.h"
