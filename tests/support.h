@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "nash/nash.h"
@@ -21,6 +22,35 @@ inline void expect_values(const nash::Tensor& a, const std::vector<double>& want
   std::vector<double> x = a.to_vector<double>();
   ASSERT_EQ(x.size(), want.size());
   for (std::size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], want[i], tol) << "element " << i;
+}
+
+// ||got - want|| / ||want|| over all elements (both moved to the host). A non-finite value where the reference is
+// finite fails the test: on the emulated device that is an output element the kernel never wrote.
+inline double rel_error(const nash::Tensor& got, const nash::Tensor& want) {
+  std::vector<double> a = got.to(nash::Device::cpu()).to_vector<double>();
+  std::vector<double> b = want.to(nash::Device::cpu()).to_vector<double>();
+  EXPECT_EQ(a.size(), b.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (!std::isfinite(b[i])) {
+      EXPECT_TRUE(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))) << "element " << i << ": " << a[i]
+                                                                            << " vs " << b[i];
+      continue;
+    }
+    if (!std::isfinite(a[i])) {
+      ADD_FAILURE() << "element " << i << " is " << a[i] << " on the device, " << b[i] << " on the CPU (unwritten output?)";
+      return std::numeric_limits<double>::infinity();
+    }
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+// A seeded float32 CPU tensor from N(0,1).
+inline nash::Tensor randn32(const nash::Shape& s, uint64_t seed) {
+  nash::Generator g(seed);
+  return nash::randn(s, nash::DType::Float32, nash::Device::cpu(), &g);
 }
 
 // A float64 leaf with values from N(0,1) (seeded), requiring grad.

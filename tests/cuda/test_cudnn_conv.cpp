@@ -23,25 +23,8 @@ constexpr double kConvBound = 1e-3;
     if (!cuda::cudnn_available()) GTEST_SKIP() << "nash was built without cuDNN (cudnn.h and libcudnn not found)"; \
   } while (0)
 
-double rel_error(const Tensor& a_in, const Tensor& b_in) {
-  std::vector<double> a = a_in.to(Device::cpu()).to_vector<double>(), b = b_in.to(Device::cpu()).to_vector<double>();
-  EXPECT_EQ(a.size(), b.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) {
-      ADD_FAILURE() << "element " << i << " is not finite: " << a[i] << " vs " << b[i];
-      return 1e30;
-    }
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
-
-Tensor rnd(const Shape& s, uint64_t seed) {
-  Generator g(seed);
-  return randn(s, DType::Float32, Device::cpu(), &g);
-}
+using nash_test::rel_error;
+Tensor rnd(const Shape& s, uint64_t seed) { return nash_test::randn32(s, seed); }
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 

@@ -12,21 +12,7 @@ namespace {
 constexpr double kElementwiseBound = 1e-5;
 constexpr double kReductionBound = 1e-4;
 
-double rel_error(const Tensor& dev, const Tensor& cpu) {
-  std::vector<double> a = dev.to_vector<double>(), b = cpu.to_vector<double>();
-  EXPECT_EQ(a.size(), b.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(b[i])) {
-      EXPECT_TRUE(std::isnan(a[i])) << "element " << i;
-      continue;
-    }
-    EXPECT_FALSE(std::isnan(a[i])) << "element " << i << " is NaN on the device (unwritten output?)";
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
+using nash_test::rel_error;
 
 class DeviceParity : public ::testing::TestWithParam<std::string> {
  protected:
@@ -47,10 +33,7 @@ class DeviceParity : public ::testing::TestWithParam<std::string> {
   Device device_;
 };
 
-Tensor rnd(const Shape& s, uint64_t seed, double scale = 1.0) {
-  Generator g(seed);
-  return randn(s, DType::Float32, Device::cpu(), &g) * scale;
-}
+Tensor rnd(const Shape& s, uint64_t seed) { return nash_test::randn32(s, seed); }
 
 }  // namespace
 

@@ -13,22 +13,8 @@ constexpr double kScaleBound = 1e-6;  // one multiplication per element: the sam
 constexpr double kFusedBound = 1e-4;  // fused vs unfused: the same GEMM, the epilogue rounded once less
 constexpr double kConvBound = 1e-3;   // device vs CPU for GEMM/conv (different summation orders)
 
-double rel_error(const Tensor& got, const Tensor& want) {
-  std::vector<double> a = got.to(Device::cpu()).to_vector<double>(), b = want.to(Device::cpu()).to_vector<double>();
-  EXPECT_EQ(a.size(), b.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    EXPECT_FALSE(std::isnan(a[i])) << "element " << i << " is NaN (unwritten output?)";
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
-
-Tensor rnd(const Shape& s, uint64_t seed) {
-  Generator g(seed);
-  return randn(s, DType::Float32, Device::cpu(), &g);
-}
+using nash_test::rel_error;
+Tensor rnd(const Shape& s, uint64_t seed) { return nash_test::randn32(s, seed); }
 
 Tensor unfused(const Tensor& x, const Tensor& w, double s, const Tensor& b, double bs, double slope, double gain,
                Int2 stride, Int2 padding, Int2 dilation) {
