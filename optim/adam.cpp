@@ -114,6 +114,8 @@ void Adam::fused_step() {
       Tensor& v = exp_avg_sq_[gi][pi];
       if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
       if (!v.defined()) v = zeros(p.shape(), p.dtype(), p.device());
+      if (m.device() != p.device()) m = m.to(p.device());  // the model moved since the last step
+      if (v.device() != p.device()) v = v.to(p.device());
       const double t = static_cast<double>(param_steps_[gi][pi] + 1);
       detail::StepTensor st;
       st.param = p.raw_data();

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -39,7 +40,9 @@ void save_calibration(const std::string& path, const Calibration& c) {
   text << kMagic << "\nsteps " << c.steps << "\ngroups " << c.names.size() << "\n";
   for (std::size_t i = 0; i < c.names.size(); ++i) text << c.values[i] << " " << c.names[i] << "\n";
   const std::string body = text.str();
-  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  static std::atomic<unsigned> counter{0};  // distinct temporary names for concurrent writers in one process
+  const std::string tmp =
+      path + ".tmp." + std::to_string(static_cast<long>(::getpid())) + "." + std::to_string(counter++);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     NASH_CHECK(out.good(), "save_calibration: cannot write '", tmp, "': ", std::strerror(errno));

@@ -166,11 +166,13 @@ void FusedOptimizer::step() {
       if (moments_ == Moments::Both) {
         Tensor& m = exp_avg_[gi][pi];
         if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
+        if (m.device() != p.device()) m = m.to(p.device());  // the model moved since the last step
         st.exp_avg = m.raw_data();
       }
       if (moments_ != Moments::None) {
         Tensor& v = exp_avg_sq_[gi][pi];
         if (!v.defined()) v = zeros(p.shape(), p.dtype(), p.device());
+        if (v.device() != p.device()) v = v.to(p.device());
         st.exp_avg_sq = v.raw_data();
       }
       tensor_scalars(gi, pi, param_steps_[gi][pi] + 1, st.step_size, st.denom_scale, st.oracle_scale);

@@ -29,6 +29,7 @@ namespace cpu {
 namespace {
 
 std::atomic<int> g_single_thread_depth{0};
+std::atomic<bool> g_force_portable{false};
 
 // One GEMM with its blocking: C is cut into tiles of mc x nc, each owned by one thread, whose K range is walked
 // in slices of kc (the packed A block stays in L2, one packed B micro-panel in L1).
@@ -174,10 +175,10 @@ struct Kernel {
   const char* name;
 };
 
-void tile_f32_generic(const Problem<float>& p, int64_t t, float* a, float* b) {
+void tile_f32_portable(const Problem<float>& p, int64_t t, float* a, float* b) {
   run_tile<float, 6, 2, F32x4>(p, t, a, b);
 }
-void tile_f64_generic(const Problem<double>& p, int64_t t, double* a, double* b) {
+void tile_f64_portable(const Problem<double>& p, int64_t t, double* a, double* b) {
   run_tile<double, 6, 2, F64x2>(p, t, a, b);
 }
 #if defined(NASH_GEMM_AVX2)
@@ -189,7 +190,7 @@ __attribute__((target("avx2,fma"))) void tile_f64_avx2(const Problem<double>& p,
 }
 bool has_avx2_fma() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
+  return yes && !g_force_portable.load(std::memory_order_relaxed);
 }
 #endif
 
@@ -198,16 +199,16 @@ const Kernel<float>& kernel(float*) {
   static const Kernel<float> avx2{tile_f32_avx2, 6, 16, "avx2"};
   if (has_avx2_fma()) return avx2;
 #endif
-  static const Kernel<float> generic{tile_f32_generic, 6, 8, "generic"};
-  return generic;
+  static const Kernel<float> portable{tile_f32_portable, 6, 8, "portable"};
+  return portable;
 }
 const Kernel<double>& kernel(double*) {
 #if defined(NASH_GEMM_AVX2)
   static const Kernel<double> avx2{tile_f64_avx2, 6, 8, "avx2"};
   if (has_avx2_fma()) return avx2;
 #endif
-  static const Kernel<double> generic{tile_f64_generic, 6, 4, "generic"};
-  return generic;
+  static const Kernel<double> portable{tile_f64_portable, 6, 4, "portable"};
+  return portable;
 }
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -215,7 +216,7 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 constexpr int64_t kBlockK = 256;                  // packed B micro-panel (kc x NR) fits in L1
 constexpr int64_t kBlockM = 96;                   // packed A block (mc x kc) fits in L2
 constexpr int64_t kBlockN = 1024;                 // widest tile; narrowed when that leaves threads idle
-constexpr double kParallelFlops = 4.0e6;          // below this a GEMM stays on one thread
+constexpr double kParallelFlops = 1.0e7;          // below this a GEMM stays on one thread (fork-join costs)
 
 // Per-thread packing buffers, kept between calls so that many small GEMMs do not allocate.
 template <class T>
@@ -264,14 +265,26 @@ void builtin_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, co
   const int64_t tiles = p.mtiles * p.ntiles;
   threads = static_cast<int>(std::min<int64_t>(threads, tiles));
   const std::size_t a_size = static_cast<std::size_t>(p.mc * p.kc), b_size = static_cast<std::size_t>(p.nc * p.kc);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  auto buffers = [&](T*& a, T*& b) {
     std::vector<T>& abuf = scratch<T>(0);
     std::vector<T>& bbuf = scratch<T>(1);
     if (abuf.size() < a_size) abuf.resize(a_size);
     if (bbuf.size() < b_size) bbuf.resize(b_size);
+    a = abuf.data();
+    b = bbuf.data();
+  };
+  if (threads <= 1) {  // no OpenMP region at all: small GEMMs are called often, from inside parallel regions too
+    T *a, *b;
+    buffers(a, b);
+    for (int64_t t = 0; t < tiles; ++t) ker.tile(p, t, a, b);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    T *a, *b;
+    buffers(a, b);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tiles; ++t) ker.tile(p, t, abuf.data(), bbuf.data());
+    for (int64_t t = 0; t < tiles; ++t) ker.tile(p, t, a, b);
   }
 }
 
@@ -297,6 +310,9 @@ template void builtin_gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, 
                                   int64_t, float, float*, int64_t);
 template void builtin_gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
                                    const double*, int64_t, double, double*, int64_t);
+
+const char* builtin_gemm_kernel() { return kernel(static_cast<float*>(nullptr)).name; }
+void builtin_gemm_force_portable(bool on) { g_force_portable = on; }
 
 const char* gemm_backend() {
 #if defined(NASH_WITH_OPENBLAS)

@@ -27,6 +27,10 @@ extern template void builtin_gemm<double>(bool, bool, int64_t, int64_t, int64_t,
 
 // "openblas" or "builtin": what gemm() calls in this build.
 const char* gemm_backend();
+// The built-in GEMM's micro-kernel: "avx2" (x86-64 with AVX2 and FMA, chosen at run time) or "portable".
+const char* builtin_gemm_kernel();
+// For tests: makes the built-in GEMM use its portable kernel even where AVX2 is available.
+void builtin_gemm_force_portable(bool on);
 
 // While one is alive, every gemm() call runs on the calling thread only: for code that already splits its work
 // across an OpenMP team (a threaded BLAS nested inside would oversubscribe the cores). Create it outside the

@@ -103,13 +103,13 @@ TEST(Gemm, BetaZeroIgnoresNanAndAlphaZeroOnlyScales) {
 // Large enough for the built-in GEMM to split C across threads (and to narrow its tiles to feed them).
 TEST(Gemm, BuiltinThreadedLargeProblems) {
   check<float>(builtin_gemm<float>, "threaded", false, false, {200, 300, 260}, 1.0f, 0.0f, 21);
-  check<double>(builtin_gemm<double>, "threaded", true, true, {130, 70, 520}, 0.5, 2.0, 22);
+  check<double>(builtin_gemm<double>, "threaded", true, true, {130, 90, 520}, 0.5, 2.0, 22);
   check<float>(builtin_gemm<float>, "threaded wide", false, true, {20, 2100, 300}, 1.0f, 1.0f, 23);
 }
 
 // Inside an OpenMP region and under the single-thread guard each call must stay on its thread and stay correct.
 TEST(Gemm, SingleThreadGuardAndNestedRegions) {
-  const int64_t M = 70, N = 90, K = 300;
+  const int64_t M = 70, N = 90, K = 900;  // enough work for the built-in GEMM to use threads
   std::vector<float> A = random_vec<float>(M * K, 31), B = random_vec<float>(K * N, 32);
   std::vector<float> ref(M * N);
   builtin_gemm<float>(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, ref.data(), N);
@@ -123,15 +123,29 @@ TEST(Gemm, SingleThreadGuardAndNestedRegions) {
       for (int t = 0; t < 4; ++t) f(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, out[t].data(), N);
     }
     for (int t = 0; t < 4; ++t)
-      for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(out[t][i], ref[i], 1e-4f) << "copy " << t << " element " << i;
+      for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(out[t][i], ref[i], 1e-3f) << "copy " << t << " element " << i;
     // After the guards are gone, a threaded call still matches.
     std::vector<float> again(M * N);
     f(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, again.data(), N);
-    for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(again[i], ref[i], 1e-4f) << "element " << i;
+    for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(again[i], ref[i], 1e-3f) << "element " << i;
   }
+}
+
+// The portable micro-kernel (the one non-x86 machines and CPUs without AVX2 run) on the same cases.
+TEST(Gemm, BuiltinPortableKernelMatchesNaive) {
+  struct Portable {
+    Portable() { nash::cpu::builtin_gemm_force_portable(true); }
+    ~Portable() { nash::cpu::builtin_gemm_force_portable(false); }
+  } portable;
+  EXPECT_STREQ(nash::cpu::builtin_gemm_kernel(), "portable");
+  check_all<float>(builtin_gemm<float>, "builtin portable");
+  check_all<double>(builtin_gemm<double>, "builtin portable");
+  check<float>(builtin_gemm<float>, "portable threaded", true, false, {150, 260, 270}, 1.0f, 0.5f, 41);
 }
 
 TEST(Gemm, BackendIsNamed) {
   const std::string b = nash::cpu::gemm_backend();
   EXPECT_TRUE(b == "openblas" || b == "builtin") << b;
+  const std::string k = nash::cpu::builtin_gemm_kernel();
+  EXPECT_TRUE(k == "avx2" || k == "portable") << k;
 }

@@ -1,7 +1,8 @@
 // The CUDA multi-tensor optimizer step on the emulated device (always) and a GPU (when one answers) against the
-// CPU per-tensor reference: Adam, LREQAdam, nSGDA, Ada-nSGDA and AdaDir over many odd-sized tensors (some spanning
-// several 4096-element blocks, one misaligned for float4), layer-wise and global; ||dev - cpu|| / ||cpu|| <= 1e-5.
+// CPU per-tensor reference: Adam, LREQAdam, nSGDA, Ada-nSGDA and AdaDir over many odd-sized tensors (one spanning
+// two 4096-element blocks, one misaligned for float4), layer-wise and global; ||dev - cpu|| / ||cpu|| <= 1e-5.
 #include <cmath>
+#include <cstdint>
 #include <memory>
 
 #include "support.h"
@@ -70,14 +71,14 @@ class OptimStep : public ::testing::TestWithParam<std::string> {
   Device device_;
 };
 
-// 40 tensors: odd sizes, two over one 4096-element block, and one leaf that starts 1 float into its storage.
+// 26 tensors: odd sizes, one over a 4096-element block (two blocks), and one leaf that starts 1 float into its
+// storage. Sizes stay small: every emulated CUDA thread is a fiber.
 std::vector<Tensor> cpu_params(uint64_t seed) {
   Generator gen(seed);
   std::vector<Tensor> ps;
-  for (int k = 0; k < 37; ++k)
+  for (int k = 0; k < 24; ++k)
     ps.push_back(randn({1 + 7 * k % 23 + (k % 5) * 31}, DType::Float32, Device::cpu(), &gen));
   ps.push_back(randn({4097}, DType::Float32, Device::cpu(), &gen));
-  ps.push_back(randn({9001}, DType::Float32, Device::cpu(), &gen));
   ps.push_back(randn({1030}, DType::Float32, Device::cpu(), &gen));
   return ps;
 }
@@ -101,6 +102,9 @@ TEST_P(OptimStep, FusedKernelsMatchTheCpuPerTensorReference) {
         }
         ref[k] = ref[k].detach().requires_grad_();
       }
+      // Both kernel paths run: float4 for the fresh allocations, scalar for the offset leaf.
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(dev[0].raw_data()) % 16, 0u);
+      EXPECT_NE(reinterpret_cast<uintptr_t>(dev.back().raw_data()) % 16, 0u);
       auto opt_ref = make(which, optim::ParamGroup::grouped(ref, grouping), false);
       auto opt_dev = make(which, optim::ParamGroup::grouped(dev, grouping), true);
       for (int s = 0; s < 3; ++s) {

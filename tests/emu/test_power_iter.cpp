@@ -64,7 +64,8 @@ std::vector<Case> make_cases(Device d) {
   return cs;
 }
 
-class PowerIterParity : public ::testing::TestWithParam<std::string> {
+// Named so tools/gpu-check's "*DeviceParity*/Cuda" filter runs the real-GPU instances.
+class PowerIterDeviceParity : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     device_ = Device::parse(GetParam());
@@ -75,7 +76,7 @@ class PowerIterParity : public ::testing::TestWithParam<std::string> {
 
 }  // namespace
 
-TEST_P(PowerIterParity, SingleMatrixOddShapes) {
+TEST_P(PowerIterDeviceParity, SingleMatrixOddShapes) {
   for (int64_t n_iters : {1, 5}) {
     for (Case& c : make_cases(device_)) {
       SCOPED_TRACE(c.name + " n_iters=" + std::to_string(n_iters));
@@ -88,7 +89,7 @@ TEST_P(PowerIterParity, SingleMatrixOddShapes) {
   }
 }
 
-TEST_P(PowerIterParity, FusedManyMatchesCpuPerMatrix) {
+TEST_P(PowerIterDeviceParity, FusedManyMatchesCpuPerMatrix) {
   std::vector<Case> cs = make_cases(device_);
   std::vector<PowerIterationItem> cpu_items, dev_items;
   std::vector<Tensor> u0;
@@ -111,7 +112,7 @@ TEST_P(PowerIterParity, FusedManyMatchesCpuPerMatrix) {
   }
 }
 
-TEST_P(PowerIterParity, MoreMatricesThanOneLaunchHolds) {
+TEST_P(PowerIterDeviceParity, MoreMatricesThanOneLaunchHolds) {
   // 70 matrices: more than the 48 descriptors one launch carries, so a second launch is exercised.
   std::vector<Case> cs;
   for (int k = 0; k < 70; ++k)
@@ -130,7 +131,7 @@ TEST_P(PowerIterParity, MoreMatricesThanOneLaunchHolds) {
   }
 }
 
-TEST_P(PowerIterParity, SpectralNormLayersOnTheDevice) {
+TEST_P(PowerIterDeviceParity, SpectralNormLayersOnTheDevice) {
   manual_seed(31);
   auto make = [] {
     return std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
@@ -159,7 +160,7 @@ TEST_P(PowerIterParity, SpectralNormLayersOnTheDevice) {
   EXPECT_LE(rel_error(dev_net->forward(x.to(device_)), cpu_net->forward(x)), kConvBound);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, PowerIterParity, ::testing::Values("emu-cuda", "cuda"),
+INSTANTIATE_TEST_SUITE_P(Devices, PowerIterDeviceParity, ::testing::Values("emu-cuda", "cuda"),
                          [](const ::testing::TestParamInfo<std::string>& i) {
                            return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
                          });

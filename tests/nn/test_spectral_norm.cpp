@@ -570,4 +570,6 @@ TEST(SpectralNorm, DISABLED_CpuOverheadDcganDiscriminator) {
   std::printf("SN work alone, 4 layers: forward %.3f ms (power iteration + W/sigma), W/sigma with its backward "
               "%.3f ms, power iterations %.3f ms, update_all %.3f ms\n",
               iso[0], iso[1], iso[2], iso[3]);
+  std::printf("SN work as a share of the plain model: forward %.2f%%, training step %.2f%%\n", 100 * iso[0] / f[0],
+              100 * (iso[0] + iso[1]) / s[0]);
 }

@@ -102,7 +102,8 @@ class NSGDA : public FusedOptimizer {
   NSGDA(std::vector<ParamGroup> groups, NSGDAOptions opt = {});
   NSGDA(const std::vector<Tensor>& params, NSGDAOptions opt = {})
       : NSGDA(ParamGroup::grouped(params, opt.grouping), opt) {}
-  // Sets group i's lr to scale * c.values[i] (the paper's per-layer constant step sizes, Fig. 5). The groups must
+  // Sets group i's lr to scale * c.values[i] (the paper's per-layer constant step sizes, Fig. 5): scale = 1 takes
+  // the mean ||A|| itself; the Ada-nSGDA run's lr reproduces that run's mean step norm per group. The groups must
   // match c's count and names in order; errors name the first mismatch.
   void apply_calibration(const Calibration& c, double scale = 1.0);
   void load_calibration(const std::string& path, double scale = 1.0);
