@@ -7,6 +7,7 @@
 
 #include "nash/core/autograd.h"
 #include "nash/core/ops.h"
+#include "nash/optim/balanced.h"
 
 namespace nash {
 namespace optim {
@@ -33,6 +34,12 @@ GanTrainer::GanTrainer(std::shared_ptr<nn::Module> generator, std::shared_ptr<nn
     NASH_CHECK(log_.good(), "GanTrainer: cannot open the log file ", opt_.log_path, ": ", std::strerror(errno));
     log_ << "step,d_loss,g_loss,penalty,grad_norm_d,grad_norm_g,update_norm_d,update_norm_g,param_norm_d,"
             "param_norm_g,rel_speed_d,rel_speed_g,update_ratio,grad_ratio,seconds\n";
+    if (dynamic_cast<FusedOptimizer*>(&opt_g_) || dynamic_cast<FusedOptimizer*>(&opt_d_)) {
+      const std::string layers = opt_.log_path + ".layers.csv";
+      layer_log_.open(layers, std::ios::out | std::ios::trunc);
+      NASH_CHECK(layer_log_.good(), "GanTrainer: cannot open the log file ", layers, ": ", std::strerror(errno));
+      layer_log_ << "step,player,group,grad_norm,oracle_norm\n";
+    }
   }
 }
 
@@ -100,6 +107,14 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
     s.update_ratio = s.update_norm_d > 0 ? s.update_norm_g / s.update_norm_d : 0;
     s.grad_ratio = (g0_ > 0 ? s.grad_norm_g / g0_ : 0) + (d0_ > 0 ? s.grad_norm_d / d0_ : 0);
   }
+  if (auto* f = dynamic_cast<FusedOptimizer*>(&opt_d_)) {
+    s.layer_grad_norms_d = f->grad_norms();
+    s.layer_oracle_norms_d = f->oracle_norms();
+  }
+  if (auto* f = dynamic_cast<FusedOptimizer*>(&opt_g_)) {
+    s.layer_grad_norms_g = f->grad_norms();
+    s.layer_oracle_norms_g = f->oracle_norms();
+  }
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (log_.is_open()) log(s);
   return s;
@@ -111,6 +126,16 @@ void GanTrainer::log(const StepStats& s) {
        << s.param_norm_g << ',' << s.rel_speed_d << ',' << s.rel_speed_g << ',' << s.update_ratio << ','
        << s.grad_ratio << ',' << s.seconds << '\n';
   NASH_CHECK(log_.good(), "GanTrainer: writing the log file ", opt_.log_path, " failed");
+  if (!layer_log_.is_open()) return;
+  auto rows = [&](const char* player, Optimizer& opt, const std::vector<double>& g, const std::vector<double>& a) {
+    auto* f = dynamic_cast<FusedOptimizer*>(&opt);
+    for (std::size_t i = 0; f && i < g.size(); ++i)
+      layer_log_ << s.step << ',' << player << ',' << f->group_name(i) << ',' << g[i] << ',' << (i < a.size() ? a[i] : 0)
+                 << '\n';
+  };
+  rows("D", opt_d_, s.layer_grad_norms_d, s.layer_oracle_norms_d);
+  rows("G", opt_g_, s.layer_grad_norms_g, s.layer_oracle_norms_g);
+  NASH_CHECK(layer_log_.good(), "GanTrainer: writing the log file ", opt_.log_path, ".layers.csv failed");
 }
 
 }  // namespace optim

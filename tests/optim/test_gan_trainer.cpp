@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "nash/optim/balanced.h"
 #include "nash/optim/gan_trainer.h"
 #include "support.h"
 
@@ -78,6 +79,34 @@ TEST(GanTrainer, WassersteinWithGradientPenaltyAndLog) {
   while (std::getline(f, line)) ++rows;
   EXPECT_EQ(rows, 4);
   std::remove(path.c_str());
+}
+
+TEST(GanTrainer, LogsPerLayerAdamMagnitudesOfBalancedOptimizers) {
+  manual_seed(8);
+  auto g = mlp(4, 8, 2), d = mlp(2, 8, 1);
+  optim::AdaGraftOptions ao;
+  ao.lr = 1e-3;
+  optim::AdaNSGDA opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
+  std::string path = (std::filesystem::temp_directory_path() / ("nash_layers_" + std::to_string(::getpid()) + ".csv")).string();
+  optim::GanTrainerOptions o;
+  o.log_path = path;
+  optim::StepStats s;
+  {
+    optim::GanTrainer trainer(g, d, opt_g, opt_d, o);
+    for (int i = 0; i < 3; ++i) s = trainer.step(real_sampler(), latent_sampler());
+  }
+  ASSERT_EQ(s.layer_oracle_norms_d.size(), d->parameters().size());  // layer-wise: one group per tensor
+  ASSERT_EQ(s.layer_grad_norms_g.size(), g->parameters().size());
+  for (double a : s.layer_oracle_norms_d) EXPECT_GT(a, 0);
+  std::ifstream f(path + ".layers.csv");
+  std::string line;
+  int rows = 0;
+  std::getline(f, line);
+  EXPECT_EQ(line, "step,player,group,grad_norm,oracle_norm");
+  while (std::getline(f, line)) ++rows;
+  EXPECT_EQ(rows, 3 * static_cast<int>(g->parameters().size() + d->parameters().size()));
+  std::remove(path.c_str());
+  std::remove((path + ".layers.csv").c_str());
 }
 
 TEST(GanTrainer, BadOptionsAreErrors) {

@@ -21,7 +21,8 @@ struct GanTrainerOptions {
   double gp_lambda = 0.0;    // WGAN-GP weight (0: off)
   double r1_gamma = 0.0;     // R1 weight (0: off)
   bool diagnostics = true;   // gradient norms, update norms and ratios (costs a few parameter-sized passes)
-  std::string log_path;      // CSV of every step's StepStats (empty: no file)
+  std::string log_path;      // CSV of every step's StepStats (empty: no file); per-layer norms of balanced
+                             // optimizers go to <log_path>.layers.csv (step, player, group, grad_norm, oracle_norm)
 };
 
 // What one step did. Norms are over all parameters of a player (‖·‖₂ of the concatenation).
@@ -35,6 +36,9 @@ struct StepStats {
   double update_ratio = 0;                     // update_norm_g / update_norm_d: near 1 when the players are balanced
   double grad_ratio = 0;                       // ‖g_G‖/‖g_G⁽⁰⁾‖ + ‖g_D‖/‖g_D⁽⁰⁾‖ (Fig. 1b's convergence measure)
   double seconds = 0;                          // wall time of the step
+  // Per group (layer) of a balanced optimizer (FusedOptimizer: LREQAdam, NSGDA, Ada-nSGDA, AdaDir): ‖g‖ and the
+  // Adam oracle's ‖A‖ (Dissecting... Fig. 2b/c); empty for other optimizers.
+  std::vector<double> layer_grad_norms_d, layer_grad_norms_g, layer_oracle_norms_d, layer_oracle_norms_g;
 };
 
 class GanTrainer {
@@ -58,7 +62,7 @@ class GanTrainer {
   GanTrainerOptions opt_;
   int64_t steps_ = 0;
   double g0_ = 0, d0_ = 0;  // first gradient norms, for grad_ratio
-  std::ofstream log_;
+  std::ofstream log_, layer_log_;
 };
 
 // ‖·‖₂ over a list of tensors (undefined entries skipped), accumulated in double.
