@@ -43,27 +43,97 @@ GanTrainer::GanTrainer(std::shared_ptr<nn::Module> generator, std::shared_ptr<nn
   }
 }
 
-double GanTrainer::update(nn::Module& player, Optimizer& opt, const Tensor& loss, double& grad_norm,
+namespace {
+
+// Sums of squares with four independent accumulators (keeps the loops vectorisable and the order fixed).
+template <class T, class F>
+double sum4(int64_t n, F term) {
+  double a[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) a[k] += term(i + k);
+  for (; i < n; ++i) a[0] += term(i);
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+template <class T>
+double snapshot_sumsq(const T* __restrict p, double* __restrict s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) s[i] = static_cast<double>(p[i]);
+  return sum4<T>(n, [&](int64_t i) { return s[i] * s[i]; });
+}
+template <class T>
+double sumsq(const T* __restrict p, int64_t n) {
+  return sum4<T>(n, [&](int64_t i) { return static_cast<double>(p[i]) * static_cast<double>(p[i]); });
+}
+template <class T>
+double diff_sumsq(const T* __restrict p, const double* __restrict s, int64_t n) {
+  return sum4<T>(n, [&](int64_t i) {
+    double d = static_cast<double>(p[i]) - s[i];
+    return d * d;
+  });
+}
+
+bool host_dense(const std::vector<Tensor>& ts) {
+  for (const Tensor& t : ts)
+    if (t.defined() && !(t.device().is_cpu() && t.is_contiguous())) return false;
+  return true;
+}
+
+}  // namespace
+
+double GanTrainer::update(nn::Module& player, Optimizer& opt, Snapshot& snap, const Tensor& loss, double& grad_norm,
                           double& update_norm, double& param_norm) {
   opt.zero_grad();
   loss.backward();
-  std::vector<Tensor> params = player.parameters();
+  if (!opt_.diagnostics) {
+    opt.step();
+    return loss.item();
+  }
+  std::vector<Tensor> params = player.parameters(), grads;
+  for (const Tensor& p : params) grads.push_back(p.grad());
+  if (host_dense(params) && host_dense(grads)) {
+    // One pass before the step (‖g‖², ‖Y‖², snapshot) and one after (‖ΔY‖²), into a buffer kept across steps:
+    // a few parameter-sized passes, no allocations.
+    int64_t total = 0;
+    for (const Tensor& p : params) total += p.numel();
+    snap.values.resize(static_cast<std::size_t>(total));
+    double gsq = 0, psq = 0;
+    int64_t off = 0;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      const Tensor &p = params[k], &g = grads[k];
+      double* s = snap.values.data() + off;
+      const bool f32 = p.dtype() == DType::Float32;
+      psq += f32 ? snapshot_sumsq(p.data_ptr<float>(), s, p.numel()) : snapshot_sumsq(p.data_ptr<double>(), s, p.numel());
+      if (g.defined()) gsq += f32 ? sumsq(g.data_ptr<float>(), g.numel()) : sumsq(g.data_ptr<double>(), g.numel());
+      off += p.numel();
+    }
+    opt.step();
+    double usq = 0;
+    off = 0;
+    for (const Tensor& p : params) {
+      const double* s = snap.values.data() + off;
+      usq += p.dtype() == DType::Float32 ? diff_sumsq(p.data_ptr<float>(), s, p.numel())
+                                         : diff_sumsq(p.data_ptr<double>(), s, p.numel());
+      off += p.numel();
+    }
+    grad_norm = std::sqrt(gsq);
+    param_norm = std::sqrt(psq);
+    update_norm = std::sqrt(usq);
+    return loss.item();
+  }
+  // Device tensors: the same quantities through nash ops.
+  grad_norm = global_norm(grads);
   std::vector<Tensor> before;
-  if (opt_.diagnostics) {
-    std::vector<Tensor> grads;
-    for (const Tensor& p : params) grads.push_back(p.grad());
-    grad_norm = global_norm(grads);
+  {
     NoGradGuard ng;
     for (const Tensor& p : params) before.push_back(p.detach().clone());
-    param_norm = global_norm(before);
   }
+  param_norm = global_norm(before);
   opt.step();
-  if (opt_.diagnostics) {
-    NoGradGuard ng;
-    std::vector<Tensor> delta;
-    for (std::size_t i = 0; i < params.size(); ++i) delta.push_back(sub(params[i].detach(), before[i]));
-    update_norm = global_norm(delta);
-  }
+  NoGradGuard ng;
+  std::vector<Tensor> delta;
+  for (std::size_t i = 0; i < params.size(); ++i) delta.push_back(sub(params[i].detach(), before[i]));
+  update_norm = global_norm(delta);
   return loss.item();
 }
 
@@ -90,10 +160,10 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
       s.penalty = penalty.item();
       loss = add(loss, penalty);
     }
-    s.d_loss = update(*d_, opt_d_, loss, s.grad_norm_d, s.update_norm_d, s.param_norm_d);
+    s.d_loss = update(*d_, opt_d_, snap_d_, loss, s.grad_norm_d, s.update_norm_d, s.param_norm_d);
   }
   Tensor gl = nn::g_loss(opt_.loss, d_->forward(g_->forward(latent_batch())));
-  s.g_loss = update(*g_, opt_g_, gl, s.grad_norm_g, s.update_norm_g, s.param_norm_g);
+  s.g_loss = update(*g_, opt_g_, snap_g_, gl, s.grad_norm_g, s.update_norm_g, s.param_norm_g);
   d_->zero_grad();  // the G update also filled D's gradients; they are not used
   NASH_CHECK(std::isfinite(s.d_loss) && std::isfinite(s.g_loss), "GanTrainer: step ", s.step,
              " produced a non-finite loss (D ", s.d_loss, ", G ", s.g_loss, ")");

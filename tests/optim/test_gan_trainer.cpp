@@ -133,10 +133,15 @@ TEST(GanTrainer, DISABLED_DiagnosticsCostIsReported) {  // run with --gtest_also
     auto z = [] { return randn({64, 64}); };
     trainer.step(real, z);
     auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < 10; ++i) trainer.step(real, z);
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 10;
+    for (int i = 0; i < 20; ++i) trainer.step(real, z);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 20;
   };
-  double off = run(false), on = run(true);
+  // Alternate the two configurations and keep each one's best, to see through a noisy machine.
+  double off = 1e9, on = 1e9;
+  for (int r = 0; r < 5; ++r) {
+    off = std::min(off, run(false));
+    on = std::min(on, run(true));
+  }
   std::printf("[ trainer  ] step %.2f ms without diagnostics, %.2f ms with (%+.1f%%)\n", off * 1e3, on * 1e3,
               100 * (on / off - 1));
   SUCCEED();

@@ -53,10 +53,15 @@ class GanTrainer {
   const GanTrainerOptions& options() const { return opt_; }
 
  private:
-  double update(nn::Module& player, Optimizer& opt, const Tensor& loss, double& grad_norm, double& update_norm,
-                double& param_norm);
+  // Host copies of a player's parameters before its update (reused every step), for the update norm.
+  struct Snapshot {
+    std::vector<double> values;
+  };
+  double update(nn::Module& player, Optimizer& opt, Snapshot& snap, const Tensor& loss, double& grad_norm,
+                double& update_norm, double& param_norm);
   void log(const StepStats& s);
 
+  Snapshot snap_g_, snap_d_;
   std::shared_ptr<nn::Module> g_, d_;
   Optimizer &opt_g_, &opt_d_;
   GanTrainerOptions opt_;
