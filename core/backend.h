@@ -1,6 +1,7 @@
 // Internal: device memory hooks (implemented by the CUDA backend when built, otherwise clear errors) and op dispatch helpers.
 #pragma once
 #include <cstddef>
+#include <string>
 
 #include "kernels/math.h"
 #include "kernels/optim_step.h"
@@ -45,9 +46,9 @@ struct Backend {
   void (*sum_pool2d)(const Tensor& x, int64_t scale, const Tensor& out);
   void (*fill_uniform)(const Tensor& out, uint64_t seed, uint64_t offset);
   void (*fill_normal)(const Tensor& out, uint64_t seed, uint64_t offset);
-  // Equalized learning rate: out = x * c (a scaled copy of a contiguous tensor), and the conv whose epilogue
-  // applies out = act_gain * leaky_relu(conv(x, w) * scale + bias * bias_scale, act_slope) (bias may be undefined).
-  void (*scale)(const Tensor& x, double c, const Tensor& out);
+  // Equalized learning rate: the conv whose epilogue applies
+  // out = act_gain * leaky_relu(conv(x, w) * scale + bias * bias_scale, act_slope) (bias may be undefined).
+  // (The weight scaling itself is the unary MulScalar kernel.)
   void (*conv2d_scaled_bias_act)(const Tensor& x, const Tensor& w, double scale, const Tensor& bias, double bias_scale,
                                  double act_slope, double act_gain, Int2 stride, Int2 padding, Int2 dilation,
                                  const Tensor& out);
@@ -74,7 +75,14 @@ void call(const char* op, Device d, Fn Backend::*entry, A&&... args) {
   const Backend& b = backend(op, d);
   NASH_CHECK(b.*entry != nullptr, op, ": no ", b.name, " kernel for this op yet (tensor on ", d.str(), ")");
   if (b.set_device) b.set_device(d.index);
-  (b.*entry)(std::forward<A>(args)...);
+  try {
+    (b.*entry)(std::forward<A>(args)...);
+  } catch (const Error& e) {
+    // Kernels name themselves ("unary: ..."); prefix the op the caller used unless the message already starts with it.
+    const std::string what = e.what(), prefix = std::string(op) + ":";
+    if (what.compare(0, prefix.size(), prefix) == 0) throw;
+    fail(op, ": ", what);
+  }
 }
 
 // Throws a clear error until the op has a kernel for the tensor's device.

@@ -30,7 +30,8 @@ Tensor scale_weight(const Tensor& w, double c) {
   NASH_CHECK(w.defined(), "scale_weight: got an undefined tensor");
   NASH_CHECK(std::isfinite(c), "scale_weight: the scale must be finite, got ", c, " for weight ", w.str());
   Tensor out = empty(w.shape(), w.dtype(), w.device());
-  detail::call("scale_weight", w.device(), &detail::Backend::scale, raw(w), c, out);
+  // The weight-scaling kernel is the backends' vectorised unary MulScalar (float4 on CUDA).
+  detail::call("scale_weight", w.device(), &detail::Backend::unary, math::Unary::MulScalar, c, 0.0, raw(w), out);
   return autograd::record("scale_weight", out, {w}, {},
                           [c](const BackwardContext&, const Tensor& g) { return V{scale_weight(g, c)}; });
 }

@@ -27,7 +27,6 @@ Backend make_cpu_backend() {
   b.sum_pool2d = &cpu::sum_pool2d;
   b.fill_uniform = &cpu::fill_uniform;
   b.fill_normal = &cpu::fill_normal;
-  b.scale = &cpu::scale;
   b.conv2d_scaled_bias_act = &cpu::conv2d_scaled_bias_act;
   b.power_iteration = &cpu::power_iteration;
   b.power_iteration_many = &cpu::power_iteration_many;

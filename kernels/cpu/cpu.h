@@ -48,9 +48,8 @@ void sum_pool2d(const Tensor& x, int64_t scale, const Tensor& out);
 void fill_uniform(const Tensor& out, uint64_t seed, uint64_t offset);
 void fill_normal(const Tensor& out, uint64_t seed, uint64_t offset);
 
-// Equalized learning rate (kernels/cpu/scale.cpp): out = x * c for contiguous x and out; and the unfused reference of
-// the CUDA conv epilogue, out = act_gain * leaky_relu(conv2d(x, w) * scale + bias * bias_scale, act_slope).
-void scale(const Tensor& x, double c, const Tensor& out);
+// Equalized learning rate (kernels/cpu/scale.cpp): the unfused reference of the CUDA conv epilogue,
+// out = act_gain * leaky_relu(conv2d(x, w) * scale + bias * bias_scale, act_slope).
 void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, const Tensor& bias, double bias_scale,
                             double act_slope, double act_gain, Int2 stride, Int2 padding, Int2 dilation,
                             const Tensor& out);

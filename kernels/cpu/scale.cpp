@@ -1,20 +1,10 @@
-// CPU kernels for equalized learning rate: the scaled weight copy and the unfused conv + scale/bias/activation.
+// CPU kernel for equalized learning rate: the unfused conv + scale/bias/activation (the CUDA epilogue's reference).
 #include "kernels/cpu/cpu.h"
 
 namespace nash {
 namespace cpu {
 
 namespace {
-
-template <class T>
-void scale_typed(const Tensor& x, T c, const Tensor& out) {
-  const T* xp = x.data_ptr<T>();
-  T* op = out.data_ptr<T>();
-  const math::UnaryF<math::Unary::MulScalar, T> f{{c, T(0)}};
-  const int64_t n = out.numel();
-#pragma omp parallel for if (n > (1 << 16))
-  for (int64_t i = 0; i < n; ++i) op[i] = f(xp[i]);
-}
 
 // out (N, O, H, W) holds conv(x, w); the epilogue the CUDA kernel applies in its store, per output channel.
 template <class T>
@@ -32,15 +22,6 @@ void epilogue_typed(const Tensor& out, const Tensor& bias, T scale, T bias_scale
 }
 
 }  // namespace
-
-void scale(const Tensor& x, double c, const Tensor& out) {
-  NASH_CHECK(x.is_contiguous() && out.is_contiguous() && x.numel() == out.numel() && x.dtype() == out.dtype(),
-             "scale: expects contiguous x and out of one dtype and size, got ", x.str(), " and ", out.str());
-  if (out.dtype() == DType::Float32)
-    scale_typed<float>(x, static_cast<float>(c), out);
-  else
-    scale_typed<double>(x, c, out);
-}
 
 // The unfused composition: the reference conv kernel, then one pass over its output.
 void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, const Tensor& bias, double bias_scale,

@@ -47,9 +47,7 @@ void sum_pool2d(const Tensor& x, int64_t scale, const Tensor& out);
 void fill_uniform(const Tensor& out, uint64_t seed, uint64_t offset);
 void fill_normal(const Tensor& out, uint64_t seed, uint64_t offset);
 
-// Equalized learning rate: scale.cu (vectorised scaled copy) and conv_fused.cu (scale, bias, activation in the
-// implicit-GEMM conv's store).
-void scale(const Tensor& x, double c, const Tensor& out);
+// Equalized learning rate: conv_fused.cu (scale, bias, activation in the implicit-GEMM conv's store).
 void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, const Tensor& bias, double bias_scale,
                             double act_slope, double act_gain, Int2 stride, Int2 padding, Int2 dilation,
                             const Tensor& out);

@@ -38,7 +38,6 @@ detail::Backend make_table() {
   b.sum_pool2d = &sum_pool2d;
   b.fill_uniform = &fill_uniform;
   b.fill_normal = &fill_normal;
-  b.scale = &scale;
   b.conv2d_scaled_bias_act = &conv2d_scaled_bias_act;
   b.power_iteration = &power_iteration;
   b.power_iteration_many = &power_iteration_many;

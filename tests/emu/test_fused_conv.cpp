@@ -1,4 +1,4 @@
-// The equalized-LR CUDA kernels (scale.cu, conv_fused.cu) on the emulated device (and a real GPU when one answers):
+// The equalized-LR CUDA kernels (the MulScalar weight scaling, conv_fused.cu) on the emulated device (and a real GPU when one answers):
 // the scaled copy against the CPU, the one-launch fused conv against the unfused composition on the same device
 // (bound 1e-4) and against the CPU, its gradients and double backward, and the layers' use of it.
 #include <cmath>
