@@ -1,6 +1,8 @@
 // `nash mixture`: trains a small MLP GAN on the 8-Gaussian ring and reports how many modes it covers.
 #include "apps/mixture.h"
 
+#include "nash/core/threads.h"
+
 #include <omp.h>
 #include <unistd.h>
 
@@ -30,19 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Sets the OpenMP thread count for a scope and restores the caller's afterwards.
-class OmpThreadsGuard {
- public:
-  explicit OmpThreadsGuard(int n) : prev_(omp_get_max_threads()) {
-    if (n > 0) omp_set_num_threads(n);
-  }
-  ~OmpThreadsGuard() { omp_set_num_threads(prev_); }
-  OmpThreadsGuard(const OmpThreadsGuard&) = delete;
-  OmpThreadsGuard& operator=(const OmpThreadsGuard&) = delete;
-
- private:
-  int prev_;
-};
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -157,7 +146,7 @@ MixtureResult train_mixture(const MixtureConfig& cfg) {
   const Clock::time_point t0 = Clock::now();
   const bool write = !cfg.out_dir.empty();
   if (write) prepare_output_dir(cfg.out_dir);
-  OmpThreadsGuard threads(cfg.threads);
+  NumThreadsGuard threads(cfg.threads);  // OpenMP and the BLAS: small GEMMs run best single-threaded
 
   manual_seed(cfg.seed);  // before the networks: their initialisation draws from the default generator
   const data::GaussianMixture2D ring = data::GaussianMixture2D::ring(8, 2.0, 0.02);
@@ -243,7 +232,7 @@ int run_mixture(int argc, const char* const* argv, int first) {
       .add_int("eval-samples", def.eval_samples, "generated samples for the final metrics and samples.csv", 1,
                1000000)
       .add_int("log-every", def.log_every, "steps per row of metrics.csv (losses averaged over them)", 1, 10000000)
-      .add_int("threads", def.threads, "OpenMP threads for the CPU kernels (0: OMP_NUM_THREADS or all cores)", 0, 1024)
+      .add_int("threads", def.threads, "CPU threads for the kernels and the BLAS (0: leave the process default)", 0, 1024)
       .add_bool("quiet", def.quiet, "no progress bar and no summary on stdout");
   const char* name = "nash mixture";
   try {

@@ -9,6 +9,7 @@
 #include "nash/core/ops.h"
 #include "nash/core/random.h"
 #include "nash/core/tensor.h"
+#include "nash/core/threads.h"
 #include "nash/nn/equalized.h"
 #include "nash/nn/gan_layers.h"
 #include "nash/nn/init.h"

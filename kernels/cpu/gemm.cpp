@@ -1,6 +1,8 @@
 // Row-major GEMM: the cblas dispatch, and the built-in blocked GEMM (packed panels, a register-tiled micro-kernel
 // on GCC vector types with AVX2+FMA code picked at run time on x86-64, OpenMP across tiles of C).
 #include "kernels/cpu/gemm.h"
+#include "nash/core/error.h"
+#include "nash/core/threads.h"
 
 #include <omp.h>
 
@@ -338,4 +340,15 @@ GemmSingleThreadGuard::~GemmSingleThreadGuard() {
 }
 
 }  // namespace cpu
+
+void set_num_threads(int n) {
+  NASH_CHECK(n >= 1, "set_num_threads: need at least one thread, got ", n);
+  omp_set_num_threads(n);
+#if defined(NASH_WITH_OPENBLAS)
+  openblas_set_num_threads(n);
+#endif
+}
+
+int get_num_threads() { return omp_get_max_threads(); }
+
 }  // namespace nash
