@@ -144,3 +144,15 @@ TEST(Tensor, InPlaceOpsRefuseRecordedTensors) {
   w.zero_();
   nash_test::expect_values(w, {0, 0, 0});
 }
+
+TEST(Threads, SetAndRestoreThreadCount) {
+  int before = get_num_threads();
+  {
+    NumThreadsGuard one(1);
+    EXPECT_EQ(get_num_threads(), 1);
+    Tensor a = randn({64, 64});
+    EXPECT_EQ(matmul(a, a).shape(), (Shape{64, 64}));
+  }
+  EXPECT_EQ(get_num_threads(), before);
+  expect_error([] { set_num_threads(0); }, {"set_num_threads", "0"});
+}
