@@ -1,5 +1,6 @@
 // The cuDNN convolution engine: conv2d and its input/weight gradients through cuDNN's v9 convolution API, float32
 // with FMA math only (no TF32), algorithms from the v7 heuristics cached per shape, workspace from nash's allocator.
+#include "kernels/cuda/check.h"
 #include "kernels/cuda/cudnn_conv.h"
 
 #include "nash/core/cuda.h"
@@ -28,38 +29,31 @@ bool cudnn_available() { return false; }
 }  // namespace cuda
 
 #ifdef NASH_WITH_CUDNN
+// cuDNN statuses for NASH_CUDA_CHECK (kernels/cuda/check.h): the status text plus cuDNN's last detailed message.
+namespace detail {
+inline bool status_ok(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; }
+inline const char* status_text(cudnnStatus_t s) {
+  thread_local std::string text;
+  char msg[1024] = {0};
+  cudnnGetLastErrorString(msg, sizeof msg);
+  text = std::string(cudnnGetErrorString(s)) + " (status " + std::to_string(static_cast<int>(s)) + ")" +
+         (msg[0] ? std::string(": ") + msg : std::string());
+  return text.c_str();
+}
+}  // namespace detail
+
 namespace cuda_impl {
 
 namespace {
 
 constexpr int kMaxDevices = 64;
 
-[[noreturn]] void cudnn_fail(const char* file, int line, const char* call, cudnnStatus_t st) {
-  char msg[1024] = {0};
-  cudnnGetLastErrorString(msg, sizeof msg);
-  detail::fail(file, ":", line, ": ", call, " failed: ", cudnnGetErrorString(st), " (status ", static_cast<int>(st),
-               ")", msg[0] ? ": " : "", msg);
-}
-
-#define NASH_CUDNN_CHECK(call)                                                            \
-  do {                                                                                    \
-    cudnnStatus_t st_ = (call);                                                           \
-    if (st_ != CUDNN_STATUS_SUCCESS) cudnn_fail(__FILE__, __LINE__, #call, st_);          \
-  } while (0)
-
-#define NASH_CUDNN_CUDA_CHECK(call)                                                                       \
-  do {                                                                                                    \
-    cudaError_t err_ = (call);                                                                            \
-    if (err_ != cudaSuccess)                                                                              \
-      ::nash::detail::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cudaGetErrorString(err_)); \
-  } while (0)
-
 // Makes the tensors' device current for the call: cuDNN handles and the memory they touch belong to one device.
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) : device_(device) {
-    NASH_CUDNN_CUDA_CHECK(cudaGetDevice(&prev_));
-    if (prev_ != device_) NASH_CUDNN_CUDA_CHECK(cudaSetDevice(device_));
+    NASH_CUDA_CHECK(cudaGetDevice(&prev_));
+    if (prev_ != device_) NASH_CUDA_CHECK(cudaSetDevice(device_));
   }
   ~DeviceGuard() {
     if (prev_ != device_) cudaSetDevice(prev_);
@@ -109,7 +103,7 @@ void require_dense_f32(const char* op, const char* what, const Tensor& t, int64_
 template <class T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
 struct Owned {
   T d = nullptr;
-  Owned() { NASH_CUDNN_CHECK(Create(&d)); }
+  Owned() { NASH_CUDA_CHECK(Create(&d)); }
   ~Owned() {
     if (d) Destroy(d);
   }
@@ -121,7 +115,7 @@ struct TensorDesc {  // dense NCHW float32
   Owned<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor> own;
   cudnnTensorDescriptor_t d = own.d;
   TensorDesc(const char* op, const char* what, int64_t n, int64_t c, int64_t h, int64_t w) {
-    NASH_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(op, what, n),
+    NASH_CUDA_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(op, what, n),
                                                 to_int(op, what, c), to_int(op, what, h), to_int(op, what, w)));
   }
   TensorDesc(const char* op, const char* what, const Tensor& t)
@@ -132,7 +126,7 @@ struct FilterDesc {  // weight (O, C, KH, KW)
   Owned<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor> own;
   cudnnFilterDescriptor_t d = own.d;
   FilterDesc(const char* op, const Tensor& w) {
-    NASH_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, to_int(op, "weight", w.size(0)),
+    NASH_CUDA_CHECK(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, to_int(op, "weight", w.size(0)),
                                                 to_int(op, "weight", w.size(1)), to_int(op, "weight", w.size(2)),
                                                 to_int(op, "weight", w.size(3))));
   }
@@ -143,12 +137,12 @@ struct ConvDesc {
   cudnnConvolutionDescriptor_t d = own.d;
   ConvDesc(const char* op, Int2 s, Int2 p, Int2 dil) {
     // nash's conv2d is a cross-correlation (no kernel flip), accumulated in float32.
-    NASH_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, to_int(op, "padding", p.h), to_int(op, "padding", p.w),
+    NASH_CUDA_CHECK(cudnnSetConvolution2dDescriptor(d, to_int(op, "padding", p.h), to_int(op, "padding", p.w),
                                                      to_int(op, "stride", s.h), to_int(op, "stride", s.w),
                                                      to_int(op, "dilation", dil.h), to_int(op, "dilation", dil.w),
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // CUDNN_DEFAULT_MATH would allow TF32 tensor cores on Ampere and later (10-bit mantissa); FMA keeps float32.
-    NASH_CUDNN_CHECK(cudnnSetConvolutionMathType(d, CUDNN_FMA_MATH));
+    NASH_CUDA_CHECK(cudnnSetConvolutionMathType(d, CUDNN_FMA_MATH));
   }
 };
 
@@ -159,8 +153,8 @@ struct Call {
   std::unique_lock<std::mutex> lock;
   Device dev;
   Call(Device d, cudaStream_t stream) : device(d.index), pd(per_device(d.index)), lock(pd.mu), dev(d) {
-    if (!pd.handle) NASH_CUDNN_CHECK(cudnnCreate(&pd.handle));  // binds to the current (guarded) device
-    NASH_CUDNN_CHECK(cudnnSetStream(pd.handle, stream));
+    if (!pd.handle) NASH_CUDA_CHECK(cudnnCreate(&pd.handle));  // binds to the current (guarded) device
+    NASH_CUDA_CHECK(cudnnSetStream(pd.handle, stream));
   }
 };
 
@@ -208,7 +202,7 @@ bool try_algo(const char* exec_name, Call& call, Algo algo, WorkspaceSize worksp
     refused += name + cudnnGetErrorString(st) + ";";
     return false;
   }
-  cudnn_fail(__FILE__, __LINE__, exec_name, st);
+  detail::fail_status(__FILE__, __LINE__, exec_name, detail::status_text(st));
 }
 
 // Runs the algorithm cached for key, or else the heuristics' candidates in their order of preference, caching the
@@ -244,7 +238,7 @@ bool trivial(const Tensor& out, std::initializer_list<const Tensor*> ins, cudaSt
   for (const Tensor* t : ins)
     if (t->numel() == 0) {  // an empty sum: the result is zero
       const std::size_t bytes = static_cast<std::size_t>(out.numel()) * sizeof(float);
-      NASH_CUDNN_CUDA_CHECK(cudaMemsetAsync(ptr(out), 0, bytes, stream));
+      NASH_CUDA_CHECK(cudaMemsetAsync(ptr(out), 0, bytes, stream));
       return true;
     }
   return false;
@@ -269,7 +263,7 @@ void cudnn_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 str
   FilterDesc wd(op, w);
   ConvDesc cd(op, stride, padding, dilation);
   int n = 0, c = 0, h = 0, wo = 0;
-  NASH_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(cd.d, xd.d, wd.d, &n, &c, &h, &wo));
+  NASH_CUDA_CHECK(cudnnGetConvolution2dForwardOutputDim(cd.d, xd.d, wd.d, &n, &c, &h, &wo));
   NASH_CHECK(n == out.size(0) && c == out.size(1) && h == out.size(2) && wo == out.size(3), op,
              " (cuDNN): cuDNN computes an output of (", n, ", ", c, ", ", h, ", ", wo, ") but nash allocated ",
              shape_str(out.shape()));
@@ -279,9 +273,9 @@ void cudnn_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 str
       op, "cudnnConvolutionForward", call, call.pd.fwd, make_key(x, w, stride, padding, dilation),
       [&] {
         int count = 0, got = 0;
-        NASH_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &count));
+        NASH_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &count));
         std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<std::size_t>(std::max(count, 1)));
-        NASH_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, xd.d, wd.d, cd.d, yd.d,
+        NASH_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, xd.d, wd.d, cd.d, yd.d,
                                                                 static_cast<int>(perf.size()), &got, perf.data()));
         perf.resize(static_cast<std::size_t>(std::max(got, 0)));
         return perf;
@@ -297,7 +291,7 @@ void cudnn_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 str
   if (bias.defined()) {
     // out += bias, broadcast from (1, O, 1, 1) over batch and pixels.
     TensorDesc bd(op, "bias", 1, bias.size(0), 1, 1);
-    NASH_CUDNN_CHECK(cudnnAddTensor(handle, &one, bd.d, ptr(bias), &one, yd.d, ptr(out)));
+    NASH_CUDA_CHECK(cudnnAddTensor(handle, &one, bd.d, ptr(bias), &one, yd.d, ptr(out)));
   }
 }
 
@@ -318,9 +312,9 @@ void cudnn_conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 strid
       op, "cudnnConvolutionBackwardData", call, call.pd.bwd_data, make_key(grad_in, w, stride, padding, dilation),
       [&] {
         int count = 0, got = 0;
-        NASH_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &count));
+        NASH_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &count));
         std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<std::size_t>(std::max(count, 1)));
-        NASH_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, wd.d, dyd.d, cd.d, dxd.d,
+        NASH_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, wd.d, dyd.d, cd.d, dxd.d,
                                                                      static_cast<int>(perf.size()), &got, perf.data()));
         perf.resize(static_cast<std::size_t>(std::max(got, 0)));
         return perf;
@@ -352,9 +346,9 @@ void cudnn_conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stri
       op, "cudnnConvolutionBackwardFilter", call, call.pd.bwd_filter, make_key(x, grad_w, stride, padding, dilation),
       [&] {
         int count = 0, got = 0;
-        NASH_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &count));
+        NASH_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &count));
         std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<std::size_t>(std::max(count, 1)));
-        NASH_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, xd.d, dyd.d, cd.d, dwd.d,
+        NASH_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, xd.d, dyd.d, cd.d, dwd.d,
                                                                        static_cast<int>(perf.size()), &got,
                                                                        perf.data()));
         perf.resize(static_cast<std::size_t>(std::max(got, 0)));
