@@ -56,19 +56,18 @@ double sum4(int64_t n, F term) {
   return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
+// One pass before the update: copies p into the snapshot s and returns ‖p‖² (and ‖g‖² when g is given).
 template <class T>
-double snapshot_sumsq(const T* __restrict p, double* __restrict s, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) s[i] = static_cast<double>(p[i]);
-  return sum4<T>(n, [&](int64_t i) { return s[i] * s[i]; });
+double snapshot_sumsq(const T* __restrict p, const T* __restrict g, T* __restrict s, int64_t n, double& gsq) {
+  for (int64_t i = 0; i < n; ++i) s[i] = p[i];
+  if (g) gsq += sum4<T>(n, [&](int64_t i) { return static_cast<double>(g[i]) * static_cast<double>(g[i]); });
+  return sum4<T>(n, [&](int64_t i) { return static_cast<double>(s[i]) * static_cast<double>(s[i]); });
 }
+// One pass after it: ‖p - s‖², the difference taken in double (exact for float parameters).
 template <class T>
-double sumsq(const T* __restrict p, int64_t n) {
-  return sum4<T>(n, [&](int64_t i) { return static_cast<double>(p[i]) * static_cast<double>(p[i]); });
-}
-template <class T>
-double diff_sumsq(const T* __restrict p, const double* __restrict s, int64_t n) {
+double diff_sumsq(const T* __restrict p, const T* __restrict s, int64_t n) {
   return sum4<T>(n, [&](int64_t i) {
-    double d = static_cast<double>(p[i]) - s[i];
+    double d = static_cast<double>(p[i]) - static_cast<double>(s[i]);
     return d * d;
   });
 }
@@ -96,25 +95,29 @@ double GanTrainer::update(nn::Module& player, Optimizer& opt, Snapshot& snap, co
     // a few parameter-sized passes, no allocations.
     int64_t total = 0;
     for (const Tensor& p : params) total += p.numel();
-    snap.values.resize(static_cast<std::size_t>(total));
+    snap.bytes.resize(static_cast<std::size_t>(total) * sizeof(double));
     double gsq = 0, psq = 0;
-    int64_t off = 0;
+    std::size_t off = 0;  // bytes
     for (std::size_t k = 0; k < params.size(); ++k) {
       const Tensor &p = params[k], &g = grads[k];
-      double* s = snap.values.data() + off;
-      const bool f32 = p.dtype() == DType::Float32;
-      psq += f32 ? snapshot_sumsq(p.data_ptr<float>(), s, p.numel()) : snapshot_sumsq(p.data_ptr<double>(), s, p.numel());
-      if (g.defined()) gsq += f32 ? sumsq(g.data_ptr<float>(), g.numel()) : sumsq(g.data_ptr<double>(), g.numel());
-      off += p.numel();
+      unsigned char* s = snap.bytes.data() + off;
+      if (p.dtype() == DType::Float32)
+        psq += snapshot_sumsq(p.data_ptr<float>(), g.defined() ? g.data_ptr<float>() : nullptr,
+                              reinterpret_cast<float*>(s), p.numel(), gsq);
+      else
+        psq += snapshot_sumsq(p.data_ptr<double>(), g.defined() ? g.data_ptr<double>() : nullptr,
+                              reinterpret_cast<double*>(s), p.numel(), gsq);
+      off += static_cast<std::size_t>(p.numel()) * element_size(p.dtype());
     }
     opt.step();
     double usq = 0;
     off = 0;
     for (const Tensor& p : params) {
-      const double* s = snap.values.data() + off;
-      usq += p.dtype() == DType::Float32 ? diff_sumsq(p.data_ptr<float>(), s, p.numel())
-                                         : diff_sumsq(p.data_ptr<double>(), s, p.numel());
-      off += p.numel();
+      const unsigned char* s = snap.bytes.data() + off;
+      usq += p.dtype() == DType::Float32
+                 ? diff_sumsq(p.data_ptr<float>(), reinterpret_cast<const float*>(s), p.numel())
+                 : diff_sumsq(p.data_ptr<double>(), reinterpret_cast<const double*>(s), p.numel());
+      off += static_cast<std::size_t>(p.numel()) * element_size(p.dtype());
     }
     grad_norm = std::sqrt(gsq);
     param_norm = std::sqrt(psq);

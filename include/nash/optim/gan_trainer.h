@@ -55,7 +55,7 @@ class GanTrainer {
  private:
   // Host copies of a player's parameters before its update (reused every step), for the update norm.
   struct Snapshot {
-    std::vector<double> values;
+    std::vector<unsigned char> bytes;  // each parameter's values in its own dtype, back to back
   };
   double update(nn::Module& player, Optimizer& opt, Snapshot& snap, const Tensor& loss, double& grad_norm,
                 double& update_norm, double& param_norm);
