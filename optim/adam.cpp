@@ -89,52 +89,17 @@ void Adam::fused_step() {
   s.beta2 = opt_.beta2;
   s.eps = opt_.eps;
   s.weight_decay = opt_.weight_decay;
-  std::vector<Tensor> grads, stepped;
-  std::vector<std::pair<std::size_t, std::size_t>> where;
-  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    ParamGroup& group = groups_[gi];
-    s.group_lr.push_back(group.lr);
-    exp_avg_[gi].resize(group.params.size());
-    exp_avg_sq_[gi].resize(group.params.size());
-    param_steps_[gi].resize(group.params.size(), 0);
-    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
-      Tensor& p = group.params[pi];
-      Tensor g = step_grad(p, true);
-      if (!g.defined()) continue;
-      if (stepped.empty()) {
-        s.device = p.device();
-        s.dtype = p.dtype();
-        NASH_CHECK(s.device.is_cpu() || s.dtype == DType::Float32, "Adam.step: CUDA kernels are float32-only, got ",
-                   p.str(), " (use float64 on the CPU)");
-      }
-      NASH_CHECK(p.device() == s.device && p.dtype() == s.dtype, "Adam.step: parameter ", pi, " of group ", gi,
-                 " is ", p.str(), " but earlier parameters are ", dtype_name(s.dtype), " on ", s.device.str(),
-                 "; one step runs on one device and dtype");
-      Tensor& m = exp_avg_[gi][pi];
-      Tensor& v = exp_avg_sq_[gi][pi];
-      if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
-      if (!v.defined()) v = zeros(p.shape(), p.dtype(), p.device());
-      if (m.device() != p.device()) m = m.to(p.device());  // the model moved since the last step
-      if (v.device() != p.device()) v = v.to(p.device());
-      const double t = static_cast<double>(param_steps_[gi][pi] + 1);
-      detail::StepTensor st;
-      st.param = p.raw_data();
-      st.grad = g.raw_data();
-      st.exp_avg = m.raw_data();
-      st.exp_avg_sq = v.raw_data();
-      st.numel = p.numel();
-      st.group = static_cast<int32_t>(gi);
-      st.step_size = group.lr / (1.0 - std::pow(opt_.beta1, t));
-      st.denom_scale = std::sqrt(1.0 - std::pow(opt_.beta2, t));
-      s.tensors.push_back(st);
-      grads.push_back(g);
-      stepped.push_back(p);
-      where.emplace_back(gi, pi);
-    }
-  }
+  PackedStep packed = pack_step(
+      s, groups_, exp_avg_, exp_avg_sq_, param_steps_, true, true,
+      [this](const Tensor& p) { return step_grad(p, true); },
+      [this](std::size_t gi, std::size_t, int64_t t, detail::StepTensor& st) {
+        const double td = static_cast<double>(t);
+        st.step_size = groups_[gi].lr / (1.0 - std::pow(opt_.beta1, td));
+        st.denom_scale = std::sqrt(1.0 - std::pow(opt_.beta2, td));
+      },
+      "Adam.step");
   run_step(s, true, "Adam.step");
-  for (const auto& w : where) ++param_steps_[w.first][w.second];
-  for (Tensor& p : stepped) p.impl()->storage->bump_version();
+  finish_step(packed, param_steps_);
   ++steps_;
 }
 

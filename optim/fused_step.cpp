@@ -102,6 +102,64 @@ void run_step(const MultiTensorStep& s, bool fused, const char* op) {
     per_tensor_step<double>(s);
 }
 
+PackedStep pack_step(MultiTensorStep& s, std::vector<ParamGroup>& groups, std::vector<std::vector<Tensor>>& exp_avg,
+                     std::vector<std::vector<Tensor>>& exp_avg_sq, std::vector<std::vector<int64_t>>& param_steps,
+                     bool first_moment, bool second_moment, const std::function<Tensor(const Tensor&)>& grad_of,
+                     const std::function<void(std::size_t, std::size_t, int64_t, StepTensor&)>& scalars,
+                     const char* op) {
+  PackedStep packed;
+  packed.group_active.assign(groups.size(), false);
+  exp_avg.resize(groups.size());
+  exp_avg_sq.resize(groups.size());
+  param_steps.resize(groups.size());
+  // A moment buffer for p: created on first use, moved along when the model moved since the last step.
+  auto moment = [](Tensor& m, const Tensor& p) {
+    if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
+    if (m.device() != p.device()) m = m.to(p.device());
+    return m.raw_data();
+  };
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    ParamGroup& group = groups[gi];
+    s.group_lr.push_back(group.lr);
+    exp_avg[gi].resize(group.params.size());
+    exp_avg_sq[gi].resize(group.params.size());
+    param_steps[gi].resize(group.params.size(), 0);
+    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
+      Tensor& p = group.params[pi];
+      Tensor g = grad_of(p);
+      if (!g.defined()) continue;
+      if (packed.stepped.empty()) {
+        s.device = p.device();
+        s.dtype = p.dtype();
+        NASH_CHECK(s.device.is_cpu() || s.dtype == DType::Float32, op, ": CUDA kernels are float32-only, got ", p.str(),
+                   " (use float64 on the CPU)");
+      }
+      NASH_CHECK(p.device() == s.device && p.dtype() == s.dtype, op, ": parameter ", pi, " of group ", gi, " is ",
+                 p.str(), " but earlier parameters are ", dtype_name(s.dtype), " on ", s.device.str(),
+                 "; one step runs on one device and dtype");
+      StepTensor st;
+      st.param = p.raw_data();
+      st.grad = g.raw_data();
+      st.numel = p.numel();
+      st.group = static_cast<int32_t>(gi);
+      if (first_moment) st.exp_avg = moment(exp_avg[gi][pi], p);
+      if (second_moment) st.exp_avg_sq = moment(exp_avg_sq[gi][pi], p);
+      scalars(gi, pi, param_steps[gi][pi] + 1, st);
+      s.tensors.push_back(st);
+      packed.grads.push_back(g);
+      packed.stepped.push_back(p);
+      packed.where.emplace_back(gi, pi);
+      packed.group_active[gi] = true;
+    }
+  }
+  return packed;
+}
+
+void finish_step(PackedStep& packed, std::vector<std::vector<int64_t>>& param_steps) {
+  for (const auto& w : packed.where) ++param_steps[w.first][w.second];
+  for (Tensor& p : packed.stepped) p.impl()->storage->bump_version();
+}
+
 // ---- FusedOptimizer ------------------------------------------------------------------------------------------
 
 FusedOptimizer::FusedOptimizer(std::vector<ParamGroup> groups, double default_lr, const char* name, StepRule rule,
@@ -130,60 +188,17 @@ void FusedOptimizer::step() {
   NoGradGuard ng;
   const std::string op = name_ + ".step";
   const std::size_t ngroups = groups_.size();
-  exp_avg_.resize(ngroups);
-  exp_avg_sq_.resize(ngroups);
-  param_steps_.resize(ngroups);
   MultiTensorStep s;
   s.rule = rule_;
   fill_hyper(s);
-  std::vector<Tensor> grads, stepped;
-  std::vector<std::pair<std::size_t, std::size_t>> where;
-  std::vector<bool> group_active(ngroups, false);
-  for (std::size_t gi = 0; gi < ngroups; ++gi) {
-    ParamGroup& group = groups_[gi];
-    s.group_lr.push_back(group.lr);
-    exp_avg_[gi].resize(group.params.size());
-    exp_avg_sq_[gi].resize(group.params.size());
-    param_steps_[gi].resize(group.params.size(), 0);
-    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
-      Tensor& p = group.params[pi];
-      Tensor g = step_grad(p, true);
-      if (!g.defined()) continue;
-      if (stepped.empty()) {
-        s.device = p.device();
-        s.dtype = p.dtype();
-        NASH_CHECK(s.device.is_cpu() || s.dtype == DType::Float32, op, ": CUDA kernels are float32-only, got ", p.str(),
-                   " (use float64 on the CPU)");
-      }
-      NASH_CHECK(p.device() == s.device && p.dtype() == s.dtype, op, ": parameter ", pi, " of group ", gi, " is ",
-                 p.str(), " but earlier parameters are ", dtype_name(s.dtype), " on ", s.device.str(),
-                 "; one step runs on one device and dtype");
-      StepTensor st;
-      st.param = p.raw_data();
-      st.grad = g.raw_data();
-      st.numel = p.numel();
-      st.group = static_cast<int32_t>(gi);
-      if (moments_ == Moments::Both) {
-        Tensor& m = exp_avg_[gi][pi];
-        if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
-        if (m.device() != p.device()) m = m.to(p.device());  // the model moved since the last step
-        st.exp_avg = m.raw_data();
-      }
-      if (moments_ != Moments::None) {
-        Tensor& v = exp_avg_sq_[gi][pi];
-        if (!v.defined()) v = zeros(p.shape(), p.dtype(), p.device());
-        if (v.device() != p.device()) v = v.to(p.device());
-        st.exp_avg_sq = v.raw_data();
-      }
-      tensor_scalars(gi, pi, param_steps_[gi][pi] + 1, st.step_size, st.denom_scale, st.oracle_scale);
-      s.tensors.push_back(st);
-      grads.push_back(g);
-      stepped.push_back(p);
-      where.emplace_back(gi, pi);
-      group_active[gi] = true;
-    }
-  }
-  if (!stepped.empty() && detail::rule_has_norms(rule_)) {
+  PackedStep packed = pack_step(
+      s, groups_, exp_avg_, exp_avg_sq_, param_steps_, moments_ == Moments::Both, moments_ != Moments::None,
+      [this](const Tensor& p) { return step_grad(p, true); },
+      [this](std::size_t gi, std::size_t pi, int64_t t, StepTensor& st) {
+        tensor_scalars(gi, pi, t, st.step_size, st.denom_scale, st.oracle_scale);
+      },
+      op.c_str());
+  if (!packed.stepped.empty() && detail::rule_has_norms(rule_)) {
     if (!stats_.defined())
       stats_ = zeros({static_cast<int64_t>(3 * ngroups)}, DType::Float64).to(s.device);
     else if (stats_.device() != s.device)
@@ -191,9 +206,8 @@ void FusedOptimizer::step() {
     s.group_stats = stats_.data_ptr<double>();
   }
   run_step(s, fused_ || !s.device.is_cpu(), op.c_str());
-  for (const auto& w : where) ++param_steps_[w.first][w.second];
-  for (std::size_t gi = 0; gi < ngroups; ++gi) group_steps_[gi] += group_active[gi] ? 1 : 0;
-  for (Tensor& p : stepped) p.impl()->storage->bump_version();
+  finish_step(packed, param_steps_);
+  for (std::size_t gi = 0; gi < ngroups; ++gi) group_steps_[gi] += packed.group_active[gi] ? 1 : 0;
   ++steps_;
 }
 
