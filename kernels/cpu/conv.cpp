@@ -144,25 +144,47 @@ void gather_channels(const T* src, int64_t C, int64_t P, int64_t bc, T* dst) {
     for (int64_t c = 0; c < C; ++c) std::memcpy(dst + c * bc * P + b * P, src + (b * C + c) * P, sizeof(T) * P);
 }
 
+// One call's plan and each thread's reusable buffers: a column matrix (unless a pointwise conv reads the images
+// directly) and, when images are grouped, a (Cout, group*P) scratch.
+template <class T>
+struct Workspace {
+  Plan pl;
+  bool use_direct;
+  std::vector<std::vector<T>> col, tmp;
+
+  explicit Workspace(const Geom& g) : pl(make_plan(g, g.pointwise())), use_direct(g.pointwise() && pl.group == 1) {
+    col.resize(pl.threads);
+    tmp.resize(pl.threads);
+    for (int t = 0; t < pl.threads; ++t) {
+      if (!use_direct) col[t].resize(static_cast<size_t>(g.K() * g.P() * pl.group));
+      if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * g.P() * pl.group));
+    }
+  }
+  // Images [n, n+bc) of x as the (K, bc*P) column matrix of thread t.
+  const T* columns(const Geom& g, const T* x, int64_t n, int64_t bc, int t) {
+    if (use_direct) return x + n * g.in_size();
+    const int64_t cols = bc * g.P();
+    for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, col[t].data() + b * g.P(), cols);
+    return col[t].data();
+  }
+  // Output-shaped images [n, n+bc) of gy as one (Cout, bc*P) matrix of thread t.
+  const T* gathered(const Geom& g, const T* gy, int64_t n, int64_t bc, int t) {
+    const T* G = gy + n * g.out_size();
+    if (bc == 1) return G;
+    gather_channels(G, g.Cout, g.P(), bc, tmp[t].data());
+    return tmp[t].data();
+  }
+};
+
 template <class T>
 void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t K = g.K(), P = g.P();
-  const bool direct = g.pointwise();
-  const Plan pl = make_plan(g, direct);
-  const bool use_direct = direct && pl.group == 1;
-  std::vector<std::vector<T>> col(pl.threads), tmp(pl.threads);
-  for (int t = 0; t < pl.threads; ++t) {
-    if (!use_direct) col[t].resize(static_cast<size_t>(K * P * pl.group));
-    if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * P * pl.group));
-  }
+  Workspace<T> ws(g);
+  const Plan& pl = ws.pl;
   for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
     for (int64_t n = n0; n < n1; n += pl.group) {
       const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
-      const T* B = x + n * g.in_size();
-      if (!use_direct) {
-        for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, col[t].data() + b * P, cols);
-        B = col[t].data();
-      }
+      const T* B = ws.columns(g, x, n, bc, t);
       T* yn = y + n * g.out_size();
       if (bc == 1) {
         gemm<T>(false, false, g.Cout, P, K, T(1), w, K, B, P, T(0), yn, P);
@@ -171,7 +193,7 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
             for (int64_t q = 0; q < P; ++q) yn[co * P + q] += bias[co];
         continue;
       }
-      T* C = tmp[t].data();
+      T* C = ws.tmp[t].data();
       gemm<T>(false, false, g.Cout, cols, K, T(1), w, K, B, cols, T(0), C, cols);
       for (int64_t b = 0; b < bc; ++b)
         for (int64_t co = 0; co < g.Cout; ++co) {
@@ -187,28 +209,18 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
 template <class T>
 void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
   const int64_t K = g.K(), P = g.P();
-  const bool direct = g.pointwise();
-  const Plan pl = make_plan(g, direct);
-  const bool use_direct = direct && pl.group == 1;
-  std::vector<std::vector<T>> col(pl.threads), tmp(pl.threads);
-  for (int t = 0; t < pl.threads; ++t) {
-    if (!use_direct) col[t].resize(static_cast<size_t>(K * P * pl.group));
-    if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * P * pl.group));
-  }
+  Workspace<T> ws(g);
+  const Plan& pl = ws.pl;
   for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
     for (int64_t n = n0; n < n1; n += pl.group) {
       const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
-      const T* G = gy + n * g.out_size();
-      if (bc > 1) {
-        gather_channels(G, g.Cout, P, bc, tmp[t].data());
-        G = tmp[t].data();
-      }
+      const T* G = ws.gathered(g, gy, n, bc, t);
       T* gxn = gx + n * g.in_size();
-      if (use_direct) {  // col2im of a pointwise conv is the identity
+      if (ws.use_direct) {  // col2im of a pointwise conv is the identity
         gemm<T>(true, false, K, P, g.Cout, T(1), w, K, G, P, T(0), gxn, P);
         continue;
       }
-      T* C = col[t].data();
+      T* C = ws.col[t].data();
       gemm<T>(true, false, K, cols, g.Cout, T(1), w, K, G, cols, T(0), C, cols);
       std::fill(gxn, gxn + bc * g.in_size(), T(0));
       for (int64_t b = 0; b < bc; ++b) col2im(C + b * P, g, cols, gxn + b * g.in_size());
@@ -219,30 +231,17 @@ void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
 template <class T>
 void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
   const int64_t K = g.K(), P = g.P(), WK = g.Cout * K;
-  const bool direct = g.pointwise();
-  const Plan pl = make_plan(g, direct);
-  const bool use_direct = direct && pl.group == 1;
-  std::vector<std::vector<T>> col(pl.threads), tmp(pl.threads), part(pl.threads);
-  for (int t = 0; t < pl.threads; ++t) {
-    if (!use_direct) col[t].resize(static_cast<size_t>(K * P * pl.group));
-    if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * P * pl.group));
-    if (t > 0) part[t].resize(static_cast<size_t>(WK));
-  }
+  Workspace<T> ws(g);
+  const Plan& pl = ws.pl;
+  std::vector<std::vector<T>> part(pl.threads);
+  for (int t = 1; t < pl.threads; ++t) part[t].resize(static_cast<size_t>(WK));
   for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
     T* acc = t == 0 ? gw : part[t].data();
     if (n0 == n1) std::fill(acc, acc + WK, T(0));
     for (int64_t n = n0; n < n1; n += pl.group) {
       const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
-      const T* G = gy + n * g.out_size();
-      if (bc > 1) {
-        gather_channels(G, g.Cout, P, bc, tmp[t].data());
-        G = tmp[t].data();
-      }
-      const T* B = x + n * g.in_size();
-      if (!use_direct) {
-        for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, col[t].data() + b * P, cols);
-        B = col[t].data();
-      }
+      const T* G = ws.gathered(g, gy, n, bc, t);
+      const T* B = ws.columns(g, x, n, bc, t);
       gemm<T>(false, true, g.Cout, K, cols, T(1), G, cols, B, cols, n == n0 ? T(0) : T(1), acc, K);
     }
   });
