@@ -1,5 +1,5 @@
 // Adam (PyTorch's torch.optim.Adam: L2 weight decay, bias correction of both moments, eps after the square root):
-// one multi-tensor kernel for the whole model (CPU or CUDA), or one in-place loop per parameter (the CPU reference).
+// one multi-tensor kernel for the whole model (CPU or CUDA), or the per-tensor reference loops (CPU).
 #include <cmath>
 #include <cstdint>
 
@@ -10,32 +10,6 @@
 namespace nash {
 namespace optim {
 
-namespace {
-
-constexpr int64_t kParallelGrain = 1 << 15;
-
-// GCC vectorises this loop only under -fno-math-errno: otherwise std::sqrt keeps a branch that may set errno.
-template <class T>
-void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamOptions& o, double lr, int64_t step) {
-  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
-  const T step_size = static_cast<T>(lr / bc1), bc2_sqrt = static_cast<T>(std::sqrt(bc2));
-  const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps);
-  const T wd = static_cast<T>(o.weight_decay);
-  const T one_b1 = static_cast<T>(1.0 - o.beta1), one_b2 = static_cast<T>(1.0 - o.beta2);
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    T d = g[i] + wd * p[i];
-    T mi = b1 * m[i] + one_b1 * d;
-    T vi = b2 * v[i] + one_b2 * d * d;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] -= step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
-  }
-}
-
-}  // namespace
-
 Adam::Adam(std::vector<ParamGroup> groups, AdamOptions opt) : Optimizer(std::move(groups), opt.lr, "Adam"), opt_(opt) {
   NASH_CHECK(opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1,
              "Adam: betas must be in [0, 1), got beta1=", opt.beta1, " beta2=", opt.beta2);
@@ -43,46 +17,10 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamOptions opt) : Optimizer(std::mov
              " weight_decay=", opt.weight_decay);
 }
 
+// The same update for every parameter in one multi-tensor kernel (kernels/optim_step.h), CPU or CUDA, or the
+// per-tensor reference loops when not fused.
 void Adam::step() {
   NoGradGuard ng;
-  exp_avg_.resize(groups_.size());
-  exp_avg_sq_.resize(groups_.size());
-  param_steps_.resize(groups_.size());
-  bool on_device = false;
-  for (const ParamGroup& group : groups_)
-    for (const Tensor& p : group.params) on_device = on_device || (p.grad().defined() && !p.device().is_cpu());
-  if (opt_.fused || on_device) {
-    fused_step();
-    return;
-  }
-  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    ParamGroup& group = groups_[gi];
-    exp_avg_[gi].resize(group.params.size());
-    exp_avg_sq_[gi].resize(group.params.size());
-    param_steps_[gi].resize(group.params.size(), 0);
-    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
-      Tensor& p = group.params[pi];
-      Tensor g = step_grad(p);
-      if (!g.defined()) continue;
-      Tensor& m = exp_avg_[gi][pi];
-      Tensor& v = exp_avg_sq_[gi][pi];
-      if (!m.defined()) m = zeros(p.shape(), p.dtype(), p.device());
-      if (!v.defined()) v = zeros(p.shape(), p.dtype(), p.device());
-      int64_t t = ++param_steps_[gi][pi];
-      if (p.dtype() == DType::Float32)
-        adam_update(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.numel(),
-                    opt_, group.lr, t);
-      else
-        adam_update(p.data_ptr<double>(), g.data_ptr<double>(), m.data_ptr<double>(), v.data_ptr<double>(),
-                    p.numel(), opt_, group.lr, t);
-      p.impl()->storage->bump_version();
-    }
-  }
-  ++steps_;
-}
-
-// The same update for every parameter in one multi-tensor kernel (kernels/optim_step.h), CPU or CUDA.
-void Adam::fused_step() {
   detail::MultiTensorStep s;
   s.rule = detail::StepRule::Adam;
   s.beta1 = opt_.beta1;
@@ -98,8 +36,10 @@ void Adam::fused_step() {
         st.denom_scale = std::sqrt(1.0 - std::pow(opt_.beta2, td));
       },
       "Adam.step");
-  run_step(s, true, "Adam.step");
+  s.step_norms = step_norms_buffer();
+  run_step(s, opt_.fused || !s.device.is_cpu(), "Adam.step");
   finish_step(packed, param_steps_);
+  publish_step_norms();
   ++steps_;
 }
 

@@ -18,23 +18,50 @@ using detail::MultiTensorStep;
 using detail::StepRule;
 using detail::StepTensor;
 
+// The step's norms of one tensor, accumulated serially (the reference for the kernels' chunked sums).
+struct RefNorms {
+  double* out;  // MultiTensorStep::step_norms, or null
+  template <class T>
+  void add(int32_t group, T g, T p0, T p1) {
+    if (!out) return;
+    const double d = static_cast<double>(p1) - static_cast<double>(p0);
+    out[3 * group] += static_cast<double>(g) * g;
+    out[3 * group + 1] += static_cast<double>(p0) * p0;
+    out[3 * group + 2] += d * d;
+  }
+};
+
 // The unfused composition: each tensor in turn, whole-tensor serial loops, group norms summed tensor by tensor.
 template <class T>
 void per_tensor_step(const MultiTensorStep& s) {
   const MomentCoeffs<T> c = MomentCoeffs<T>::make(s);
   const std::size_t nt = s.tensors.size();
-  if (s.rule == StepRule::Adam) {
+  RefNorms norms{s.step_norms};
+  if (s.step_norms)
+    for (const StepTensor& st : s.tensors)
+      for (int k = 0; k < 3; ++k) s.step_norms[3 * st.group + k] = 0;
+  if (s.rule == StepRule::Adam || s.rule == StepRule::SGD) {
     for (const StepTensor& st : s.tensors) {
       T *p = static_cast<T*>(st.param), *m = static_cast<T*>(st.exp_avg), *v = static_cast<T*>(st.exp_avg_sq);
       const T* g = static_cast<const T*>(st.grad);
       const T step = static_cast<T>(st.step_size), ds = static_cast<T>(st.denom_scale);
       for (int64_t i = 0; i < st.numel; ++i) {
-        T d = g[i] + c.wd * p[i];
-        T mi = m ? detail::first_moment(c, m[i], d) : d;
-        T vi = detail::second_moment(c, v[i], d);
-        if (m) m[i] = mi;
-        v[i] = vi;
-        p[i] -= step * detail::adam_ratio(mi, vi, ds, c.eps);
+        const T p0 = p[i];
+        T d = g[i] + c.wd * p0;
+        if (s.rule == StepRule::SGD) {
+          T b = m ? m[i] : T(0);
+          T dir = detail::sgd_direction(m != nullptr, s.nesterov, static_cast<T>(s.beta1),
+                                        static_cast<T>(st.momentum_decay), static_cast<T>(st.grad_weight), d, b);
+          if (m) m[i] = b;
+          p[i] = p0 - step * dir;
+        } else {
+          T mi = m ? detail::first_moment(c, m[i], d) : d;
+          T vi = detail::second_moment(c, v[i], d);
+          if (m) m[i] = mi;
+          v[i] = vi;
+          p[i] = p0 - step * detail::adam_ratio(mi, vi, ds, c.eps);
+        }
+        norms.add(st.group, g[i], p0, p[i]);
       }
     }
     return;
@@ -70,8 +97,11 @@ void per_tensor_step(const MultiTensorStep& s) {
       const T* g = static_cast<const T*>(st.grad);
       const T *m = static_cast<const T*>(st.exp_avg), *v = static_cast<const T*>(st.exp_avg_sq);
       const T os = static_cast<T>(st.oracle_scale), ds = static_cast<T>(st.denom_scale);
-      for (int64_t i = 0; i < st.numel; ++i)
-        p[i] -= scale * (s.rule == StepRule::AdaDir ? os * detail::adam_ratio(m[i], v[i], ds, c.eps) : g[i]);
+      for (int64_t i = 0; i < st.numel; ++i) {
+        const T p0 = p[i];
+        p[i] = p0 - scale * (s.rule == StepRule::AdaDir ? os * detail::adam_ratio(m[i], v[i], ds, c.eps) : g[i]);
+        norms.add(group, g[i], p0, p[i]);
+      }
     }
     first = end;
   }
@@ -205,8 +235,10 @@ void FusedOptimizer::step() {
       stats_ = stats_.to(s.device);
     s.group_stats = stats_.data_ptr<double>();
   }
+  s.step_norms = step_norms_buffer();
   run_step(s, fused_ || !s.device.is_cpu(), op.c_str());
   finish_step(packed, param_steps_);
+  publish_step_norms();
   for (std::size_t gi = 0; gi < ngroups; ++gi) group_steps_[gi] += packed.group_active[gi] ? 1 : 0;
   ++steps_;
 }

@@ -84,8 +84,20 @@ double GanTrainer::update(nn::Module& player, Optimizer& opt, Snapshot& snap, co
                           double& update_norm, double& param_norm) {
   opt.zero_grad();
   loss.backward();
+  // Optimizers stepping through the multi-tensor kernels report their step's norms as they write the parameters
+  // (set per step: an optimizer may serve several trainers); for the others a snapshot pass before the step and a
+  // difference pass after it measure the same.
+  if (opt.can_record_step_norms()) opt.record_step_norms(opt_.diagnostics);
   if (!opt_.diagnostics) {
     opt.step();
+    return loss.item();
+  }
+  if (opt.can_record_step_norms()) {
+    opt.step();
+    const StepNorms* n = opt.last_step_norms();
+    grad_norm = n ? n->grad_norm() : 0.0;
+    param_norm = n ? n->param_norm() : 0.0;
+    update_norm = n ? n->update_norm() : 0.0;
     return loss.item();
   }
   std::vector<Tensor> params = player.parameters(), grads;

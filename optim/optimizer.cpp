@@ -1,7 +1,8 @@
-// Optimizer base: parameter groups with per-group learning rates, zero_grad, and the checks and state-key
-// helpers shared by the fused update loops of SGD and Adam.
+// Optimizer base: parameter groups with per-group learning rates, zero_grad, step norms, and the checks and
+// state-key helpers shared by the optimizers.
 #include "nash/optim/optimizer.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <set>
 
@@ -58,6 +59,43 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, double default_lr, const ch
                " has ", group.coefficients.size(), " coefficients for ", group.params.size(),
                " parameters (give one per parameter, or none)");
   }
+}
+
+namespace {
+double sqrt_of_sum(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return std::sqrt(s);
+}
+}  // namespace
+
+double StepNorms::grad_norm() const { return sqrt_of_sum(grad_sq); }
+double StepNorms::param_norm() const { return sqrt_of_sum(param_sq); }
+double StepNorms::update_norm() const { return sqrt_of_sum(update_sq); }
+
+void Optimizer::record_step_norms(bool on) {
+  NASH_CHECK(!on || can_record_step_norms(), name_, ".record_step_norms: this optimizer's step cannot record them");
+  record_norms_ = on;
+}
+
+double* Optimizer::step_norms_buffer() {
+  if (!record_norms_) return nullptr;
+  norms_buf_.assign(3 * groups_.size(), 0.0);
+  return norms_buf_.data();
+}
+
+void Optimizer::publish_step_norms() {
+  if (!record_norms_) return;
+  const std::size_t ng = groups_.size();
+  norms_.grad_sq.assign(ng, 0.0);
+  norms_.param_sq.assign(ng, 0.0);
+  norms_.update_sq.assign(ng, 0.0);
+  for (std::size_t g = 0; g < ng && 3 * g + 2 < norms_buf_.size(); ++g) {
+    norms_.grad_sq[g] = norms_buf_[3 * g];
+    norms_.param_sq[g] = norms_buf_[3 * g + 1];
+    norms_.update_sq[g] = norms_buf_[3 * g + 2];
+  }
+  norms_step_ = steps_ + 1;  // the step about to be counted
 }
 
 void Optimizer::zero_grad() {

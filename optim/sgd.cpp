@@ -1,37 +1,12 @@
-// SGD with PyTorch's momentum, dampening, Nesterov and L2 weight decay: one fused in-place loop per parameter.
+// SGD with PyTorch's momentum, dampening, Nesterov and L2 weight decay, through the multi-tensor step (CPU or CUDA).
 #include <cstdint>
 
 #include "nash/core/autograd.h"
 #include "nash/optim/optimizer.h"
+#include "optim/fused_step.h"
 
 namespace nash {
 namespace optim {
-
-namespace {
-
-constexpr int64_t kParallelGrain = 1 << 15;
-
-// p -= lr * d, with d = g + wd p, then through the momentum buffer (seeded with d on its first step).
-template <class T>
-void sgd_update(T* p, const T* g, T* buf, int64_t n, const SGDOptions& o, double lr_d, bool first) {
-  const T lr = static_cast<T>(lr_d), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum);
-  const T damp = static_cast<T>(1.0 - o.dampening);
-  const bool nesterov = o.nesterov;
-  if (!buf) {
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
-    return;
-  }
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    T d = g[i] + wd * p[i];
-    T b = first ? d : mom * buf[i] + damp * d;
-    buf[i] = b;
-    p[i] -= lr * (nesterov ? d + mom * b : b);
-  }
-}
-
-}  // namespace
 
 SGD::SGD(std::vector<ParamGroup> groups, SGDOptions opt) : Optimizer(std::move(groups), opt.lr, "SGD"), opt_(opt) {
   NASH_CHECK(opt.momentum >= 0 && opt.weight_decay >= 0, "SGD: momentum and weight_decay must be >= 0, got momentum=",
@@ -43,29 +18,24 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions opt) : Optimizer(std::move(g
 
 void SGD::step() {
   NoGradGuard ng;
-  momentum_.resize(groups_.size());
-  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    ParamGroup& group = groups_[gi];
-    momentum_[gi].resize(group.params.size());
-    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
-      Tensor& p = group.params[pi];
-      Tensor g = step_grad(p);
-      if (!g.defined()) continue;
-      Tensor& buf = momentum_[gi][pi];
-      bool first = false;
-      if (opt_.momentum != 0 && !buf.defined()) {
-        buf = empty(p.shape(), p.dtype(), p.device());
-        first = true;
-      }
-      if (p.dtype() == DType::Float32)
-        sgd_update(p.data_ptr<float>(), g.data_ptr<float>(), buf.defined() ? buf.data_ptr<float>() : nullptr,
-                   p.numel(), opt_, group.lr, first);
-      else
-        sgd_update(p.data_ptr<double>(), g.data_ptr<double>(), buf.defined() ? buf.data_ptr<double>() : nullptr,
-                   p.numel(), opt_, group.lr, first);
-      p.impl()->storage->bump_version();
-    }
-  }
+  detail::MultiTensorStep s;
+  s.rule = detail::StepRule::SGD;
+  s.beta1 = opt_.momentum;
+  s.weight_decay = opt_.weight_decay;
+  s.nesterov = opt_.nesterov;
+  PackedStep packed = pack_step(
+      s, groups_, momentum_, unused_, param_steps_, opt_.momentum != 0, false,
+      [this](const Tensor& p) { return step_grad(p, true); },
+      [this](std::size_t gi, std::size_t, int64_t t, detail::StepTensor& st) {
+        st.step_size = groups_[gi].lr;
+        st.momentum_decay = t == 1 ? 0.0 : opt_.momentum;
+        st.grad_weight = t == 1 ? 1.0 : 1.0 - opt_.dampening;
+      },
+      "SGD.step");
+  s.step_norms = step_norms_buffer();
+  run_step(s, opt_.fused || !s.device.is_cpu(), "SGD.step");
+  finish_step(packed, param_steps_);
+  publish_step_norms();
   ++steps_;
 }
 
@@ -93,6 +63,12 @@ void SGD::load_state(const std::map<std::string, Tensor>& state) {
     parse_state_key(kv.first, gi, pi, what);
     NASH_CHECK(what == "momentum_buffer", "SGD.load_state: unknown state '", kv.first, "' (SGD keeps momentum_buffer)");
     loaded[gi][pi] = loaded_tensor(kv.first, kv.second, groups_[gi].params[pi]);
+  }
+  // A loaded buffer has taken at least one step: the next one moves it rather than starting it afresh.
+  param_steps_.assign(groups_.size(), {});
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    param_steps_[gi].assign(groups_[gi].params.size(), 0);
+    for (std::size_t pi = 0; pi < loaded[gi].size(); ++pi) param_steps_[gi][pi] = loaded[gi][pi].defined() ? 1 : 0;
   }
   momentum_ = std::move(loaded);
   steps_ = steps;

@@ -1,6 +1,7 @@
 // The CUDA multi-tensor optimizer step on the emulated device (always) and a GPU (when one answers) against the
-// CPU per-tensor reference: Adam, LREQAdam, nSGDA, Ada-nSGDA and AdaDir over many odd-sized tensors (one spanning
-// two 4096-element blocks, one misaligned for float4), layer-wise and global; ||dev - cpu|| / ||cpu|| <= 1e-5.
+// CPU per-tensor reference: SGD (plain, momentum, Nesterov), Adam, LREQAdam, nSGDA, Ada-nSGDA and AdaDir over many
+// odd-sized tensors (one spanning two 4096-element blocks, one misaligned for float4), layer-wise and global, with
+// the step norms each kernel records; ||dev - cpu|| / ||cpu|| <= 1e-5.
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -36,6 +37,16 @@ double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 std::unique_ptr<optim::Optimizer> make(const std::string& which, std::vector<optim::ParamGroup> groups, bool fused) {
+  if (which.rfind("SGD", 0) == 0) {
+    optim::SGDOptions o;
+    o.lr = 0.02;
+    o.weight_decay = 0.01;
+    o.fused = fused;
+    if (which != "SGD") o.momentum = 0.9;
+    if (which == "SGDMomentum") o.dampening = 0.1;
+    o.nesterov = which == "SGDNesterov";
+    return std::make_unique<optim::SGD>(groups, o);
+  }
   if (which == "Adam") {
     optim::AdamOptions o;
     o.lr = 0.01;
@@ -86,7 +97,7 @@ std::vector<Tensor> cpu_params(uint64_t seed) {
 }  // namespace
 
 TEST_P(OptimStep, FusedKernelsMatchTheCpuPerTensorReference) {
-  for (const char* which : {"Adam", "LREQAdam", "NSGDA", "AdaNSGDA", "AdaDir"}) {
+  for (const char* which : {"SGD", "SGDMomentum", "SGDNesterov", "Adam", "LREQAdam", "NSGDA", "AdaNSGDA", "AdaDir"}) {
     for (optim::Grouping grouping : {optim::Grouping::LayerWise, optim::Grouping::Global}) {
       SCOPED_TRACE(std::string(which) + (grouping == optim::Grouping::Global ? " global" : " layer-wise"));
       std::vector<Tensor> ref = cpu_params(1), dev;
@@ -107,6 +118,8 @@ TEST_P(OptimStep, FusedKernelsMatchTheCpuPerTensorReference) {
       EXPECT_NE(reinterpret_cast<uintptr_t>(dev.back().raw_data()) % 16, 0u);
       auto opt_ref = make(which, optim::ParamGroup::grouped(ref, grouping), false);
       auto opt_dev = make(which, optim::ParamGroup::grouped(dev, grouping), true);
+      opt_ref->record_step_norms(true);
+      opt_dev->record_step_norms(true);
       for (int s = 0; s < 3; ++s) {
         Generator gen(10 + s);
         for (std::size_t k = 0; k < ref.size(); ++k) {
@@ -122,6 +135,11 @@ TEST_P(OptimStep, FusedKernelsMatchTheCpuPerTensorReference) {
         opt_ref->step();
         opt_dev->step();
         EXPECT_LE(rel_error(dev, ref), kBound) << "step " << s;
+        const optim::StepNorms *nr = opt_ref->last_step_norms(), *nd = opt_dev->last_step_norms();
+        ASSERT_TRUE(nr && nd);
+        EXPECT_LE(rel_error(nd->grad_sq, nr->grad_sq), kBound) << "step " << s;
+        EXPECT_LE(rel_error(nd->param_sq, nr->param_sq), kBound) << "step " << s;
+        EXPECT_LE(rel_error(nd->update_sq, nr->update_sq), 1e-4) << "step " << s;
       }
       auto* f = dynamic_cast<optim::FusedOptimizer*>(opt_ref.get());
       if (f && std::string(which) != "LREQAdam") {  // the norm rules' per-group statistics

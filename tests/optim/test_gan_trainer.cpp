@@ -51,6 +51,49 @@ TEST(GanTrainer, DiagnosticsMatchTheirDefinitionsUnderSgd) {
   EXPECT_NE(s2.grad_ratio, 2.0);
 }
 
+namespace {
+// A user-written optimizer: plain SGD through nash ops, with no step norms of its own, so GanTrainer measures it
+// with its snapshot passes.
+class OpsSgd : public optim::Optimizer {
+ public:
+  OpsSgd(std::vector<Tensor> params, double lr) : Optimizer(optim::ParamGroup::global(params, ""), lr, "OpsSgd") {}
+  void step() override {
+    NoGradGuard ng;
+    for (Tensor& p : groups_[0].params)
+      if (p.grad().defined()) p.copy_(sub(p.detach(), mul(p.grad(), groups_[0].lr)));
+    ++steps_;
+  }
+};
+}  // namespace
+
+// The norms the step kernels record and the snapshot passes used for other optimizers agree on the same run.
+TEST(GanTrainer, KernelStepNormsMatchTheSnapshotPasses) {
+  manual_seed(8);
+  auto g1 = mlp(4, 8, 2), d1 = mlp(2, 8, 1);
+  manual_seed(8);
+  auto g2 = mlp(4, 8, 2), d2 = mlp(2, 8, 1);
+  optim::SGD sgd_g(g1->parameters(), {0.05}), sgd_d(d1->parameters(), {0.05});
+  OpsSgd ops_g(g2->parameters(), 0.05), ops_d(d2->parameters(), 0.05);
+  EXPECT_FALSE(ops_g.can_record_step_norms());
+  nash_test::expect_error([&] { ops_g.record_step_norms(true); }, {"OpsSgd", "cannot record"});
+  optim::GanTrainerOptions o;
+  o.n_dis = 2;
+  optim::GanTrainer t1(g1, d1, sgd_g, sgd_d, o), t2(g2, d2, ops_g, ops_d, o);
+  for (int step = 0; step < 3; ++step) {
+    manual_seed(100 + step);
+    optim::StepStats a = t1.step(real_sampler(), latent_sampler());
+    manual_seed(100 + step);
+    optim::StepStats b = t2.step(real_sampler(), latent_sampler());
+    ASSERT_NE(sgd_d.last_step_norms(), nullptr);
+    EXPECT_EQ(ops_d.last_step_norms(), nullptr);
+    for (auto f : {&optim::StepStats::grad_norm_d, &optim::StepStats::grad_norm_g, &optim::StepStats::update_norm_d,
+                   &optim::StepStats::update_norm_g, &optim::StepStats::param_norm_d, &optim::StepStats::param_norm_g}) {
+      EXPECT_GT(a.*f, 0);
+      EXPECT_NEAR(a.*f, b.*f, 1e-5 * b.*f) << "step " << step;
+    }
+  }
+}
+
 TEST(GanTrainer, WassersteinWithGradientPenaltyAndLog) {
   manual_seed(6);
   auto g = mlp(4, 8, 2), d = mlp(2, 8, 1);

@@ -1,6 +1,7 @@
 // Optimizers: SGD and Adam steps against hand-computed PyTorch updates, parameter groups, skipped parameters,
 // state round trips, in-place version bumps and a small regression that must converge.
 #include <cmath>
+#include <memory>
 
 #include "support.h"
 
@@ -289,4 +290,72 @@ TEST(Optim, AdamFitsALine) {
   }
   EXPECT_NEAR(lin.weight.item(), 3.0, 1e-2);
   EXPECT_NEAR(lin.bias.item(), 1.0, 1e-2);
+}
+
+// The step norms the multi-tensor kernels record while they write the parameters equal sums of squares taken from
+// snapshots, per group, for every rule, fused and per-tensor; a parameter without a gradient does not count.
+TEST(Optim, StepNormsMatchSnapshotsOfTheParameters) {
+  for (const char* which : {"SGD", "Adam", "NSGDA", "AdaDir"}) {
+    for (bool fused : {true, false}) {
+      SCOPED_TRACE(std::string(which) + (fused ? " fused" : " per-tensor"));
+      Generator gen(3);
+      std::vector<Tensor> ps;
+      for (int64_t n : {70000, 33, 5}) ps.push_back(randn({n}, DType::Float64, Device::cpu(), &gen).requires_grad_());
+      std::vector<optim::ParamGroup> groups{{{ps[0], ps[1]}, -1, "a"}, {{ps[2]}, 0.5, "b"}};
+      std::unique_ptr<optim::Optimizer> opt;
+      if (std::string(which) == "SGD") {
+        optim::SGDOptions o{0.1, 0.9, 0.0, 0.01, true};
+        o.fused = fused;
+        opt = std::make_unique<optim::SGD>(groups, o);
+      } else if (std::string(which) == "Adam") {
+        optim::AdamOptions o;
+        o.fused = fused;
+        opt = std::make_unique<optim::Adam>(groups, o);
+      } else if (std::string(which) == "NSGDA") {
+        opt = std::make_unique<optim::NSGDA>(groups, optim::NSGDAOptions{0.05, {}, fused});
+      } else {
+        optim::AdaGraftOptions o;
+        o.fused = fused;
+        opt = std::make_unique<optim::AdaDir>(groups, o);
+      }
+      ASSERT_TRUE(opt->can_record_step_norms());
+      EXPECT_EQ(opt->last_step_norms(), nullptr);
+      opt->record_step_norms(true);
+      for (int step = 0; step < 2; ++step) {
+        std::vector<std::vector<double>> before;
+        for (std::size_t k = 0; k < ps.size(); ++k) {
+          before.push_back(ps[k].to_vector<double>());
+          ps[k].set_grad(randn(ps[k].shape(), DType::Float64, Device::cpu(), &gen));
+        }
+        if (step == 1) ps[1].zero_grad();
+        std::vector<std::vector<double>> grads;
+        for (const Tensor& p : ps) grads.push_back(p.grad().defined() ? p.grad().to_vector<double>() : std::vector<double>{});
+        opt->step();
+        const optim::StepNorms* n = opt->last_step_norms();
+        ASSERT_NE(n, nullptr);
+        ASSERT_EQ(n->grad_sq.size(), 2u);
+        double want[2][3] = {{0, 0, 0}, {0, 0, 0}};
+        for (std::size_t k = 0; k < ps.size(); ++k) {
+          if (grads[k].empty()) continue;
+          const int g = k < 2 ? 0 : 1;
+          std::vector<double> after = ps[k].to_vector<double>();
+          for (std::size_t i = 0; i < after.size(); ++i) {
+            want[g][0] += grads[k][i] * grads[k][i];
+            want[g][1] += before[k][i] * before[k][i];
+            want[g][2] += (after[i] - before[k][i]) * (after[i] - before[k][i]);
+          }
+        }
+        for (int g = 0; g < 2; ++g) {
+          EXPECT_NEAR(n->grad_sq[g], want[g][0], 1e-10 * want[g][0]) << "group " << g << " step " << step;
+          EXPECT_NEAR(n->param_sq[g], want[g][1], 1e-10 * want[g][1]) << "group " << g << " step " << step;
+          EXPECT_NEAR(n->update_sq[g], want[g][2], 1e-9 * want[g][2]) << "group " << g << " step " << step;
+        }
+        EXPECT_NEAR(n->update_norm(), std::sqrt(want[0][2] + want[1][2]), 1e-9 * n->update_norm());
+      }
+      opt->record_step_norms(false);
+      ps[0].set_grad(ps[0].detach().clone());
+      opt->step();
+      EXPECT_EQ(opt->last_step_norms(), nullptr) << "a step that recorded nothing reports nothing";
+    }
+  }
 }

@@ -27,6 +27,7 @@ namespace optim {
 class FusedOptimizer : public Optimizer {
  public:
   void step() override;
+  bool can_record_step_norms() const override { return true; }
   std::map<std::string, Tensor> state() const override;
   void load_state(const std::map<std::string, Tensor>& state) override;
   // Each group's ||g||2 (and ||A||2, Adam's oracle, for the Adam-oracle rules) at its last step; 0 before.

@@ -20,12 +20,14 @@ struct GanTrainerOptions {
   int64_t n_dis = 1;         // D updates per G update
   double gp_lambda = 0.0;    // WGAN-GP weight (0: off)
   double r1_gamma = 0.0;     // R1 weight (0: off)
-  bool diagnostics = true;   // gradient norms, update norms and ratios (costs a few parameter-sized passes)
+  bool diagnostics = true;   // gradient norms, update norms and ratios (inside the optimizers' step kernels when
+                             // they support it, else a snapshot pass before each update and one after)
   std::string log_path;      // CSV of every step's StepStats (empty: no file); per-layer norms of balanced
                              // optimizers go to <log_path>.layers.csv (step, player, group, grad_norm, oracle_norm)
 };
 
-// What one step did. Norms are over all parameters of a player (‖·‖₂ of the concatenation).
+// What one step did. Norms are over the parameters a player's optimizer updated (‖·‖₂ of the concatenation); the
+// optimizers of the multi-tensor step (SGD, Adam, the balanced ones) compute them inside their update kernel.
 struct StepStats {
   int64_t step = 0;
   double d_loss = 0, g_loss = 0, penalty = 0;  // the last D update's loss and penalty; G's loss
