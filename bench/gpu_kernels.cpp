@@ -217,6 +217,73 @@ void bench_bandwidth() {
   }
 }
 
+// The multi-tensor Adam step over a DCGAN's parameters (G and D, 32x32x1, width 64) against a cudaMemcpy of the
+// bytes the step must move (p, g, m, v read; p, m, v written).
+void bench_optimizer_step() {
+  nn::DcganOptions o;
+  auto g = nn::dcgan_generator(o), d = nn::dcgan_discriminator(o);
+  g->to(Device::cuda());
+  d->to(Device::cuda());
+  std::vector<Tensor> params = g->parameters();
+  for (const Tensor& p : d->parameters()) params.push_back(p);
+  int64_t n = 0;
+  for (Tensor& p : params) {
+    p.set_grad(randn(p.shape(), DType::Float32, Device::cuda()));
+    n += p.numel();
+  }
+  optim::Adam adam(params);
+  Tensor src = rnd({3 * n}), dst = empty({3 * n}, DType::Float32, Device::cuda());
+  Row r;
+  r.kernel = "adam step";
+  r.shape = "DCGAN G+D, " + std::to_string(params.size()) + " tensors, " + std::to_string(n / 1000) + "k";
+  r.vendor = "memcpy";
+  r.work = 7.0 * 4 * n;
+  r.bytes = true;
+  bench_pair(r, [&](int) { adam.step(); return params[0]; },
+             [&](int) {
+               BENCH_CUDA(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), 3 * n * 4, cudaMemcpyDeviceToDevice, 0));
+               return dst;
+             },
+             "", /*compare=*/false);
+}
+
+// One whole DCGAN training step (32x32x1, batch 64, width 64; n_dis 1; Adam (0.5, 0.999) for both players; the
+// non-saturating loss; GanTrainer with its diagnostics) with nash's convolutions against the same step with
+// cuDNN's. Work is the step's convolution and linear flops (3 forward-equivalents per trained forward).
+void bench_train_step(const std::string& cudnn_skip) {
+  nn::DcganOptions o;
+  const int64_t batch = 64;
+  auto g = nn::dcgan_generator(o), d = nn::dcgan_discriminator(o);
+  g->to(Device::cuda());
+  d->to(Device::cuda());
+  optim::AdamOptions ao;
+  ao.lr = 2e-4;
+  ao.beta1 = 0.5;
+  optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
+  optim::GanTrainer trainer(g, d, opt_g, opt_d);
+  std::vector<Tensor> reals, zs;
+  for (int i = 0; i < kSets; ++i) {
+    reals.push_back(clamp(rnd({batch, 1, 32, 32}), -1, 1));
+    zs.push_back(rnd({batch, o.z_dim}));
+  }
+  const double gf = nn::dcgan_generator_flops(o, batch), df = nn::dcgan_discriminator_flops(o, batch);
+  // D step: G forward, D forward+backward on real and fake; G step: G and D forward+backward.
+  const double flops = gf + 2 * 3 * df + 3 * gf + 3 * df;
+  auto run = [&](ConvEngine e) {
+    return [&, e](int i) {
+      ConvEngineGuard guard(e);
+      trainer.step([&] { return reals[i]; }, [&] { return zs[i]; });
+      return Tensor();
+    };
+  };
+  Row r;
+  r.kernel = "dcgan step";
+  r.shape = "32x32x1 b64 w64 Adam, D+G";
+  r.vendor = "cudnn";
+  r.work = flops;
+  bench_pair(r, run(ConvEngine::Nash), run(ConvEngine::CuDNN), cudnn_skip, /*compare=*/false);
+}
+
 void print_table() {
   std::printf("%-15s %-34s %9s %9s %-6s %8s %14s %8s  %s\n", "kernel", "shape", "nash ms", "vendor ms", "vendor",
               "nash/v", "nash rate", "rel.err", "note");
@@ -260,6 +327,8 @@ int main() {
     for (const ConvShape& c : convs) bench_conv(c, cudnn_skip);
     for (int64_t n : {1024, 4096}) bench_matmul(n);
     bench_bandwidth();
+    bench_optimizer_step();
+    bench_train_step(cudnn_skip);
   } catch (const std::exception& e) {
     print_table();
     std::printf("nash_gpu_bench: aborted: %s\n", e.what());

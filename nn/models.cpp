@@ -1,0 +1,100 @@
+// DCGAN's generator and discriminator (nash/nn/models.h).
+#include "nash/nn/models.h"
+
+#include "nash/core/error.h"
+#include "nash/nn/init.h"
+
+namespace nash {
+namespace nn {
+
+namespace {
+
+// Hidden layers between 4x4 and the image: 3 for 32 pixels, 4 for 64.
+int64_t hidden_layers(const DcganOptions& o, const char* who) {
+  NASH_CHECK(o.image_size == 32 || o.image_size == 64, who, ": image_size must be 32 or 64, got ", o.image_size);
+  NASH_CHECK(o.z_dim > 0 && o.channels > 0 && o.width > 0, who, ": z_dim, channels and width must be > 0, got ",
+             o.z_dim, ", ", o.channels, ", ", o.width);
+  return o.image_size == 32 ? 3 : 4;
+}
+
+// DCGAN's initialisation: conv weights N(0, 0.02), batch-norm scales N(1, 0.02), biases 0.
+void dcgan_init(Module& m) {
+  for (auto& kv : m.named_parameters()) {
+    Tensor p = kv.second;
+    const std::string& name = kv.first;
+    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    if (is_bias)
+      init::zeros_(p);
+    else if (p.dim() == 1)
+      init::normal_(p, 1.0, 0.02);
+    else
+      init::normal_(p, 0.0, 0.02);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Sequential> dcgan_generator(const DcganOptions& o) {
+  const int64_t n = hidden_layers(o, "dcgan_generator");
+  auto g = std::make_shared<Sequential>();
+  g->push_back(std::make_shared<Reshape>(Shape{o.z_dim, 1, 1}));
+  int64_t ch = o.width << (n - 1);  // 4w (32 px) or 8w (64 px) at 4x4
+  g->push_back(std::make_shared<ConvTranspose2d>(o.z_dim, ch, 4, 1, 0, 0, false));
+  g->push_back(std::make_shared<BatchNorm2d>(ch));
+  g->push_back(std::make_shared<ReLU>());
+  for (int64_t i = 1; i < n; ++i, ch /= 2) {
+    g->push_back(std::make_shared<ConvTranspose2d>(ch, ch / 2, 4, 2, 1, 0, false));
+    g->push_back(std::make_shared<BatchNorm2d>(ch / 2));
+    g->push_back(std::make_shared<ReLU>());
+  }
+  g->push_back(std::make_shared<ConvTranspose2d>(ch, o.channels, 4, 2, 1, 0, false));
+  g->push_back(std::make_shared<Tanh>());
+  dcgan_init(*g);
+  return g;
+}
+
+std::shared_ptr<Sequential> dcgan_discriminator(const DcganOptions& o) {
+  const int64_t n = hidden_layers(o, "dcgan_discriminator");
+  auto d = std::make_shared<Sequential>();
+  int64_t ch = o.width;
+  d->push_back(std::make_shared<Conv2d>(o.channels, ch, 4, 2, 1, false));
+  d->push_back(std::make_shared<LeakyReLU>(0.2));
+  for (int64_t i = 1; i < n; ++i, ch *= 2) {
+    d->push_back(std::make_shared<Conv2d>(ch, ch * 2, 4, 2, 1, !o.d_batch_norm));
+    if (o.d_batch_norm) d->push_back(std::make_shared<BatchNorm2d>(ch * 2));
+    d->push_back(std::make_shared<LeakyReLU>(0.2));
+  }
+  d->push_back(std::make_shared<Conv2d>(ch, 1, 4, 1, 0, true));
+  d->push_back(std::make_shared<Flatten>());
+  dcgan_init(*d);
+  return d;
+}
+
+double dcgan_generator_flops(const DcganOptions& o, int64_t batch) {
+  const int64_t n = hidden_layers(o, "dcgan_generator_flops");
+  int64_t ch = o.width << (n - 1), hw = 4;
+  double f = 2.0 * o.z_dim * ch * 16;  // 1x1 -> 4x4: every output pixel sees the latent once
+  for (int64_t i = 1; i <= n; ++i) {
+    const int64_t out = i < n ? ch / 2 : o.channels;
+    f += 2.0 * (hw * hw) * ch * out * 16;  // each input pixel scatters a 4x4 patch
+    ch = out;
+    hw *= 2;
+  }
+  return f * static_cast<double>(batch);
+}
+
+double dcgan_discriminator_flops(const DcganOptions& o, int64_t batch) {
+  const int64_t n = hidden_layers(o, "dcgan_discriminator_flops");
+  int64_t ch = o.channels, out = o.width, hw = o.image_size / 2;
+  double f = 0;
+  for (int64_t i = 0; i < n; ++i, hw /= 2) {
+    f += 2.0 * (hw * hw) * out * ch * 16;
+    ch = out;
+    out *= 2;
+  }
+  f += 2.0 * ch * 16;  // the 4x4 -> 1 logit
+  return f * static_cast<double>(batch);
+}
+
+}  // namespace nn
+}  // namespace nash
