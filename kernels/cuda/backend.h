@@ -13,6 +13,13 @@ namespace NASH_CUDA_NS {
 // The stream nash's CUDA ops run on (the default stream for now).
 inline Stream current_stream() { return nullptr; }
 
+// Streaming multiprocessors of the current device: GEMMs with few output tiles split their reduction to fill them.
+#if defined(NASH_CUDA_EMULATION)
+inline int device_sm_count() { return 132; }  // an H100's, so the emulation takes the decisions such a GPU would
+#else
+int device_sm_count();
+#endif
+
 inline void require_float32(const char* op, const Tensor& t) {
   NASH_CHECK(t.dtype() == DType::Float32, op, ": CUDA kernels are float32-only, got ", dtype_name(t.dtype()),
              " (use float64 on the CPU)");

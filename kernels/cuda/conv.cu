@@ -1,5 +1,6 @@
 // CUDA convolutions as implicit GEMMs (no im2col buffer): forward, gradient w.r.t. input and w.r.t. weight,
-// each a gather policy over NCHW tensors fed to the shared tiled GEMM of igemm.h.
+// each a gather policy over NCHW tensors fed to the shared tiled GEMM of igemm.h. Strided input gradients run one
+// GEMM per stride phase, few-channel input gradients a direct kernel, and GEMMs with few output tiles split K.
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/conv_gather.h"
 #include "kernels/cuda/igemm.h"
@@ -54,6 +55,83 @@ struct GradInStore {  // gx[n, c, h, w]
   }
 };
 
+// Strided, undilated input gradients by phase: the input pixels whose (ih + ph) % sh == qh receive only the kernel
+// taps kh = qh + t*sh (likewise in w), so each of the sh*sw phases is a dense GEMM of K = O * Th * Tw instead of
+// one GEMM over all O*KH*KW taps of which all but 1/(sh*sw) read zeros. Index math is 32-bit (checked at launch).
+struct Phase {
+  int c, h, w, o, kh, kw, oh, ow, sh, sw;
+  int qh, qw;          // the tap phase: kh = qh + t * sh
+  int rh, rw;          // the first input row/column of the phase
+  int th, tw;          // taps per phase
+  int hq, wq;          // the phase's input rows/columns
+  int bh, bw;          // oh = bh + i - t for the phase's i-th row and tap t
+};
+struct PhaseA {  // A[c, (o, t_h, t_w)] = w[o, c, qh + t_h*sh, qw + t_w*sw]
+  const float* w;
+  Phase q;
+  __host__ __device__ __forceinline__ float operator()(int64_t c64, int64_t k64) const {
+    const int c = static_cast<int>(c64), k = static_cast<int>(k64);
+    const int t_w = k % q.tw, t_h = (k / q.tw) % q.th, o = k / (q.tw * q.th);
+    return w[((o * q.c + c) * q.kh + q.qh + t_h * q.sh) * q.kw + q.qw + t_w * q.sw];
+  }
+};
+struct PhaseB {  // B[(o, t_h, t_w), (n, i, j)] = gy[n, o, bh + i - t_h, bw + j - t_w], 0 outside
+  const float* gy;
+  Phase q;
+  __host__ __device__ __forceinline__ float operator()(int64_t k64, int64_t col64) const {
+    const int k = static_cast<int>(k64), col = static_cast<int>(col64);
+    const int t_w = k % q.tw, t_h = (k / q.tw) % q.th, o = k / (q.tw * q.th);
+    const int j = col % q.wq, i = (col / q.wq) % q.hq, n = col / (q.wq * q.hq);
+    const int oh = q.bh + i - t_h, ow = q.bw + j - t_w;
+    if (oh < 0 || oh >= q.oh || ow < 0 || ow >= q.ow) return 0.f;
+    return gy[((n * q.o + o) * q.oh + oh) * q.ow + ow];
+  }
+};
+struct PhaseStore {  // gx[n, c, rh + i*sh, rw + j*sw]
+  float* gx;
+  Phase q;
+  __host__ __device__ __forceinline__ void operator()(unsigned, int64_t c64, int64_t col64, float v) const {
+    const int c = static_cast<int>(c64), col = static_cast<int>(col64);
+    const int j = col % q.wq, i = (col / q.wq) % q.hq, n = col / (q.wq * q.hq);
+    gx[((n * q.c + c) * q.h + q.rh + i * q.sh) * q.w + q.rw + j * q.sw] = v;
+  }
+};
+
+// Input gradients with few input channels (the image layer of a discriminator, a generator's output layer): a GEMM
+// with M = C <= kSmallC would leave most of its 64-row tiles empty, so one thread computes one input pixel for all
+// channels, visiting only the taps that land on an output pixel.
+constexpr int kSmallC = 4;
+__global__ void grad_input_small_c(const float* __restrict__ gy, const float* __restrict__ w, ConvGeom g,
+                                   float* __restrict__ gx) {
+  const int64_t pixels = g.n * g.h * g.w;
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < pixels;
+       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int iw = static_cast<int>(p % g.w), ih = static_cast<int>((p / g.w) % g.h), n = static_cast<int>(p / (g.w * g.h));
+    const int sh = static_cast<int>(g.sh), sw = static_cast<int>(g.sw), dh = static_cast<int>(g.dh),
+              dw = static_cast<int>(g.dw);
+    const int KH = static_cast<int>(g.kh), KW = static_cast<int>(g.kw), C = static_cast<int>(g.c);
+    const int OH = static_cast<int>(g.oh), OW = static_cast<int>(g.ow), O = static_cast<int>(g.o);
+    float acc[kSmallC] = {0.f, 0.f, 0.f, 0.f};
+    for (int kh = 0; kh < KH; ++kh) {
+      const int th = ih + static_cast<int>(g.ph) - kh * dh;
+      if (th < 0 || th % sh != 0 || th / sh >= OH) continue;
+      for (int kw = 0; kw < KW; ++kw) {
+        const int tw = iw + static_cast<int>(g.pw) - kw * dw;
+        if (tw < 0 || tw % sw != 0 || tw / sw >= OW) continue;
+        const float* gyp = gy + (static_cast<int64_t>(n) * O * OH + th / sh) * OW + tw / sw;
+        const float* wp = w + kh * KW + kw;
+        for (int o = 0; o < O; ++o) {
+          const float v = gyp[static_cast<int64_t>(o) * OH * OW];
+NASH_UNROLL
+          for (int c = 0; c < kSmallC; ++c)
+            if (c < C) acc[c] += v * __ldg(wp + (static_cast<int64_t>(o) * C + c) * KH * KW);
+        }
+      }
+    }
+    for (int c = 0; c < C; ++c) gx[((static_cast<int64_t>(n) * C + c) * g.h + ih) * g.w + iw] = acc[c];
+  }
+}
+
 struct GradWA {  // A[o, (n, oh, ow)] = gy[n, o, oh, ow]
   const float* gy;
   ConvGeom g;
@@ -85,6 +163,28 @@ __global__ void sum_slices(const float* __restrict__ part, int64_t slices, int64
   }
 }
 
+// out[n, m, sp] = bias[m] + sum over s of part[s, m, (n, sp)], in slice order: the forward's K-split finish.
+__global__ void sum_slices_conv_out(const float* __restrict__ part, int64_t slices, ConvGeom g,
+                                    const float* __restrict__ bias, float* __restrict__ out) {
+  const int64_t cols = g.n * g.oh * g.ow, total = g.o * cols;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = bias ? bias[i / cols] : 0.f;
+    for (int64_t k = 0; k < slices; ++k) s += part[k * total + i];
+    const int64_t m = i / cols, col = i % cols, sp = col % (g.oh * g.ow), n = col / (g.oh * g.ow);
+    out[(n * g.o + m) * g.oh * g.ow + sp] = s;
+  }
+}
+
+// K-slices that let a GEMM with few output tiles fill the device (about two blocks per SM), 1 when it already
+// does or when K is too short to be worth splitting.
+int64_t k_slices(int64_t M, int64_t N, int64_t K) {
+  const int64_t tiles = ((M + kTileM - 1) / kTileM) * ((N + kTileN - 1) / kTileN);
+  const int64_t want = 2 * static_cast<int64_t>(device_sm_count());
+  if (tiles >= want) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(K / 256, (want + tiles - 1) / tiles));
+}
+
 }  // namespace
 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
@@ -95,9 +195,20 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, I
     return cudnn_conv2d(x, w, bias, stride, padding, dilation, out, current_stream());
 #endif
   ConvGeom g = geom(x, out, w.size(0), w.size(1), w.size(2), w.size(3), stride, padding, dilation, true);
-  const int64_t K = g.c * g.kh * g.kw;
-  igemm("conv2d", g.o, g.n * g.oh * g.ow, K, 1, FwdA{w.data_ptr<float>(), K}, FwdB{x.data_ptr<float>(), g},
-        FwdStore{out.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, g}, current_stream());
+  const int64_t K = g.c * g.kh * g.kw, M = g.o, N = g.n * g.oh * g.ow;
+  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  const int64_t slices = k_slices(M, N, K);
+  if (slices == 1) {
+    igemm("conv2d", M, N, K, 1, FwdA{w.data_ptr<float>(), K}, FwdB{x.data_ptr<float>(), g},
+          FwdStore{out.data_ptr<float>(), b, g}, current_stream());
+    return;
+  }
+  // Few output tiles (deep layers at small batch): split the reduction, then add the slices in a fixed order.
+  Tensor part = empty({slices, M, N}, DType::Float32, x.device());
+  igemm("conv2d", M, N, K, slices, FwdA{w.data_ptr<float>(), K}, FwdB{x.data_ptr<float>(), g},
+        SliceStore{part.data_ptr<float>(), M, N}, current_stream());
+  launch("conv2d_sum", sum_slices_conv_out, dim3(blocks_for(M * N, 256)), dim3(256), 0, current_stream(),
+         static_cast<const float*>(part.data_ptr<float>()), slices, g, b, out.data_ptr<float>());
 }
 
 void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,
@@ -108,6 +219,34 @@ void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int
     return cudnn_conv2d_grad_input(grad_out, w, stride, padding, dilation, grad_in, current_stream());
 #endif
   ConvGeom g = geom(grad_in, grad_out, w.size(0), w.size(1), w.size(2), w.size(3), stride, padding, dilation, true);
+  const int64_t limit = int64_t{1} << 31;
+  const bool small_index = grad_in.numel() < limit && grad_out.numel() < limit && w.numel() < limit;
+  if (g.c <= kSmallC && small_index) {
+    launch("conv2d_grad_input_small_c", grad_input_small_c, dim3(blocks_for(g.n * g.h * g.w, 256)), dim3(256), 0,
+           current_stream(), grad_out.data_ptr<float>(), w.data_ptr<float>(), g, grad_in.data_ptr<float>());
+    return;
+  }
+  if ((g.sh > 1 || g.sw > 1) && g.dh == 1 && g.dw == 1 && small_index) {
+    // One GEMM per phase (launched in turn on the stream; each writes a disjoint set of input pixels).
+    for (int64_t qh = 0; qh < g.sh; ++qh)
+      for (int64_t qw = 0; qw < g.sw; ++qw) {
+        Phase q{};
+        q.c = int(g.c), q.h = int(g.h), q.w = int(g.w), q.o = int(g.o), q.kh = int(g.kh), q.kw = int(g.kw);
+        q.oh = int(g.oh), q.ow = int(g.ow), q.sh = int(g.sh), q.sw = int(g.sw), q.qh = int(qh), q.qw = int(qw);
+        q.rh = int(((qh - g.ph) % g.sh + g.sh) % g.sh);
+        q.rw = int(((qw - g.pw) % g.sw + g.sw) % g.sw);
+        q.th = qh < g.kh ? int((g.kh - qh + g.sh - 1) / g.sh) : 0;
+        q.tw = qw < g.kw ? int((g.kw - qw + g.sw - 1) / g.sw) : 0;
+        q.hq = q.rh < q.h ? (q.h - q.rh + q.sh - 1) / q.sh : 0;
+        q.wq = q.rw < q.w ? (q.w - q.rw + q.sw - 1) / q.sw : 0;
+        q.bh = int((q.rh + g.ph - qh) / g.sh);
+        q.bw = int((q.rw + g.pw - qw) / g.sw);
+        // A phase without taps still runs (K = 0): its pixels receive no gradient and are written as zeros.
+        igemm("conv2d_grad_input", g.c, g.n * q.hq * q.wq, g.o * q.th * q.tw, 1, PhaseA{w.data_ptr<float>(), q},
+              PhaseB{grad_out.data_ptr<float>(), q}, PhaseStore{grad_in.data_ptr<float>(), q}, current_stream());
+      }
+    return;
+  }
   igemm("conv2d_grad_input", g.c, g.n * g.h * g.w, g.o * g.kh * g.kw, 1, GradInA{w.data_ptr<float>(), g},
         GradInB{grad_out.data_ptr<float>(), g}, GradInStore{grad_in.data_ptr<float>(), g}, current_stream());
 }
@@ -124,8 +263,7 @@ void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, In
   const int64_t M = g.o, N = g.c * g.kh * g.kw, K = g.n * g.oh * g.ow;
   // The reduction runs over the batch and every output pixel; split it so the small (O, C*KH*KW) output
   // still fills the device, then add the slices in a fixed order.
-  const int64_t tiles = ((M + kTileM - 1) / kTileM) * ((N + kTileN - 1) / kTileN);
-  int64_t slices = std::max<int64_t>(1, std::min<int64_t>(K / 256, (264 + tiles - 1) / tiles));
+  const int64_t slices = k_slices(M, N, K);
   Tensor part = empty({slices, M, N}, DType::Float32, x.device());
   igemm("conv2d_grad_weight", M, N, K, slices, GradWA{grad_out.data_ptr<float>(), g}, GradWB{x.data_ptr<float>(), g},
         SliceStore{part.data_ptr<float>(), M, N}, current_stream());

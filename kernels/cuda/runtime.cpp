@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
@@ -117,4 +118,23 @@ void cuda_copy(void* dst, Device dd, const void* src, Device sd, std::size_t nby
 
 
 }  // namespace detail
+
+namespace cuda_impl {
+
+int device_sm_count() {
+  // Cached per device (up to 64); nash runs on the current device.
+  static std::atomic<int> counts[64];
+  int dev = 0;
+  NASH_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) return 132;
+  int n = counts[dev].load(std::memory_order_relaxed);
+  if (n == 0) {
+    NASH_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    n = n > 0 ? n : 1;
+    counts[dev].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+}  // namespace cuda_impl
 }  // namespace nash

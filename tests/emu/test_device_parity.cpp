@@ -217,7 +217,13 @@ TEST_P(DeviceParity, ConvolutionFamilyOnGanShapesAndEdges) {
   // DCGAN-like 4x4 stride-2 layers, 3x3 and 1x1, dilation, odd sizes that leave partial tiles.
   std::vector<Case> cases = {{{2, 1, 16, 16}, {8, 1, 4, 4}, 2, 1, 1},  {{2, 8, 8, 8}, {16, 8, 4, 4}, 2, 1, 1},
                              {{1, 3, 9, 7}, {5, 3, 3, 3}, 1, 1, 1},    {{3, 4, 6, 6}, {2, 4, 1, 1}, 1, 0, 1},
-                             {{1, 2, 11, 10}, {3, 2, 3, 2}, {2, 1}, {0, 2}, {2, 1}}};
+                             {{1, 2, 11, 10}, {3, 2, 3, 2}, {2, 1}, {0, 2}, {2, 1}},
+                             // Stride phases: odd sizes, a 1x1 stride-2 kernel (phases without taps), stride 3 with
+                             // uneven taps per phase, no and large padding; 5-6 channels take the phase GEMMs, 1-4
+                             // the few-channel kernel; a deep layer at batch 2 splits K in the forward.
+                             {{2, 6, 9, 7}, {4, 6, 4, 4}, 2, 1, 1},     {{1, 5, 7, 8}, {3, 5, 1, 1}, 2, 0, 1},
+                             {{1, 6, 10, 11}, {2, 6, 4, 5}, {3, 2}, {2, 0}, 1},  {{2, 3, 9, 9}, {4, 3, 3, 3}, 2, 2, 1},
+                             {{1, 1, 8, 8}, {4, 1, 3, 3}, 2, 1, 2},     {{2, 64, 4, 4}, {8, 64, 3, 3}, 1, 1, 1}};
   for (const Case& c : cases) {
     SCOPED_TRACE(shape_str(c.x) + " * " + shape_str(c.w));
     Tensor x = rnd(c.x, 20), w = rnd(c.w, 21), b = rnd({c.w[0]}, 22);
