@@ -1,6 +1,9 @@
 // CUDA convolutions as implicit GEMMs (no im2col buffer): forward, gradient w.r.t. input and w.r.t. weight,
 // each a gather policy over NCHW tensors fed to the shared tiled GEMM of igemm.h. Strided input gradients run one
-// GEMM per stride phase, few-channel input gradients a direct kernel, and GEMMs with few output tiles split K.
+// GEMM per stride phase, few-channel input gradients a direct kernel, GEMMs with few output tiles split K, and index
+// math is 32-bit wherever the tensors allow.
+#include <type_traits>
+
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/conv_gather.h"
 #include "kernels/cuda/igemm.h"
@@ -15,49 +18,58 @@ namespace NASH_CUDA_NS {
 
 namespace {
 
+template <class I>
 struct FwdStore {  // out[n, m, oh, ow] = v + bias[m]
   float* out;
   const float* bias;
-  ConvGeom g;
-  __host__ __device__ __forceinline__ void operator()(unsigned, int64_t m, int64_t col, float v) const {
-    const int64_t sp = col % (g.oh * g.ow), n = col / (g.oh * g.ow);
+  ConvGeomT<I> g;
+  __host__ __device__ __forceinline__ void operator()(unsigned, int64_t m64, int64_t col64, float v) const {
+    const I m = static_cast<I>(m64), col = static_cast<I>(col64);
+    const I sp = col % (g.oh * g.ow), n = col / (g.oh * g.ow);
     out[(n * g.o + m) * g.oh * g.ow + sp] = v + (bias ? bias[m] : 0.f);
   }
 };
 
+template <class I>
 struct GradInA {  // A[c, (o, kh, kw)] = w[o, c, kh, kw]
   const float* w;
-  ConvGeom g;
-  __host__ __device__ __forceinline__ float operator()(int64_t c, int64_t k) const {
-    const int64_t khw = k % (g.kh * g.kw), o = k / (g.kh * g.kw);
+  ConvGeomT<I> g;
+  __host__ __device__ __forceinline__ float operator()(int64_t c64, int64_t k64) const {
+    const I c = static_cast<I>(c64), k = static_cast<I>(k64);
+    const I khw = k % (g.kh * g.kw), o = k / (g.kh * g.kw);
     return w[(o * g.c + c) * g.kh * g.kw + khw];
   }
 };
+template <class I>
 struct GradInB {  // B[(o, kh, kw), (n, h, w)] = gy[n, o, oh, ow] where h = oh*s - p + kh*d
   const float* gy;
-  ConvGeom g;
-  __host__ __device__ __forceinline__ float operator()(int64_t k, int64_t col) const {
-    const int64_t kw = k % g.kw, kh = (k / g.kw) % g.kh, o = k / (g.kw * g.kh);
-    const int64_t iw = col % g.w, ih = (col / g.w) % g.h, n = col / (g.w * g.h);
-    const int64_t th = ih + g.ph - kh * g.dh, tw = iw + g.pw - kw * g.dw;
+  ConvGeomT<I> g;
+  __host__ __device__ __forceinline__ float operator()(int64_t k64, int64_t col64) const {
+    const I k = static_cast<I>(k64), col = static_cast<I>(col64);
+    const I kw = k % g.kw, kh = (k / g.kw) % g.kh, o = k / (g.kw * g.kh);
+    const I iw = col % g.w, ih = (col / g.w) % g.h, n = col / (g.w * g.h);
+    const I th = ih + g.ph - kh * g.dh, tw = iw + g.pw - kw * g.dw;
     if (th < 0 || tw < 0 || th % g.sh != 0 || tw % g.sw != 0) return 0.f;
-    const int64_t oh = th / g.sh, ow = tw / g.sw;
+    const I oh = th / g.sh, ow = tw / g.sw;
     if (oh >= g.oh || ow >= g.ow) return 0.f;
     return gy[((n * g.o + o) * g.oh + oh) * g.ow + ow];
   }
 };
+template <class I>
 struct GradInStore {  // gx[n, c, h, w]
   float* gx;
-  ConvGeom g;
-  __host__ __device__ __forceinline__ void operator()(unsigned, int64_t c, int64_t col, float v) const {
-    const int64_t sp = col % (g.h * g.w), n = col / (g.h * g.w);
+  ConvGeomT<I> g;
+  __host__ __device__ __forceinline__ void operator()(unsigned, int64_t c64, int64_t col64, float v) const {
+    const I c = static_cast<I>(c64), col = static_cast<I>(col64);
+    const I sp = col % (g.h * g.w), n = col / (g.h * g.w);
     gx[(n * g.c + c) * g.h * g.w + sp] = v;
   }
 };
 
-// Strided, undilated input gradients by phase: the input pixels whose (ih + ph) % sh == qh receive only the kernel
+// Undilated input gradients by stride phase: the input pixels whose (ih + ph) % sh == qh receive only the kernel
 // taps kh = qh + t*sh (likewise in w), so each of the sh*sw phases is a dense GEMM of K = O * Th * Tw instead of
-// one GEMM over all O*KH*KW taps of which all but 1/(sh*sw) read zeros. Index math is 32-bit (checked at launch).
+// one GEMM over all O*KH*KW taps of which all but 1/(sh*sw) read zeros; at stride 1 the one phase is the plain
+// input gradient without the divisibility tests. Index math is 32-bit (checked at launch).
 struct Phase {
   int c, h, w, o, kh, kw, oh, ow, sh, sw;
   int qh, qw;          // the tap phase: kh = qh + t * sh
@@ -132,18 +144,30 @@ NASH_UNROLL
   }
 }
 
+template <class I>
 struct GradWA {  // A[o, (n, oh, ow)] = gy[n, o, oh, ow]
   const float* gy;
-  ConvGeom g;
-  __host__ __device__ __forceinline__ float operator()(int64_t o, int64_t k) const {
-    const int64_t sp = k % (g.oh * g.ow), n = k / (g.oh * g.ow);
+  ConvGeomT<I> g;
+  __host__ __device__ __forceinline__ float operator()(int64_t o64, int64_t k64) const {
+    const I o = static_cast<I>(o64), k = static_cast<I>(k64);
+    const I sp = k % (g.oh * g.ow), n = k / (g.oh * g.ow);
     return gy[(n * g.o + o) * g.oh * g.ow + sp];
   }
 };
+template <class I>
 struct GradWB {  // B[(n, oh, ow), (c, kh, kw)] = x gathered
   const float* x;
-  ConvGeom g;
-  __host__ __device__ __forceinline__ float operator()(int64_t k, int64_t col) const { return gather_x(x, g, col, k); }
+  ConvGeomT<I> g;
+  __host__ __device__ __forceinline__ float operator()(int64_t k, int64_t col) const {
+    return gather_x<I>(x, g, static_cast<I>(col), static_cast<I>(k));
+  }
+};
+struct DenseStore {  // out[m, n]
+  float* out;
+  int64_t N;
+  __host__ __device__ __forceinline__ void operator()(unsigned, int64_t m, int64_t n, float v) const {
+    out[m * N + n] = v;
+  }
 };
 struct SliceStore {  // partial[slice, m, n]
   float* part;
@@ -153,26 +177,15 @@ struct SliceStore {  // partial[slice, m, n]
   }
 };
 
-// out[i] = sum over s of part[s, i], in slice order (deterministic).
-__global__ void sum_slices(const float* __restrict__ part, int64_t slices, int64_t n, float* __restrict__ out) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float s = 0.f;
-    for (int64_t k = 0; k < slices; ++k) s += part[k * n + i];
-    out[i] = s;
-  }
-}
-
-// out[n, m, sp] = bias[m] + sum over s of part[s, m, (n, sp)], in slice order: the forward's K-split finish.
-__global__ void sum_slices_conv_out(const float* __restrict__ part, int64_t slices, ConvGeom g,
-                                    const float* __restrict__ bias, float* __restrict__ out) {
-  const int64_t cols = g.n * g.oh * g.ow, total = g.o * cols;
+// The finish of a K-split GEMM: store(m, n, sum over s of part[s, m, n]), added in slice order (deterministic).
+template <class Store>
+__global__ void sum_slices_into(const float* __restrict__ part, int64_t slices, int64_t M, int64_t N, Store store) {
+  const int64_t total = M * N;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float s = bias ? bias[i / cols] : 0.f;
+    float s = 0.f;
     for (int64_t k = 0; k < slices; ++k) s += part[k * total + i];
-    const int64_t m = i / cols, col = i % cols, sp = col % (g.oh * g.ow), n = col / (g.oh * g.ow);
-    out[(n * g.o + m) * g.oh * g.ow + sp] = s;
+    store(0, i / N, i % N, s);
   }
 }
 
@@ -185,6 +198,37 @@ int64_t k_slices(int64_t M, int64_t N, int64_t K) {
   return std::max<int64_t>(1, std::min<int64_t>(K / 256, (want + tiles - 1) / tiles));
 }
 
+// C = A·B into store, the reduction split over K-slices (partials, then a fixed-order sum) when few output tiles
+// would leave most multiprocessors idle.
+template <class A, class B, class Store>
+void gemm_into(const char* name, int64_t M, int64_t N, int64_t K, const A& a, const B& b, const Store& store,
+               Device device) {
+  const int64_t slices = k_slices(M, N, K);
+  if (slices == 1) {
+    igemm(name, M, N, K, 1, a, b, store, current_stream());
+    return;
+  }
+  Tensor part = empty({slices, M, N}, DType::Float32, device);
+  igemm(name, M, N, K, slices, a, b, SliceStore{part.data_ptr<float>(), M, N}, current_stream());
+  launch(name, sum_slices_into<Store>, dim3(blocks_for(M * N, 256)), dim3(256), 0, current_stream(),
+         static_cast<const float*>(part.data_ptr<float>()), slices, M, N, store);
+}
+
+template <class I>
+void conv2d_as(const ConvGeomT<I>& g, const Tensor& x, const Tensor& w, const float* bias, const Tensor& out) {
+  const int64_t K = int64_t{g.c} * g.kh * g.kw;
+  gemm_into("conv2d", g.o, int64_t{g.n} * g.oh * g.ow, K, FwdA{w.data_ptr<float>(), K},
+            FwdBT<I>{x.data_ptr<float>(), g}, FwdStore<I>{out.data_ptr<float>(), bias, g}, x.device());
+}
+
+template <class I>
+void conv2d_grad_weight_as(const ConvGeomT<I>& g, const Tensor& x, const Tensor& grad_out, const Tensor& grad_w) {
+  // The reduction runs over the batch and every output pixel, so the small (O, C*KH*KW) output splits K.
+  const int64_t M = g.o, N = int64_t{g.c} * g.kh * g.kw, K = int64_t{g.n} * g.oh * g.ow;
+  gemm_into("conv2d_grad_weight", M, N, K, GradWA<I>{grad_out.data_ptr<float>(), g},
+            GradWB<I>{x.data_ptr<float>(), g}, DenseStore{grad_w.data_ptr<float>(), N}, x.device());
+}
+
 }  // namespace
 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
@@ -195,20 +239,11 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, I
     return cudnn_conv2d(x, w, bias, stride, padding, dilation, out, current_stream());
 #endif
   ConvGeom g = geom(x, out, w.size(0), w.size(1), w.size(2), w.size(3), stride, padding, dilation, true);
-  const int64_t K = g.c * g.kh * g.kw, M = g.o, N = g.n * g.oh * g.ow;
   const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  const int64_t slices = k_slices(M, N, K);
-  if (slices == 1) {
-    igemm("conv2d", M, N, K, 1, FwdA{w.data_ptr<float>(), K}, FwdB{x.data_ptr<float>(), g},
-          FwdStore{out.data_ptr<float>(), b, g}, current_stream());
-    return;
-  }
-  // Few output tiles (deep layers at small batch): split the reduction, then add the slices in a fixed order.
-  Tensor part = empty({slices, M, N}, DType::Float32, x.device());
-  igemm("conv2d", M, N, K, slices, FwdA{w.data_ptr<float>(), K}, FwdB{x.data_ptr<float>(), g},
-        SliceStore{part.data_ptr<float>(), M, N}, current_stream());
-  launch("conv2d_sum", sum_slices_conv_out, dim3(blocks_for(M * N, 256)), dim3(256), 0, current_stream(),
-         static_cast<const float*>(part.data_ptr<float>()), slices, g, b, out.data_ptr<float>());
+  if (fits_int32(g))
+    conv2d_as(narrow<int>(g), x, w, b, out);
+  else
+    conv2d_as(g, x, w, b, out);
 }
 
 void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,
@@ -219,15 +254,14 @@ void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int
     return cudnn_conv2d_grad_input(grad_out, w, stride, padding, dilation, grad_in, current_stream());
 #endif
   ConvGeom g = geom(grad_in, grad_out, w.size(0), w.size(1), w.size(2), w.size(3), stride, padding, dilation, true);
-  const int64_t limit = int64_t{1} << 31;
-  const bool small_index = grad_in.numel() < limit && grad_out.numel() < limit && w.numel() < limit;
+  const bool small_index = fits_int32(g);
   if (g.c <= kSmallC && small_index) {
     launch("conv2d_grad_input_small_c", grad_input_small_c, dim3(blocks_for(g.n * g.h * g.w, 256)), dim3(256), 0,
            current_stream(), grad_out.data_ptr<float>(), w.data_ptr<float>(), g, grad_in.data_ptr<float>());
     return;
   }
-  if ((g.sh > 1 || g.sw > 1) && g.dh == 1 && g.dw == 1 && small_index) {
-    // One GEMM per phase (launched in turn on the stream; each writes a disjoint set of input pixels).
+  if (g.dh == 1 && g.dw == 1 && small_index) {
+    // One GEMM per phase (in turn on the stream; each writes its own input pixels).
     for (int64_t qh = 0; qh < g.sh; ++qh)
       for (int64_t qw = 0; qw < g.sw; ++qw) {
         Phase q{};
@@ -242,13 +276,21 @@ void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int
         q.bh = int((q.rh + g.ph - qh) / g.sh);
         q.bw = int((q.rw + g.pw - qw) / g.sw);
         // A phase without taps still runs (K = 0): its pixels receive no gradient and are written as zeros.
-        igemm("conv2d_grad_input", g.c, g.n * q.hq * q.wq, g.o * q.th * q.tw, 1, PhaseA{w.data_ptr<float>(), q},
-              PhaseB{grad_out.data_ptr<float>(), q}, PhaseStore{grad_in.data_ptr<float>(), q}, current_stream());
+        gemm_into("conv2d_grad_input", g.c, g.n * q.hq * q.wq, g.o * q.th * q.tw, PhaseA{w.data_ptr<float>(), q},
+                  PhaseB{grad_out.data_ptr<float>(), q}, PhaseStore{grad_in.data_ptr<float>(), q}, grad_in.device());
       }
     return;
   }
-  igemm("conv2d_grad_input", g.c, g.n * g.h * g.w, g.o * g.kh * g.kw, 1, GradInA{w.data_ptr<float>(), g},
-        GradInB{grad_out.data_ptr<float>(), g}, GradInStore{grad_in.data_ptr<float>(), g}, current_stream());
+  auto run = [&](const auto& gi) {
+    using I = std::decay_t<decltype(gi.n)>;
+    gemm_into("conv2d_grad_input", g.c, g.n * g.h * g.w, g.o * g.kh * g.kw, GradInA<I>{w.data_ptr<float>(), gi},
+              GradInB<I>{grad_out.data_ptr<float>(), gi}, GradInStore<I>{grad_in.data_ptr<float>(), gi},
+              grad_in.device());
+  };
+  if (small_index)
+    run(narrow<int>(g));
+  else
+    run(g);
 }
 
 void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
@@ -260,15 +302,10 @@ void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, In
 #endif
   ConvGeom g = geom(x, grad_out, grad_w.size(0), grad_w.size(1), grad_w.size(2), grad_w.size(3), stride, padding,
                     dilation, true);
-  const int64_t M = g.o, N = g.c * g.kh * g.kw, K = g.n * g.oh * g.ow;
-  // The reduction runs over the batch and every output pixel; split it so the small (O, C*KH*KW) output
-  // still fills the device, then add the slices in a fixed order.
-  const int64_t slices = k_slices(M, N, K);
-  Tensor part = empty({slices, M, N}, DType::Float32, x.device());
-  igemm("conv2d_grad_weight", M, N, K, slices, GradWA{grad_out.data_ptr<float>(), g}, GradWB{x.data_ptr<float>(), g},
-        SliceStore{part.data_ptr<float>(), M, N}, current_stream());
-  launch("conv2d_grad_weight_sum", sum_slices, dim3(blocks_for(M * N, 256)), dim3(256), 0, current_stream(),
-         static_cast<const float*>(part.data_ptr<float>()), slices, M * N, grad_w.data_ptr<float>());
+  if (fits_int32(g))
+    conv2d_grad_weight_as(narrow<int>(g), x, grad_out, grad_w);
+  else
+    conv2d_grad_weight_as(g, x, grad_out, grad_w);
 }
 
 }  // namespace NASH_CUDA_NS

@@ -8,11 +8,15 @@
 namespace nash {
 namespace NASH_CUDA_NS {
 
-// Geometry of one convolution: input (N, C, H, W), weight (O, C, KH, KW), output (N, O, OH, OW).
-struct ConvGeom {
-  int64_t n, c, h, w, o, kh, kw, oh, ow;
-  int64_t sh, sw, ph, pw, dh, dw;
+// Geometry of one convolution: input (N, C, H, W), weight (O, C, KH, KW), output (N, O, OH, OW). The gathers run
+// in I arithmetic: 32-bit where every index fits (a 64-bit division costs several times a 32-bit one, and the
+// gathers are most of an implicit GEMM's integer work), 64-bit otherwise.
+template <class I>
+struct ConvGeomT {
+  I n, c, h, w, o, kh, kw, oh, ow;
+  I sh, sw, ph, pw, dh, dw;
 };
+using ConvGeom = ConvGeomT<int64_t>;
 
 inline ConvGeom geom(const Tensor& x_like, const Tensor& out_like, int64_t o, int64_t c, int64_t kh, int64_t kw, Int2 s,
                      Int2 p, Int2 d, bool x_is_input) {
@@ -37,11 +41,26 @@ inline ConvGeom geom(const Tensor& x_like, const Tensor& out_like, int64_t o, in
   return g;
 }
 
+// Whether every index of the convolution (input, output, weight, and the GEMM's column and reduction ranges) fits
+// in 32 bits.
+inline bool fits_int32(const ConvGeom& g) {
+  const int64_t lim = int64_t{1} << 31;
+  return g.n * g.c * g.h * g.w < lim && g.n * g.o * g.oh * g.ow < lim && g.o * g.c * g.kh * g.kw < lim &&
+         g.n * g.h * g.w < lim;
+}
+
+template <class I>
+ConvGeomT<I> narrow(const ConvGeom& g) {
+  return {I(g.n),  I(g.c),  I(g.h),  I(g.w),  I(g.o),  I(g.kh), I(g.kw), I(g.oh),
+          I(g.ow), I(g.sh), I(g.sw), I(g.ph), I(g.pw), I(g.dh), I(g.dw)};
+}
+
 // x[n, c, oh*s - p + kh*d, ow*s - p + kw*d], 0 in the padding. k = (c, kh, kw), col = (n, oh, ow).
-__host__ __device__ __forceinline__ float gather_x(const float* x, const ConvGeom& g, int64_t k, int64_t col) {
-  const int64_t kw = k % g.kw, kh = (k / g.kw) % g.kh, c = k / (g.kw * g.kh);
-  const int64_t ow = col % g.ow, oh = (col / g.ow) % g.oh, n = col / (g.ow * g.oh);
-  const int64_t ih = oh * g.sh - g.ph + kh * g.dh, iw = ow * g.sw - g.pw + kw * g.dw;
+template <class I>
+__host__ __device__ __forceinline__ float gather_x(const float* x, const ConvGeomT<I>& g, I k, I col) {
+  const I kw = k % g.kw, kh = (k / g.kw) % g.kh, c = k / (g.kw * g.kh);
+  const I ow = col % g.ow, oh = (col / g.ow) % g.oh, n = col / (g.ow * g.oh);
+  const I ih = oh * g.sh - g.ph + kh * g.dh, iw = ow * g.sw - g.pw + kw * g.dw;
   if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return 0.f;
   return x[((n * g.c + c) * g.h + ih) * g.w + iw];
 }
@@ -51,11 +70,15 @@ struct FwdA {  // weight as (O, C*KH*KW)
   int64_t K;
   __host__ __device__ __forceinline__ float operator()(int64_t m, int64_t k) const { return w[m * K + k]; }
 };
-struct FwdB {
+template <class I>
+struct FwdBT {
   const float* x;
-  ConvGeom g;
-  __host__ __device__ __forceinline__ float operator()(int64_t k, int64_t col) const { return gather_x(x, g, k, col); }
+  ConvGeomT<I> g;
+  __host__ __device__ __forceinline__ float operator()(int64_t k, int64_t col) const {
+    return gather_x<I>(x, g, static_cast<I>(k), static_cast<I>(col));
+  }
 };
+using FwdB = FwdBT<int64_t>;
 
 }  // namespace NASH_CUDA_NS
 }  // namespace nash
