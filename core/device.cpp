@@ -90,6 +90,7 @@ std::string unavailable_reason() { return "nash was built without the CUDA backe
 bool cudnn_available() { return false; }
 MemoryStats memory_stats(int) { return {}; }
 void empty_cache() {}
+void synchronize() {}
 }  // namespace cuda
 #endif
 

@@ -38,6 +38,9 @@ namespace cuda {
 bool is_available() { return probe().count > 0; }
 int device_count() { return probe().count; }
 std::string unavailable_reason() { return probe().reason; }
+void synchronize() {
+  if (is_available()) NASH_CUDA_CHECK(cudaDeviceSynchronize());
+}
 }  // namespace cuda
 
 namespace detail {

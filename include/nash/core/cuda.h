@@ -25,6 +25,9 @@ struct MemoryStats {
 MemoryStats memory_stats(int device = 0);
 // Returns every cached (unused) block to the driver.
 void empty_cache();
+// Waits until the current device has finished all work nash queued on it (for timing; results read back to the
+// host already wait). Nothing to wait for where no device answers or nash was built without CUDA.
+void synchronize();
 
 }  // namespace cuda
 }  // namespace nash
