@@ -89,6 +89,13 @@ __device__ __forceinline__ void add_norms(float (&acc)[3], float g, float p0, fl
   acc[2] += d * d;
 }
 
+__device__ __forceinline__ void add_norms(float (&acc)[3], float4 g, float4 p0, float4 p1) {
+  add_norms(acc, g.x, p0.x, p1.x);
+  add_norms(acc, g.y, p0.y, p1.y);
+  add_norms(acc, g.z, p0.z, p1.z);
+  add_norms(acc, g.w, p0.w, p1.w);
+}
+
 // Thread 0 writes the block's three sums to norms[3 * block].
 __device__ __forceinline__ void write_norms(float (&acc)[3], double* norms) {
   float c = acc[2];
@@ -138,12 +145,7 @@ __global__ void elementwise_kernel(const DevTensor* __restrict__ tensors, const 
       store4(t.p + i, p);
       if (has_v) store4(t.v + i, v);
       if (t.m) store4(t.m + i, m);
-      if (Norms) {
-        add_norms(acc, g.x, p0.x, p.x);
-        add_norms(acc, g.y, p0.y, p.y);
-        add_norms(acc, g.z, p0.z, p.z);
-        add_norms(acc, g.w, p0.w, p.w);
-      }
+      if (Norms) add_norms(acc, g, p0, p);
     } else {
       for (int64_t j = i; j < end && j < i + 4; ++j) {
         const float p0 = t.p[j], g = t.g[j];
@@ -256,12 +258,7 @@ __global__ void update_kernel(const DevTensor* __restrict__ tensors, const DevIt
       p.z -= scale * d.z;
       p.w -= scale * d.w;
       store4(t.p + i, p);
-      if (Norms) {
-        add_norms(acc, g.x, p0.x, p.x);
-        add_norms(acc, g.y, p0.y, p.y);
-        add_norms(acc, g.z, p0.z, p.z);
-        add_norms(acc, g.w, p0.w, p.w);
-      }
+      if (Norms) add_norms(acc, g, p0, p);
     } else {
       for (int64_t j = i; j < end && j < i + 4; ++j) {
         float d =
