@@ -1,6 +1,5 @@
-// Writing 8-bit RGB PNG images (zlib-compressed when zlib is available, stored deflate blocks otherwise), atomically.
+// PNG images through libpng: 8-bit grey or RGB, written atomically (temp file + rename) and read with conversion.
 #pragma once
-#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -8,18 +7,26 @@
 namespace nash {
 namespace io {
 
-// Writes a width x height 8-bit RGB image (rgb: row-major, 3 bytes a pixel, width * height * 3 bytes) to path as a
-// PNG. The file is written to path + ".tmp" and renamed over path, so readers never see half a file. Throws
-// nash::Error naming the file for a bad size or a path that cannot be written.
+// An 8-bit image, row-major with interleaved channels (1: grey, 3: RGB): width * height * channels bytes.
+struct Image {
+  int width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// Whether nash was built with libpng (Debian: libpng-dev); without it the functions below throw saying so.
+bool png_available();
+
+// Writes img to path as a PNG: to path + ".tmp", then renamed over path, so readers never see half a file. Throws
+// nash::Error naming the file for a bad size or channel count, or a path that cannot be written.
+void write_png(const std::string& path, const Image& img);
+// The same for an RGB image given as its bytes (width * height * 3).
 void write_png(const std::string& path, int width, int height, const std::vector<uint8_t>& rgb);
 
-// The PNG file's bytes. compress = false writes stored (uncompressed) deflate blocks, which is also what happens
-// when nash was built without zlib.
-std::vector<uint8_t> encode_png(int width, int height, const std::vector<uint8_t>& rgb, bool compress = true);
-
-// The checksums PNG uses (exposed for tests): CRC-32 (ISO 3309, as in chunk trailers) and zlib's Adler-32.
-uint32_t png_crc32(const uint8_t* data, std::size_t n, uint32_t crc = 0);
-uint32_t png_adler32(const uint8_t* data, std::size_t n, uint32_t adler = 1);
+// Reads a PNG of any colour type and bit depth, converted to `channels` (1 grey, 3 RGB; 0 keeps grey as grey and
+// makes everything else RGB); alpha is composited over black. Throws nash::Error naming the file (or `what` for
+// bytes in memory) and libpng's reason for a missing, truncated or corrupt file.
+Image read_png(const std::string& path, int channels = 0);
+Image decode_png(const std::vector<uint8_t>& bytes, const std::string& what, int channels = 0);
 
 }  // namespace io
 }  // namespace nash
