@@ -3,7 +3,11 @@
 #include <iostream>
 
 #include "apps/cli.h"
+#include "apps/bimodal.h"
+#include "apps/classifier.h"
+#include "apps/fid.h"
 #include "apps/mixture.h"
+#include "apps/sweep.h"
 
 #ifndef NASH_VERSION_STRING
 #define NASH_VERSION_STRING "0.1.0"  // keep in step with project(nash VERSION ...) in CMakeLists.txt
@@ -15,7 +19,11 @@ const char* kUsage =
     "usage: nash <subcommand> [flags]\n"
     "\n"
     "subcommands:\n"
-    "  mixture   train a small MLP GAN on 8 Gaussians on a ring and report mode coverage\n"
+    "  mixture     train a small MLP GAN on a 2-D Gaussian mixture (ring of 8, grid of 25); report mode coverage\n"
+    "  sweep       the mixture benchmark: optimizers x SN x TTUR ratios x seeds, a table in docs/RESULTS.md\n"
+    "  bimodal     the two-mode GAN of the nSGDA paper (Section 3): which modes SGDA / nSGDA learn\n"
+    "  classifier  train the Fashion-MNIST CNN whose features FID uses; report its test accuracy\n"
+    "  fid         FID between two image sets (IDX, PNG folder, samples file) on classifier features\n"
     "\n"
     "  nash --help         show this help\n"
     "  nash --version      show the version\n"
@@ -38,6 +46,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!std::strcmp(sub, "mixture")) return nash::apps::run_mixture(argc, argv, 2);
+  if (!std::strcmp(sub, "sweep")) return nash::apps::run_sweep_cli(argc, argv, 2);
+  if (!std::strcmp(sub, "bimodal")) return nash::apps::run_bimodal(argc, argv, 2);
+  if (!std::strcmp(sub, "classifier")) return nash::apps::run_classifier(argc, argv, 2);
+  if (!std::strcmp(sub, "fid")) return nash::apps::run_fid(argc, argv, 2);
   std::cerr << "nash: unknown subcommand '" << sub << "' (see nash --help)\n";
   return nash::cli::kUsageExit;
 }

@@ -1,26 +1,34 @@
-// `nash mixture`: trains a small MLP GAN on the 8-Gaussian ring and reports how many modes it covers.
+// `nash mixture`: trains a small MLP GAN on a 2-D Gaussian mixture with GanTrainer and reports mode coverage.
 #include "apps/mixture.h"
 
-#include "nash/core/threads.h"
-
-#include <omp.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <sstream>
 
 #include "apps/cli.h"
+#include "apps/plot.h"
 #include "apps/progress.h"
 #include "nash/core/autograd.h"
 #include "nash/core/ops.h"
 #include "nash/core/random.h"
-#include "nash/data/synthetic.h"
+#include "nash/core/threads.h"
 #include "nash/nn/layers.h"
+#include "nash/nn/spectral_norm.h"
+#include "nash/optim/balanced.h"
+#include "nash/optim/gan_trainer.h"
 #include "nash/optim/optimizer.h"
 
 namespace nash {
@@ -32,21 +40,90 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// in -> 3 x (Linear(hidden), activation) -> Linear(out).
-std::shared_ptr<nn::Sequential> mlp(int64_t in, int64_t hidden, int64_t out, bool leaky) {
+template <class E>
+struct Named {
+  E value;
+  const char* name;
+};
+const Named<MixtureDist> kDists[] = {{MixtureDist::Ring, "ring"}, {MixtureDist::Grid, "grid"}};
+const Named<MixtureLoss> kLosses[] = {
+    {MixtureLoss::NS, "ns"}, {MixtureLoss::Hinge, "hinge"}, {MixtureLoss::WganGP, "wgan-gp"}};
+const Named<MixtureOptimizer> kOptimizers[] = {{MixtureOptimizer::SGDA, "sgda"},
+                                               {MixtureOptimizer::Adam, "adam"},
+                                               {MixtureOptimizer::NSGDA, "nsgda"},
+                                               {MixtureOptimizer::AdaNSGDA, "ada-nsgda"},
+                                               {MixtureOptimizer::AdaDir, "adadir"}};
+
+template <class E, std::size_t N>
+const char* name_of(const Named<E> (&table)[N], E v) {
+  for (const auto& t : table)
+    if (t.value == v) return t.name;
+  return "?";
+}
+
+template <class E, std::size_t N>
+E parse_named(const Named<E> (&table)[N], const std::string& name, const char* what) {
+  std::string choices;
+  for (const auto& t : table) {
+    if (name == t.name) return t.value;
+    choices += choices.empty() ? t.name : std::string(", ") + t.name;
+  }
+  detail::fail("mixture: unknown ", what, " '", name, "' (expected one of: ", choices, ")");
+}
+
+// in -> 3 x (Linear(hidden), activation) -> Linear(out); D's Linears spectrally normalised when sn.
+std::shared_ptr<nn::Sequential> mlp(int64_t in, int64_t hidden, int64_t out, bool leaky, bool sn) {
   auto net = std::make_shared<nn::Sequential>();
+  auto linear = [&](int64_t i, int64_t o) -> nn::ModulePtr {
+    auto l = std::make_shared<nn::Linear>(i, o);
+    if (sn) return nn::spectral_norm(l);
+    return l;
+  };
   int64_t width = in;
   for (int i = 0; i < 3; ++i) {
-    net->push_back(std::make_shared<nn::Linear>(width, hidden));
+    net->push_back(linear(width, hidden));
     if (leaky) net->push_back(std::make_shared<nn::LeakyReLU>(0.2));
     else net->push_back(std::make_shared<nn::ReLU>());
     width = hidden;
   }
-  net->push_back(std::make_shared<nn::Linear>(width, out));
+  net->push_back(linear(width, out));
   return net;
+}
+
+// Global groups for SGD and Adam; layer-wise for the balanced rules, whose norms are taken per group.
+std::unique_ptr<optim::Optimizer> make_optimizer(const MixtureConfig& c, const nn::Module& player, double lr) {
+  switch (c.optimizer) {
+    case MixtureOptimizer::SGDA: {
+      optim::SGDOptions o;
+      o.lr = lr;
+      return std::make_unique<optim::SGD>(optim::ParamGroup::global(player.named_parameters()), o);
+    }
+    case MixtureOptimizer::Adam: {
+      optim::AdamOptions o;
+      o.lr = lr;
+      o.beta1 = c.beta1;
+      o.beta2 = c.beta2;
+      return std::make_unique<optim::Adam>(optim::ParamGroup::global(player.named_parameters()), o);
+    }
+    case MixtureOptimizer::NSGDA: {
+      optim::NSGDAOptions o;
+      o.lr = lr;
+      return std::make_unique<optim::NSGDA>(optim::ParamGroup::layerwise(player.named_parameters()), o);
+    }
+    case MixtureOptimizer::AdaNSGDA:
+    case MixtureOptimizer::AdaDir: {
+      optim::AdaGraftOptions o;  // Adam's betas, so the graft differs from the Adam runs in the graft alone
+      o.lr = lr;
+      o.beta1 = c.beta1;
+      o.beta2 = c.beta2;
+      auto groups = optim::ParamGroup::layerwise(player.named_parameters());
+      if (c.optimizer == MixtureOptimizer::AdaNSGDA) return std::make_unique<optim::AdaNSGDA>(std::move(groups), o);
+      return std::make_unique<optim::AdaDir>(std::move(groups), o);
+    }
+  }
+  detail::fail("mixture: unknown optimizer");
 }
 
 // Creates dir and proves it writable before any training time is spent on a run that could not be saved.
@@ -97,107 +174,232 @@ std::string fmt(double v, int precision = 6) {
 // JSON has no infinity; an undefined KL (no high-quality sample) becomes null.
 std::string json_number(double v) { return std::isfinite(v) ? fmt(v, 8) : "null"; }
 
-void write_outputs(const fs::path& dir, const MixtureConfig& cfg, const MixtureResult& r) {
+std::string run_title(const MixtureConfig& c) {
+  return std::string(mixture_name(c.dist)) + ", " + mixture_name(c.loss) + ", " + mixture_name(c.optimizer) +
+         (c.sn ? " + SN" : "") + ", lr D " + fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", seed " +
+         std::to_string(c.seed);
+}
+
+// The generated samples over the modes and their 3-std circles, on a fixed frame around the distribution.
+plot::Figure samples_figure(const MixtureResult& r, const data::GaussianMixture2D& dist) {
+  const metrics::ModeCoverage& cov = r.coverage;
+  double extent = 0;
+  for (const auto& c : dist.centre_list()) extent = std::max({extent, std::fabs(c[0]), std::fabs(c[1])});
+  extent += 1.0;
+  plot::Figure f;
+  f.width = 720;
+  f.height = 720;
+  f.equal_aspect = true;
+  f.xmin = f.ymin = -extent;
+  f.xmax = f.ymax = extent;
+  char head[160];
+  std::snprintf(head, sizeof head, "%lld/%lld modes, %.1f%% high quality, KL %.3f",
+                static_cast<long long>(cov.modes_covered), static_cast<long long>(cov.num_modes),
+                100.0 * cov.high_quality_share, cov.kl_uniform);
+  f.title = head;
+  plot::Series s{"generated", {}, {}, true, 0x1f77b4, 1.2};
+  int64_t outside = 0;
+  for (std::size_t i = 0; i + 1 < r.samples.size(); i += 2) {
+    s.x.push_back(r.samples[i]);
+    s.y.push_back(r.samples[i + 1]);
+    if (!(std::fabs(r.samples[i]) <= extent && std::fabs(r.samples[i + 1]) <= extent)) ++outside;
+  }
+  plot::Series circles{"3 std of a mode", {}, {}, false, 0xd62728};
+  plot::Series centres{"", {}, {}, true, 0xd62728, 1.5};
+  const double rad = 3 * dist.std(), two_pi = 2 * std::acos(-1.0);
+  for (const auto& c : dist.centre_list()) {
+    for (int k = 0; k <= 48; ++k) {
+      circles.x.push_back(c[0] + rad * std::cos(two_pi * k / 48));
+      circles.y.push_back(c[1] + rad * std::sin(two_pi * k / 48));
+    }
+    circles.x.push_back(NAN);  // lifts the pen between circles
+    circles.y.push_back(NAN);
+    centres.x.push_back(c[0]);
+    centres.y.push_back(c[1]);
+  }
+  f.series = {s, circles, centres};
+  f.xlabel = run_title(r.config) + (outside ? ", " + std::to_string(outside) + " samples outside the frame" : "");
+  return f;
+}
+
+// Losses over training, and the G/D update-norm ratio on a log axis.
+std::vector<plot::Figure> training_figures(const MixtureResult& r) {
+  plot::Figure losses, ratio;
+  losses.title = "losses (" + run_title(r.config) + ")";
+  losses.xlabel = "step";
+  losses.ylabel = "loss";
+  ratio.title = "G/D update ratio |dG| / |dD| per step";
+  ratio.xlabel = "step";
+  ratio.ylabel = "ratio";
+  ratio.log_y = true;
+  plot::Series d{"D loss", {}, {}}, g{"G loss", {}, {}}, gp{"gradient penalty", {}, {}}, u{"update ratio", {}, {}};
+  for (const MixtureLogRow& row : r.log) {
+    const double x = static_cast<double>(row.step);
+    d.x.push_back(x);
+    d.y.push_back(row.d_loss);
+    g.x.push_back(x);
+    g.y.push_back(row.g_loss);
+    gp.x.push_back(x);
+    gp.y.push_back(row.penalty);
+    u.x.push_back(x);
+    u.y.push_back(row.update_ratio);
+  }
+  losses.series = {d, g};
+  if (r.config.loss == MixtureLoss::WganGP) losses.series.push_back(gp);
+  ratio.series = {u};
+  // One point at 1 keeps the "balanced" level in view even when every ratio is far from it.
+  ratio.series.push_back(plot::Series{"balanced (1)", {u.x.front(), u.x.back()}, {1.0, 1.0}, false, 0x999999});
+  return {losses, ratio};
+}
+
+void write_outputs(const fs::path& dir, const MixtureResult& r, const data::GaussianMixture2D& dist) {
+  const MixtureConfig& cfg = r.config;
   std::string s = "x,y\n";
   for (std::size_t i = 0; i + 1 < r.samples.size(); i += 2)
     s += fmt(r.samples[i]) + "," + fmt(r.samples[i + 1]) + "\n";
   write_atomic(dir / "samples.csv", s);
 
-  std::string m = "step,d_loss,g_loss\n";
+  std::string m = "step,d_loss,g_loss,penalty,grad_norm_d,grad_norm_g,update_norm_d,update_norm_g,update_ratio\n";
   for (const MixtureLogRow& row : r.log)
-    m += std::to_string(row.step) + "," + fmt(row.d_loss) + "," + fmt(row.g_loss) + "\n";
+    m += std::to_string(row.step) + "," + fmt(row.d_loss) + "," + fmt(row.g_loss) + "," + fmt(row.penalty) + "," +
+         fmt(row.grad_norm_d) + "," + fmt(row.grad_norm_g) + "," + fmt(row.update_norm_d) + "," +
+         fmt(row.update_norm_g) + "," + fmt(row.update_ratio) + "\n";
   write_atomic(dir / "metrics.csv", m);
 
   const metrics::ModeCoverage& c = r.coverage;
   std::ostringstream j;
   j << "{\n"
-    << "  \"steps\": " << cfg.steps << ",\n  \"batch\": " << cfg.batch << ",\n  \"lr_d\": " << fmt(cfg.lr_d)
-    << ",\n  \"lr_g\": " << fmt(cfg.lr_g) << ",\n  \"z_dim\": " << cfg.z_dim << ",\n  \"hidden\": " << cfg.hidden
-    << ",\n  \"seed\": " << cfg.seed << ",\n  \"eval_samples\": " << cfg.eval_samples
-    << ",\n  \"num_modes\": " << c.num_modes << ",\n  \"modes_covered\": " << c.modes_covered
+    << "  \"dist\": \"" << mixture_name(cfg.dist) << "\",\n  \"loss\": \"" << mixture_name(cfg.loss)
+    << "\",\n  \"optimizer\": \"" << mixture_name(cfg.optimizer) << "\",\n  \"sn\": " << (cfg.sn ? "true" : "false")
+    << ",\n  \"steps\": " << cfg.steps << ",\n  \"n_dis\": " << cfg.n_dis << ",\n  \"batch\": " << cfg.batch
+    << ",\n  \"lr_d\": " << fmt(cfg.lr_d) << ",\n  \"lr_g\": " << fmt(cfg.lr_g)
+    << ",\n  \"gp_lambda\": " << fmt(cfg.loss == MixtureLoss::WganGP ? cfg.gp_lambda : 0.0)
+    << ",\n  \"z_dim\": " << cfg.z_dim << ",\n  \"hidden\": " << cfg.hidden << ",\n  \"seed\": " << cfg.seed
+    << ",\n  \"eval_samples\": " << cfg.eval_samples << ",\n  \"num_modes\": " << c.num_modes
+    << ",\n  \"modes_covered\": " << c.modes_covered
     << ",\n  \"high_quality_share\": " << json_number(c.high_quality_share)
     << ",\n  \"kl_uniform\": " << json_number(c.kl_uniform) << ",\n  \"per_mode\": [";
   for (std::size_t k = 0; k < c.per_mode.size(); ++k) j << (k ? ", " : "") << c.per_mode[k];
   j << "],\n  \"final_d_loss\": " << json_number(r.log.empty() ? NAN : r.log.back().d_loss)
     << ",\n  \"final_g_loss\": " << json_number(r.log.empty() ? NAN : r.log.back().g_loss)
+    << ",\n  \"final_update_ratio\": " << json_number(r.log.empty() ? NAN : r.log.back().update_ratio)
     << ",\n  \"train_seconds\": " << json_number(r.train_seconds)
     << ",\n  \"wall_seconds\": " << json_number(r.wall_seconds) << "\n}\n";
   write_atomic(dir / "summary.json", j.str());
+
+  if (!cfg.plots) return;
+  try {
+    plot::save_png(samples_figure(r, dist), (dir / "samples.png").string());
+    plot::save_png(training_figures(r), (dir / "training.png").string());
+  } catch (const Error& e) {
+    throw OutputError(e.what());
+  }
 }
 
-void check_config(const MixtureConfig& c) {
+}  // namespace
+
+const char* mixture_name(MixtureDist d) { return name_of(kDists, d); }
+const char* mixture_name(MixtureLoss l) { return name_of(kLosses, l); }
+const char* mixture_name(MixtureOptimizer o) { return name_of(kOptimizers, o); }
+MixtureDist parse_mixture_dist(const std::string& n) { return parse_named(kDists, n, "distribution"); }
+MixtureLoss parse_mixture_loss(const std::string& n) { return parse_named(kLosses, n, "loss"); }
+MixtureOptimizer parse_mixture_optimizer(const std::string& n) { return parse_named(kOptimizers, n, "optimizer"); }
+
+double mixture_default_lr(MixtureOptimizer o) {
+  switch (o) {
+    case MixtureOptimizer::SGDA: return 0.05;
+    case MixtureOptimizer::Adam: return 1e-3;
+    case MixtureOptimizer::NSGDA: return 0.02;
+    case MixtureOptimizer::AdaNSGDA: return 1e-3;
+    case MixtureOptimizer::AdaDir: return 0.05;
+  }
+  return 1e-3;
+}
+
+data::GaussianMixture2D mixture_distribution(MixtureDist d) {
+  return d == MixtureDist::Grid ? data::GaussianMixture2D::grid(5, 2.0, 0.05)
+                                 : data::GaussianMixture2D::ring(8, 2.0, 0.02);
+}
+
+metrics::ModeCoverage mixture_coverage(const data::GaussianMixture2D& d, const Tensor& samples) {
+  return metrics::mode_coverage(samples, d.centres(), d.std(), 3.0, 0.01);
+}
+
+MixtureConfig MixtureConfig::resolved() const {
+  MixtureConfig c = *this;
+  if (c.n_dis == 0) c.n_dis = c.loss == MixtureLoss::WganGP ? 5 : 1;
+  if (c.lr_d == 0) c.lr_d = 2 * mixture_default_lr(c.optimizer);  // TTUR: D twice as fast (see --help)
+  if (c.lr_g == 0) c.lr_g = mixture_default_lr(c.optimizer);
   NASH_CHECK(c.steps >= 1, "mixture: steps must be >= 1, got ", c.steps);
+  NASH_CHECK(c.n_dis >= 1 && c.n_dis <= 100, "mixture: n_dis must be in [1, 100] (0: automatic), got ", c.n_dis);
   NASH_CHECK(c.batch >= 1, "mixture: batch must be >= 1, got ", c.batch);
-  NASH_CHECK(std::isfinite(c.lr_d) && c.lr_d > 0, "mixture: lr_d must be finite and > 0, got ", c.lr_d);
-  NASH_CHECK(std::isfinite(c.lr_g) && c.lr_g > 0, "mixture: lr_g must be finite and > 0, got ", c.lr_g);
+  NASH_CHECK(std::isfinite(c.lr_d) && c.lr_d > 0, "mixture: lr_d must be finite and > 0 (0: default), got ", c.lr_d);
+  NASH_CHECK(std::isfinite(c.lr_g) && c.lr_g > 0, "mixture: lr_g must be finite and > 0 (0: default), got ", c.lr_g);
   NASH_CHECK(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1, "mixture: Adam betas must be in [0, 1), got (",
              c.beta1, ", ", c.beta2, ")");
+  NASH_CHECK(std::isfinite(c.gp_lambda) && c.gp_lambda >= 0, "mixture: gp_lambda must be >= 0, got ", c.gp_lambda);
   NASH_CHECK(c.z_dim >= 1, "mixture: z_dim must be >= 1, got ", c.z_dim);
   NASH_CHECK(c.hidden >= 1, "mixture: hidden must be >= 1, got ", c.hidden);
   NASH_CHECK(c.eval_samples >= 1, "mixture: eval_samples must be >= 1, got ", c.eval_samples);
   NASH_CHECK(c.threads >= 0, "mixture: threads must be >= 0, got ", c.threads);
   NASH_CHECK(c.log_every >= 1, "mixture: log_every must be >= 1, got ", c.log_every);
+  return c;
 }
 
-}  // namespace
-
-MixtureResult train_mixture(const MixtureConfig& cfg) {
-  check_config(cfg);
+MixtureResult train_mixture(const MixtureConfig& config) {
+  const MixtureConfig cfg = config.resolved();
   const Clock::time_point t0 = Clock::now();
   const bool write = !cfg.out_dir.empty();
   if (write) prepare_output_dir(cfg.out_dir);
   NumThreadsGuard threads(cfg.threads);  // OpenMP and the BLAS: small GEMMs run best single-threaded
 
   manual_seed(cfg.seed);  // before the networks: their initialisation draws from the default generator
-  const data::GaussianMixture2D ring = data::GaussianMixture2D::ring(8, 2.0, 0.02);
-  auto G = mlp(cfg.z_dim, cfg.hidden, 2, false);
-  auto D = mlp(2, cfg.hidden, 1, true);
-  optim::AdamOptions ad;
-  ad.beta1 = cfg.beta1;
-  ad.beta2 = cfg.beta2;
-  ad.lr = cfg.lr_d;
-  optim::Adam opt_d(D->parameters(), ad);
-  ad.lr = cfg.lr_g;
-  optim::Adam opt_g(G->parameters(), ad);
-
-  // D sees real and fake in one batch of 2B: half the layer calls of two separate passes.
-  const Tensor d_targets = cat({ones({cfg.batch, 1}), zeros({cfg.batch, 1})}, 0);
-  const Tensor g_targets = ones({cfg.batch, 1});
+  const data::GaussianMixture2D dist = mixture_distribution(cfg.dist);
+  auto G = mlp(cfg.z_dim, cfg.hidden, 2, false, false);
+  auto D = mlp(2, cfg.hidden, 1, true, cfg.sn);
+  std::unique_ptr<optim::Optimizer> opt_d = make_optimizer(cfg, *D, cfg.lr_d);
+  std::unique_ptr<optim::Optimizer> opt_g = make_optimizer(cfg, *G, cfg.lr_g);
+  optim::GanTrainerOptions to;
+  to.loss = cfg.loss == MixtureLoss::NS      ? nn::GanLoss::NonSaturating
+            : cfg.loss == MixtureLoss::Hinge ? nn::GanLoss::Hinge
+                                             : nn::GanLoss::Wasserstein;
+  to.n_dis = cfg.n_dis;
+  to.gp_lambda = cfg.loss == MixtureLoss::WganGP ? cfg.gp_lambda : 0.0;
+  to.diagnostics = true;  // the update ratio and gradient norms of metrics.csv
+  optim::GanTrainer trainer(G, D, *opt_g, *opt_d, to);
+  const optim::GanTrainer::Sampler real = [&] { return dist.sample(cfg.batch); };
+  const optim::GanTrainer::Sampler latent = [&] { return randn({cfg.batch, cfg.z_dim}); };
 
   MixtureResult r;
+  r.config = cfg;
   cli::ProgressBar bar(cfg.steps, std::cout, !cfg.quiet && cli::ProgressBar::stdout_is_tty());
-  double d_sum = 0, g_sum = 0;
-  int64_t n_sum = 0;
+  MixtureLogRow acc;
+  int64_t n_acc = 0;
   const Clock::time_point t_train = Clock::now();
   for (int64_t step = 1; step <= cfg.steps; ++step) {
-    Tensor real = ring.sample(cfg.batch);
-    Tensor fake = G->forward(randn({cfg.batch, cfg.z_dim}));
-
-    // Discriminator: BCE(D(real), 1) + BCE(D(fake), 0), the fake detached so G gets no gradient here.
-    Tensor d_logits = D->forward(cat({real, fake.detach()}, 0));
-    Tensor d_loss = binary_cross_entropy_with_logits(d_logits, d_targets) * 2.0;
-    opt_d.zero_grad();
-    d_loss.backward();
-    opt_d.step();
-
-    // Generator, non-saturating: BCE(D(G(z)), 1) = -log D(G(z)), against the just-updated D.
-    Tensor g_loss = binary_cross_entropy_with_logits(D->forward(fake), g_targets);
-    opt_g.zero_grad();
-    g_loss.backward();
-    opt_g.step();
-
-    const double dl = d_loss.item(), gl = g_loss.item();
-    NASH_CHECK(std::isfinite(dl) && std::isfinite(gl), "mixture: loss became non-finite at step ", step, " (D ", dl,
-               ", G ", gl, "); try smaller learning rates");
-    d_sum += dl;
-    g_sum += gl;
-    ++n_sum;
-    if (step % cfg.log_every == 0 || step == cfg.steps) {
-      r.log.push_back({step, d_sum / static_cast<double>(n_sum), g_sum / static_cast<double>(n_sum)});
-      d_sum = g_sum = 0;
-      n_sum = 0;
+    optim::StepStats s;
+    try {
+      s = trainer.step(real, latent);
+    } catch (const Error& e) {
+      throw Error(std::string("mixture: training diverged (") + e.what() + "); try smaller learning rates");
     }
-    if (!cfg.quiet) bar.update(step, {{"D", dl}, {"G", gl}});
+    acc.d_loss += s.d_loss;
+    acc.g_loss += s.g_loss;
+    acc.penalty += s.penalty;
+    acc.grad_norm_d += s.grad_norm_d;
+    acc.grad_norm_g += s.grad_norm_g;
+    acc.update_norm_d += s.update_norm_d;
+    acc.update_norm_g += s.update_norm_g;
+    acc.update_ratio += s.update_ratio;
+    ++n_acc;
+    if (step % cfg.log_every == 0 || step == cfg.steps) {
+      const double k = 1.0 / static_cast<double>(n_acc);
+      r.log.push_back({step, acc.d_loss * k, acc.g_loss * k, acc.penalty * k, acc.grad_norm_d * k,
+                       acc.grad_norm_g * k, acc.update_norm_d * k, acc.update_norm_g * k, acc.update_ratio * k});
+      acc = MixtureLogRow{};
+      n_acc = 0;
+    }
+    if (!cfg.quiet) bar.update(step, {{"D", s.d_loss}, {"G", s.g_loss}, {"G/D", s.update_ratio}});
   }
   if (!cfg.quiet) bar.finish();
   r.train_seconds = seconds_since(t_train);
@@ -207,69 +409,348 @@ MixtureResult train_mixture(const MixtureConfig& cfg) {
     G->eval();
     Tensor x = G->forward(randn({cfg.eval_samples, cfg.z_dim}));
     r.samples = x.contiguous().to_vector<float>();
-    r.coverage = metrics::mode_coverage(x, ring.centres(), ring.std());
+    r.coverage = mixture_coverage(dist, x);
   }
   r.wall_seconds = seconds_since(t0);
-  if (write) write_outputs(cfg.out_dir, cfg, r);
+  if (write) write_outputs(cfg.out_dir, r, dist);
   return r;
 }
 
+MeanStd mean_std(const std::vector<double>& v) {
+  MeanStd m;
+  m.n = static_cast<int64_t>(v.size());
+  if (v.empty()) {
+    m.mean = m.std = NAN;
+    return m;
+  }
+  double s = 0;
+  for (double x : v) s += x;
+  m.mean = s / static_cast<double>(v.size());
+  double q = 0;
+  for (double x : v) q += (x - m.mean) * (x - m.mean);
+  m.std = v.size() > 1 ? std::sqrt(q / static_cast<double>(v.size() - 1)) : 0.0;
+  return m;
+}
+
+namespace {
+
+// What a worker process writes to its pipe (plain bytes: parent and child are the same binary).
+struct Wire {
+  int32_t ok;
+  int64_t num_modes, modes_covered;
+  double high_quality_share, kl_uniform, train_seconds, wall_seconds;
+  char error[400];
+};
+
+Wire run_one(const MixtureConfig& c) {
+  Wire w{};
+  try {
+    MixtureResult r = train_mixture(c);
+    w.ok = 1;
+    w.num_modes = r.coverage.num_modes;
+    w.modes_covered = r.coverage.modes_covered;
+    w.high_quality_share = r.coverage.high_quality_share;
+    w.kl_uniform = r.coverage.kl_uniform;
+    w.train_seconds = r.train_seconds;
+    w.wall_seconds = r.wall_seconds;
+  } catch (const std::exception& e) {
+    std::snprintf(w.error, sizeof w.error, "%s", e.what());
+  }
+  return w;
+}
+
+MixtureRunRecord to_record(const Wire& w) {
+  MixtureRunRecord r;
+  r.ok = w.ok == 1;
+  r.num_modes = w.num_modes;
+  r.modes_covered = w.modes_covered;
+  r.high_quality_share = w.high_quality_share;
+  r.kl_uniform = w.kl_uniform;
+  r.train_seconds = w.train_seconds;
+  r.wall_seconds = w.wall_seconds;
+  r.error = std::string(w.error, strnlen(w.error, sizeof w.error));
+  return r;
+}
+
+bool write_all(int fd, const void* p, std::size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t k = ::write(fd, c, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    c += k;
+    n -= static_cast<std::size_t>(k);
+  }
+  return true;
+}
+
+// Reads until EOF; returns the bytes read (at most n).
+std::size_t read_all(int fd, void* p, std::size_t n) {
+  char* c = static_cast<char*>(p);
+  std::size_t got = 0;
+  for (;;) {
+    char sink[256];
+    char* dst = got < n ? c + got : sink;
+    std::size_t room = got < n ? n - got : sizeof sink;
+    ssize_t k = ::read(fd, dst, room);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return std::min(got, n);
+    got += static_cast<std::size_t>(k);
+  }
+}
+
+}  // namespace
+
+std::vector<MixtureRunRecord> run_mixture_batch(
+    const std::vector<MixtureConfig>& runs, int jobs,
+    const std::function<void(std::size_t index, const MixtureRunRecord& record)>& on_done) {
+  std::vector<MixtureConfig> cfgs;
+  for (const MixtureConfig& c : runs) {
+    MixtureConfig q = c.resolved();  // bad configs fail here, not inside a worker
+    q.quiet = true;
+    q.threads = 1;
+    cfgs.push_back(q);
+  }
+  const std::size_t n = cfgs.size();
+  std::vector<MixtureRunRecord> out(n);
+  if (jobs <= 1) {
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i] = to_record(run_one(cfgs[i]));
+      if (on_done) on_done(i, out[i]);
+    }
+    return out;
+  }
+  // A fresh process per run, forked from this one: no state (grad mode, generators, thread settings) can carry
+  // from one run into the next, and the next free slot takes the next run, so slow runs do not hold the others up.
+  std::fflush(nullptr);
+  std::cout.flush();
+  std::cerr.flush();
+  struct Running {
+    pid_t pid;
+    int fd;
+    std::size_t index;
+  };
+  std::vector<Running> running;
+  std::size_t next = 0;
+  while (next < n || !running.empty()) {
+    while (next < n && running.size() < static_cast<std::size_t>(jobs)) {
+      int fd[2];
+      NASH_CHECK(::pipe(fd) == 0, "mixture: pipe() failed: ", std::strerror(errno));
+      const pid_t pid = ::fork();
+      if (pid < 0) {
+        ::close(fd[0]);
+        ::close(fd[1]);
+        NASH_CHECK(false, "mixture: fork() failed: ", std::strerror(errno));
+      }
+      if (pid == 0) {
+        ::close(fd[0]);
+        Wire w = run_one(cfgs[next]);
+        ::_exit(write_all(fd[1], &w, sizeof w) ? 0 : 3);
+      }
+      ::close(fd[1]);
+      running.push_back({pid, fd[0], next++});
+    }
+    std::vector<pollfd> pf;
+    for (const Running& r : running) pf.push_back({r.fd, POLLIN, 0});
+    if (::poll(pf.data(), pf.size(), -1) < 0) {
+      NASH_CHECK(errno == EINTR, "mixture: poll() failed: ", std::strerror(errno));
+      continue;
+    }
+    for (std::size_t k = pf.size(); k-- > 0;) {
+      if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const Running r = running[k];
+      Wire w{};
+      const std::size_t got = read_all(r.fd, &w, sizeof w);
+      ::close(r.fd);
+      int status = 0;
+      while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      if (got == sizeof w) {
+        out[r.index] = to_record(w);
+      } else {
+        out[r.index].ok = false;
+        out[r.index].error = WIFSIGNALED(status) ? "worker process killed by signal " + std::to_string(WTERMSIG(status))
+                                                 : "worker process ended without a result";
+      }
+      running.erase(running.begin() + static_cast<std::ptrdiff_t>(k));
+      if (on_done) on_done(r.index, out[r.index]);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// A learning-rate flag: "auto" (0, the optimizer's default) or a number in (0, 10].
+double parse_lr(const std::string& flag, const std::string& v) {
+  if (v == "auto") return 0;
+  double x = cli::parse_double(flag, v);
+  if (!(x > 0 && x <= 10)) throw cli::UsageError(flag + ": expected 'auto' or a value in (0, 10], got " + v);
+  return x;
+}
+
+template <class F>
+auto parse_choice(const std::string& flag, const std::string& v, F parse) {
+  try {
+    return parse(v);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    const std::string prefix = "mixture: ";
+    if (msg.rfind(prefix, 0) == 0) msg = msg.substr(prefix.size());
+    throw cli::UsageError(flag + ": " + msg);
+  }
+}
+
+int available_cores() {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+}  // namespace
+
 int run_mixture(int argc, const char* const* argv, int first) {
   const MixtureConfig def;
-  cli::Parser p("nash mixture",
-                "Trains a GAN (3x hidden MLPs, non-saturating loss, Adam) on 8 Gaussians on a ring (radius 2,\n"
-                "std 0.02) and reports modes covered, the high-quality share and the KL of the mode histogram to\n"
-                "uniform. Writes DIR/samples.csv, DIR/metrics.csv and DIR/summary.json.\n"
-                "Exit codes: 0 ok, 1 training failed, 2 bad flags or an output directory that cannot be written.");
-  p.add_int("steps", def.steps, "training steps (one D and one G update each)", 1, 10000000)
+  cli::Parser p(
+      "nash mixture",
+      "Trains a GAN (G and D: MLPs with 3 hidden layers) on a 2-D Gaussian mixture - a ring of 8 (radius 2,\n"
+      "std 0.02) or a 5x5 grid (spacing 2, std 0.05) - and reports the modes covered (>= 1% of the samples within\n"
+      "3 std), the share of high-quality samples (within 3 std of a mode) and the KL of their mode histogram to\n"
+      "uniform. Writes DIR/samples.csv, metrics.csv (losses, gradient norms, G/D update ratio), summary.json,\n"
+      "samples.png (the samples over the modes) and training.png (losses; G/D update ratio).\n"
+      "Optimizers (both players; default lr of each in brackets): sgda = plain SGD [0.05]; adam = Adam, betas\n"
+      "--beta1/--beta2 [0.001]; nsgda = normalized SGD, one step of norm lr per layer [0.02]; ada-nsgda = Adam's\n"
+      "step norm on the gradient's direction, per layer [0.001]; adadir = the gradient's norm on Adam's direction,\n"
+      "per layer [0.05]. The grafted ones use Adam's betas too. By default lr_g is that rate and lr_d twice it\n"
+      "(TTUR: Adam covers all 8 modes of the ring far more often at lr_d = 2 lr_g than at lr_d = lr_g). With\n"
+      "wgan-gp, sgda and adadir need smaller rates (a quarter of the defaults works).\n"
+      "--seeds N trains seeds --seed .. --seed+N-1 (each in DIR/seed<k>) and prints the mean and std.\n"
+      "Exit codes: 0 ok, 1 training failed, 2 bad flags or an output directory that cannot be written.");
+  p.add_string("dist", "ring", "target distribution: ring (8 modes) or grid (25 modes)")
+      .add_string("loss", "ns", "GAN loss: ns (non-saturating), hinge or wgan-gp (Wasserstein + gradient penalty)")
+      .add_string("optimizer", "adam", "sgda, adam, nsgda, ada-nsgda or adadir (both players)")
+      .add_bool("sn", def.sn, "spectral normalization on every layer of D")
+      .add_int("steps", def.steps, "generator updates (each after --n-dis D updates)", 1, 10000000)
+      .add_int("n-dis", def.n_dis, "D updates per G update (0: 5 for wgan-gp, else 1)", 0, 100)
       .add_int("batch", def.batch, "batch size", 1, 65536)
-      .add_double("lr-d", def.lr_d, "discriminator Adam learning rate", 0.0, 1.0, true)
-      .add_double("lr-g", def.lr_g, "generator Adam learning rate", 0.0, 1.0, true)
+      .add_string("lr-d", "auto", "discriminator learning rate (auto: twice the optimizer's default)")
+      .add_string("lr-g", "auto", "generator learning rate (auto: the optimizer's default)")
+      .add_double("beta1", def.beta1, "Adam's beta1", 0.0, 0.999)
+      .add_double("beta2", def.beta2, "Adam's beta2", 0.0, 0.9999)
+      .add_double("gp-lambda", def.gp_lambda, "gradient-penalty weight of wgan-gp", 0.0, 1000.0)
       .add_int("z-dim", def.z_dim, "latent dimension", 1, 256)
       .add_int("hidden", def.hidden, "width of the 3 hidden layers of G and D", 1, 4096)
       .add_int("seed", static_cast<int64_t>(def.seed), "random seed (data, initialisation, latents)", 0)
+      .add_int("seeds", 1, "number of seeds to run, from --seed on", 1, 1000)
+      .add_int("jobs", 0, "with --seeds: runs at a time, each its own process (0: one per core)", 0, 1024)
       .add_string("out", def.out_dir, "output directory DIR (created if needed)")
+      .add_bool("plots", def.plots, "write samples.png and training.png")
       .add_int("eval-samples", def.eval_samples, "generated samples for the final metrics and samples.csv", 1,
                1000000)
-      .add_int("log-every", def.log_every, "steps per row of metrics.csv (losses averaged over them)", 1, 10000000)
-      .add_int("threads", def.threads, "CPU threads for the kernels and the BLAS (0: leave the process default)", 0, 1024)
+      .add_int("log-every", def.log_every, "steps per row of metrics.csv (values averaged over them)", 1, 10000000)
+      .add_int("threads", def.threads, "CPU threads for the kernels and the BLAS (0: leave the process default)", 0,
+               1024)
       .add_bool("quiet", def.quiet, "no progress bar and no summary on stdout");
   const char* name = "nash mixture";
+  MixtureConfig cfg;
+  int64_t seeds = 1;
+  int jobs = 0;
   try {
     p.parse(argc, argv, first);
+    if (p.help_requested()) {
+      std::cout << p.help();
+      return 0;
+    }
+    cfg.dist = parse_choice("--dist", p.get_string("dist"), parse_mixture_dist);
+    cfg.loss = parse_choice("--loss", p.get_string("loss"), parse_mixture_loss);
+    cfg.optimizer = parse_choice("--optimizer", p.get_string("optimizer"), parse_mixture_optimizer);
+    cfg.lr_d = parse_lr("--lr-d", p.get_string("lr-d"));
+    cfg.lr_g = parse_lr("--lr-g", p.get_string("lr-g"));
   } catch (const cli::UsageError& e) {
     std::cerr << name << ": " << e.what() << '\n';
     return cli::kUsageExit;
   }
-  if (p.help_requested()) {
-    std::cout << p.help();
-    return 0;
-  }
-  MixtureConfig cfg;
+  cfg.sn = p.get_bool("sn");
   cfg.steps = p.get_int("steps");
+  cfg.n_dis = p.get_int("n-dis");
   cfg.batch = p.get_int("batch");
-  cfg.lr_d = p.get_double("lr-d");
-  cfg.lr_g = p.get_double("lr-g");
+  cfg.beta1 = p.get_double("beta1");
+  cfg.beta2 = p.get_double("beta2");
+  cfg.gp_lambda = p.get_double("gp-lambda");
   cfg.z_dim = p.get_int("z-dim");
   cfg.hidden = p.get_int("hidden");
   cfg.seed = static_cast<uint64_t>(p.get_int("seed"));
   cfg.out_dir = p.get_string("out");
+  cfg.plots = p.get_bool("plots");
   cfg.eval_samples = p.get_int("eval-samples");
   cfg.log_every = p.get_int("log-every");
   cfg.threads = static_cast<int>(p.get_int("threads"));
   cfg.quiet = p.get_bool("quiet");
+  seeds = p.get_int("seeds");
+  jobs = static_cast<int>(p.get_int("jobs"));
   try {
-    MixtureResult r = train_mixture(cfg);
-    if (!cfg.quiet) {
-      const metrics::ModeCoverage& c = r.coverage;
-      std::printf("modes covered: %lld/%lld  high-quality: %.1f%%  KL(modes||uniform): %.4f  wall: %.2f s "
-                  "(train %.2f s, %.0f it/s)\n",
-                  static_cast<long long>(c.modes_covered), static_cast<long long>(c.num_modes),
-                  100.0 * c.high_quality_share, c.kl_uniform, r.wall_seconds, r.train_seconds,
-                  static_cast<double>(cfg.steps) / r.train_seconds);
-      std::printf("wrote %s/{samples.csv,metrics.csv,summary.json}\n", cfg.out_dir.c_str());
+    if (seeds == 1) {
+      MixtureResult r = train_mixture(cfg);
+      if (!cfg.quiet) {
+        const metrics::ModeCoverage& c = r.coverage;
+        const MixtureConfig& rc = r.config;
+        std::printf("%s: %s, %s, %s%s, lr D %g / G %g, n_dis %lld\n", name, mixture_name(rc.dist),
+                    mixture_name(rc.loss), mixture_name(rc.optimizer), rc.sn ? " + SN" : "", rc.lr_d, rc.lr_g,
+                    static_cast<long long>(rc.n_dis));
+        std::printf("modes covered: %lld/%lld  high-quality: %.1f%%  KL(modes||uniform): %.4f  wall: %.2f s "
+                    "(train %.2f s, %.0f it/s)\n",
+                    static_cast<long long>(c.modes_covered), static_cast<long long>(c.num_modes),
+                    100.0 * c.high_quality_share, c.kl_uniform, r.wall_seconds, r.train_seconds,
+                    static_cast<double>(cfg.steps) / r.train_seconds);
+        if (!cfg.out_dir.empty())
+          std::printf("wrote %s/{samples.csv,metrics.csv,summary.json%s}\n", cfg.out_dir.c_str(),
+                      cfg.plots ? ",samples.png,training.png" : "");
+      }
+      return 0;
     }
-    return 0;
+    // Several seeds: each its own process and directory, the same config otherwise.
+    std::vector<MixtureConfig> runs;
+    for (int64_t k = 0; k < seeds; ++k) {
+      MixtureConfig c = cfg;
+      c.seed = cfg.seed + static_cast<uint64_t>(k);
+      if (!cfg.out_dir.empty()) {
+        c.out_dir = (fs::path(cfg.out_dir) / ("seed" + std::to_string(c.seed))).string();
+        prepare_output_dir(c.out_dir);
+      }
+      runs.push_back(c);
+    }
+    const int j = jobs > 0 ? jobs : std::min<int>(available_cores(), static_cast<int>(seeds));
+    if (!cfg.quiet) std::printf("%s: %lld seeds on %d processes...\n", name, static_cast<long long>(seeds), j);
+    std::fflush(stdout);
+    const std::vector<MixtureRunRecord> recs = run_mixture_batch(runs, j);
+    std::vector<double> modes, hq, kl, wall;
+    int failed = 0, kl_undefined = 0;
+    for (std::size_t k = 0; k < recs.size(); ++k) {
+      const MixtureRunRecord& r = recs[k];
+      if (!r.ok) {
+        ++failed;
+        std::fprintf(stderr, "%s: seed %llu failed: %s\n", name, static_cast<unsigned long long>(runs[k].seed),
+                     r.error.c_str());
+        continue;
+      }
+      modes.push_back(static_cast<double>(r.modes_covered));
+      hq.push_back(100.0 * r.high_quality_share);
+      if (std::isfinite(r.kl_uniform)) kl.push_back(r.kl_uniform);
+      else ++kl_undefined;
+      wall.push_back(r.wall_seconds);
+      if (!cfg.quiet)
+        std::printf("seed %llu: %lld/%lld modes, high-quality %.1f%%, KL %.4f, %.1f s\n",
+                    static_cast<unsigned long long>(runs[k].seed), static_cast<long long>(r.modes_covered),
+                    static_cast<long long>(r.num_modes), 100.0 * r.high_quality_share, r.kl_uniform, r.wall_seconds);
+    }
+    if (!cfg.quiet && !modes.empty()) {
+      const MeanStd m = mean_std(modes), h = mean_std(hq), k = mean_std(kl), w = mean_std(wall);
+      std::printf("mean ± std over %lld seeds: modes %.2f ± %.2f, high-quality %.1f ± %.1f%%, KL %.4f ± %.4f%s, "
+                  "%.1f ± %.1f s a run\n",
+                  static_cast<long long>(m.n), m.mean, m.std, h.mean, h.std, k.mean, k.std,
+                  kl_undefined ? (" (undefined for " + std::to_string(kl_undefined) + ")").c_str() : "", w.mean,
+                  w.std);
+    }
+    return failed ? cli::kRuntimeExit : 0;
   } catch (const OutputError& e) {
     std::cerr << name << ": " << e.what() << '\n';
     return cli::kUsageExit;

@@ -1,41 +1,81 @@
-// `nash mixture`: a small MLP GAN on the 8-Gaussian ring, as a library function (tests) and a subcommand.
+// `nash mixture`: a small MLP GAN on a 2-D Gaussian mixture (8-mode ring or 5x5 grid), as a library function
+// (tests, `nash sweep`) and a subcommand.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "nash/data/synthetic.h"
 #include "nash/metrics/mode_coverage.h"
 
 namespace nash {
 namespace apps {
 
+enum class MixtureDist { Ring, Grid };
+enum class MixtureLoss { NS, Hinge, WganGP };
+enum class MixtureOptimizer { SGDA, Adam, NSGDA, AdaNSGDA, AdaDir };
+
+// Command-line names ("ring", "ns", "wgan-gp", "ada-nsgda", ...) and back; parse_* throw nash::Error listing the
+// choices.
+const char* mixture_name(MixtureDist d);
+const char* mixture_name(MixtureLoss l);
+const char* mixture_name(MixtureOptimizer o);
+MixtureDist parse_mixture_dist(const std::string& name);
+MixtureLoss parse_mixture_loss(const std::string& name);
+MixtureOptimizer parse_mixture_optimizer(const std::string& name);
+
+// The generator's learning rate when none is given (the discriminator's default is twice it).
+double mixture_default_lr(MixtureOptimizer o);
+
+// The target distribution: ring of 8 (radius 2, std 0.02) or grid of 25 (5x5, spacing 2, std 0.05).
+data::GaussianMixture2D mixture_distribution(MixtureDist d);
+// Modes covered, high-quality share and KL of samples (N, 2) against d, within 3 of d's own std of a mode; a mode
+// is covered when it holds at least 1% of the samples.
+metrics::ModeCoverage mixture_coverage(const data::GaussianMixture2D& d, const Tensor& samples);
+
 struct MixtureConfig {
-  int64_t steps = 5000;        // generator updates (one D update before each)
+  MixtureDist dist = MixtureDist::Ring;
+  MixtureLoss loss = MixtureLoss::NS;    // wgan-gp: Wasserstein loss + gradient penalty gp_lambda
+  MixtureOptimizer optimizer = MixtureOptimizer::Adam;
+  bool sn = false;                       // spectral normalization on every Linear of D
+  int64_t steps = 5000;                  // generator updates (n_dis D updates before each)
+  int64_t n_dis = 0;                     // D updates per G update; 0: 5 for wgan-gp, else 1
   int64_t batch = 256;
-  double lr_d = 1e-3;
-  double lr_g = 1e-3;
-  double beta1 = 0.5;
+  double lr_d = 0;                       // 0: 2 * mixture_default_lr(optimizer) (TTUR)
+  double lr_g = 0;                       // 0: mixture_default_lr(optimizer)
+  double beta1 = 0.5;                    // Adam's betas, also the Adam oracle's of ada-nsgda and adadir
   double beta2 = 0.999;
+  double gp_lambda = 10;                 // wgan-gp only
   int64_t z_dim = 2;
-  int64_t hidden = 128;        // width of each of the 3 hidden layers in G and D
+  int64_t hidden = 128;                  // width of each of the 3 hidden layers in G and D
   uint64_t seed = 0;
-  std::string out_dir = "./out/mixture";  // empty: write no files
-  int64_t eval_samples = 2000;
-  int64_t log_every = 10;      // rows of metrics.csv: steps log_every, 2*log_every, ..., and the last step
-  bool quiet = false;          // no progress bar and no summary on stdout
+  std::string out_dir = "./out/mixture"; // empty: write no files
+  bool plots = true;                     // samples.png and training.png beside the CSV files
+  int64_t eval_samples = 2500;
+  int64_t log_every = 10;                // rows of metrics.csv: steps log_every, 2*log_every, ..., and the last step
+  bool quiet = false;                    // no progress bar and no summary on stdout
   // OpenMP threads for nash's CPU kernels while training (0: leave the process setting). This model's tensors are
   // too small to gain from threads, and spinning OpenMP workers on a busy machine slow it down many times over.
   int threads = 1;
+
+  // n_dis and the learning rates filled in, every value checked (nash::Error).
+  MixtureConfig resolved() const;
 };
 
+// metrics.csv's row: GanTrainer's StepStats averaged over the log_every steps up to `step`.
 struct MixtureLogRow {
-  int64_t step;
-  double d_loss, g_loss;
+  int64_t step = 0;
+  double d_loss = 0, g_loss = 0, penalty = 0;
+  double grad_norm_d = 0, grad_norm_g = 0;
+  double update_norm_d = 0, update_norm_g = 0;
+  double update_ratio = 0;  // ‖ΔG‖ / ‖ΔD‖ of each step (G's update against D's last one), averaged
 };
 
 struct MixtureResult {
-  metrics::ModeCoverage coverage;  // of eval_samples generated points against the ring's modes
+  MixtureConfig config;            // resolved
+  metrics::ModeCoverage coverage;  // of eval_samples generated points
   std::vector<MixtureLogRow> log;
   std::vector<float> samples;      // eval_samples x 2, row-major
   double train_seconds = 0;        // the training loop alone
@@ -48,8 +88,33 @@ struct OutputError : std::runtime_error {
 };
 
 // Trains and evaluates; throws nash::Error (bad config, non-finite loss) or OutputError. Seeds nash's default
-// generator with cfg.seed, so equal configs give equal results.
+// generator with cfg.seed, so equal configs give equal results. Writes samples.csv, metrics.csv, summary.json,
+// samples.png and training.png to cfg.out_dir when it is set.
 MixtureResult train_mixture(const MixtureConfig& cfg);
+
+// What a batch run reports per configuration.
+struct MixtureRunRecord {
+  bool ok = false;                 // false: training failed (diverged); the metrics are then zero
+  int64_t num_modes = 0, modes_covered = 0;
+  double high_quality_share = 0, kl_uniform = 0;
+  double train_seconds = 0, wall_seconds = 0;
+  std::string error;               // why it failed
+};
+
+// Runs every config on up to `jobs` worker processes at a time (jobs <= 1: one after another in this process).
+// Each run is a separate process forked from this one, seeded by its config alone and single-threaded, so the
+// records (in the order of runs) do not depend on jobs. Bad configs throw before anything runs.
+// on_done (optional) is called in this process as each run finishes, in completion order.
+std::vector<MixtureRunRecord> run_mixture_batch(
+    const std::vector<MixtureConfig>& runs, int jobs,
+    const std::function<void(std::size_t index, const MixtureRunRecord& record)>& on_done = {});
+
+// Mean and sample standard deviation (0 for one value); the mean of no values is NaN.
+struct MeanStd {
+  double mean = 0, std = 0;
+  int64_t n = 0;
+};
+MeanStd mean_std(const std::vector<double>& v);
 
 // The subcommand: parses argv[first..argc), trains, prints the summary and returns the exit code
 // (0 ok, 1 runtime failure, 2 bad flags or unwritable output directory).
