@@ -27,6 +27,45 @@ constexpr std::size_t kStackSize = 128 * 1024;
 
 std::atomic<int64_t> g_launches{0}, g_blocks{0}, g_switches{0};
 
+// AddressSanitizer must be told about every switch between the OS thread's stack and a fiber's, or it mistakes
+// the fiber stacks for a corrupted one (and cannot check them). Boost.Context annotates only its ucontext backend,
+// so the switches below do it themselves; without ASan these are no-ops.
+#if defined(__SANITIZE_ADDRESS__)
+#define NASH_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NASH_EMU_ASAN 1
+#endif
+#endif
+#ifdef NASH_EMU_ASAN
+extern "C" {
+void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
+void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
+}
+#endif
+struct AsanStack {
+  const void* bottom = nullptr;
+  std::size_t size = 0;
+};
+// Before switching to the stack `to`; save is null when the current fiber ends (its fake stack is dropped).
+inline void asan_leave(void** save, const AsanStack& to) {
+#ifdef NASH_EMU_ASAN
+  __sanitizer_start_switch_fiber(save, to.bottom, to.size);
+#else
+  (void)save, (void)to;
+#endif
+}
+// After arriving; `from`, when given, receives the stack just left.
+inline void asan_arrive(void* save, AsanStack* from) {
+#ifdef NASH_EMU_ASAN
+  __sanitizer_finish_switch_fiber(save, from ? &from->bottom : nullptr, from ? &from->size : nullptr);
+#else
+  (void)save, (void)from;
+#endif
+}
+thread_local AsanStack t_thread_stack;   // the OS thread's stack, learnt when a fiber first starts
+thread_local AsanStack t_last_allocated;  // the stack PooledStack handed out last
+
 // Fiber stacks are reused across blocks of a launch and across launches on the same OS thread.
 struct StackPool {
   std::vector<void*> free;
@@ -49,6 +88,7 @@ struct PooledStack {
     bctx::stack_context sc;
     sc.size = kStackSize;
     sc.sp = static_cast<char*>(base) + kStackSize;
+    t_last_allocated = {base, kStackSize};
     return sc;
   }
   void deallocate(bctx::stack_context& sc) noexcept {
@@ -66,6 +106,7 @@ struct Fiber {
   unsigned warp_mask = 0;
   int linear = 0;
   std::size_t smem_cursor = 0;
+  AsanStack stack;  // for the ASan annotations
 };
 
 struct Block {
@@ -88,7 +129,10 @@ Fiber& current(const char* what) {
 void suspend(State s) {
   Fiber* me = &current("a barrier");
   me->state = s;
+  void* fake = nullptr;
+  asan_leave(&fake, t_thread_stack);
   me->sink = std::move(me->sink).resume();
+  asan_arrive(fake, nullptr);
   t_fiber = me;
 }
 
@@ -178,6 +222,7 @@ void run_block(Block& b, const Body& body, nash_emu_uint3 bidx, nash_emu_dim3 gr
     Block* bp = &b;
     f.f = bctx::fiber(std::allocator_arg, PooledStack(), [bp, i, &body](bctx::fiber&& sink) {
       Fiber& me = bp->fibers[i];
+      asan_arrive(nullptr, &t_thread_stack);
       me.sink = std::move(sink);
       try {
         body();
@@ -187,8 +232,10 @@ void run_block(Block& b, const Body& body, nash_emu_uint3 bidx, nash_emu_dim3 gr
         if (!bp->error) bp->error = std::current_exception();
       }
       me.state = State::Done;
+      asan_leave(nullptr, t_thread_stack);
       return std::move(me.sink);
     });
+    f.stack = t_last_allocated;
   }
   std::vector<int> order(b.nthreads);
   for (int i = 0; i < b.nthreads; ++i) order[i] = i;
@@ -200,7 +247,10 @@ void run_block(Block& b, const Body& body, nash_emu_uint3 bidx, nash_emu_dim3 gr
       Fiber& f = b.fibers[i];
       if (f.state != State::Runnable) continue;
       t_fiber = &f;
+      void* fake = nullptr;
+      asan_leave(&fake, f.stack);
       f.f = std::move(f.f).resume();
+      asan_arrive(fake, nullptr);
       t_fiber = nullptr;
       ++switches;
       if (b.error) break;
