@@ -37,9 +37,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct WriteError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using WriteError = cli::OutputError;
+using cli::prepare_output_dir;
+using cli::write_atomic;
 
 std::string fmt(double v, int precision = 6) {
   char buf[40];
@@ -57,39 +57,6 @@ double sumsq(const std::vector<double>& x) {
   double s = 0;
   for (double v : x) s += v * v;
   return s;
-}
-
-void prepare_output_dir(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw WriteError("cannot create output directory '" + dir.string() + "': " + ec.message());
-  if (!fs::is_directory(dir, ec)) throw WriteError("output path '" + dir.string() + "' is not a directory");
-  fs::path probe = dir / (".nash-write-test." + std::to_string(::getpid()));
-  {
-    std::ofstream f(probe);
-    if (!f) throw WriteError("output directory '" + dir.string() + "' is not writable");
-  }
-  fs::remove(probe, ec);
-}
-
-// Temporary file and rename, so a reader (or an interrupted sweep) never leaves half a file.
-void write_atomic(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw WriteError("cannot write '" + tmp.string() + "'");
-    f << text;
-    f.flush();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw WriteError("failed writing '" + tmp.string() + "' (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw WriteError("cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
 }
 
 // The generator's neurons are the columns of V (d x m_G, row-major); D's are the rows of W (m_D x d).

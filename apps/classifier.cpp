@@ -34,9 +34,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // A path that cannot be written: exit code 2, found before any training time is spent.
-struct OutputPathError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using OutputPathError = cli::OutputError;
 
 void prepare_output_file(const std::string& out) {
   fs::path p(out);

@@ -1,12 +1,16 @@
 // The nash command-line flag parser: strict typed conversions, range checks and generated --help text.
 #include "apps/cli.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 namespace nash {
@@ -258,6 +262,49 @@ bool Parser::is_set(const std::string& name) const {
   for (const Flag& f : flags_)
     if (f.name == name) return f.set;
   throw std::logic_error("cli: flag --" + name + " was never declared");
+}
+
+namespace fs = std::filesystem;
+
+// Creates dir and proves it writable, so no training time is spent on a run whose results could not be saved.
+void prepare_output_dir(const std::string& dir_name) {
+  const fs::path dir(dir_name);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw OutputError("cannot create output directory '" + dir.string() + "': " + ec.message());
+  if (!fs::is_directory(dir, ec))
+    throw OutputError("output path '" + dir.string() + "' exists and is not a directory");
+  fs::path probe = dir / (".nash-write-test." + std::to_string(::getpid()));
+  {
+    std::ofstream f(probe);
+    if (!f) throw OutputError("output directory '" + dir.string() + "' is not writable");
+  }
+  fs::remove(probe, ec);
+}
+
+// Writes to a temporary file beside `path` and renames it over `path`, so readers never see half a file.
+void write_atomic(const std::string& path_name, const std::string& text) {
+  const fs::path path(path_name);
+  fs::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw OutputError("cannot write '" + tmp.string() + "'");
+    f << text;
+    f.flush();
+    if (!f) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw OutputError("failed writing '" + tmp.string() + "' (disk full?)");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ec2;
+    fs::remove(tmp, ec2);
+    throw OutputError("cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
+  }
 }
 
 }  // namespace cli

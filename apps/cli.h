@@ -79,5 +79,17 @@ int64_t parse_int(const std::string& flag, const std::string& value);
 double parse_double(const std::string& flag, const std::string& value);
 bool parse_bool(const std::string& flag, const std::string& value);
 
+// An output path that cannot be created or written; programs report it with kUsageExit.
+class OutputError : public std::runtime_error {
+ public:
+  explicit OutputError(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Creates dir (and its parents) and checks that a file can be written in it; throws OutputError naming the path.
+void prepare_output_dir(const std::string& dir);
+// Writes text to a temporary file beside path and renames it over path, so readers (or an interrupted run) never
+// see half a file; throws OutputError naming the file.
+void write_atomic(const std::string& path, const std::string& text);
+
 }  // namespace cli
 }  // namespace nash

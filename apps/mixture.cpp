@@ -38,6 +38,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using cli::prepare_output_dir;
+using cli::write_atomic;
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -124,45 +127,6 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const MixtureConfig& c, const n
     }
   }
   detail::fail("mixture: unknown optimizer");
-}
-
-// Creates dir and proves it writable before any training time is spent on a run that could not be saved.
-void prepare_output_dir(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw OutputError("cannot create output directory '" + dir.string() + "': " + ec.message());
-  if (!fs::is_directory(dir, ec))
-    throw OutputError("output path '" + dir.string() + "' exists and is not a directory");
-  fs::path probe = dir / (".nash-write-test." + std::to_string(::getpid()));
-  {
-    std::ofstream f(probe);
-    if (!f) throw OutputError("output directory '" + dir.string() + "' is not writable");
-  }
-  fs::remove(probe, ec);
-}
-
-// Writes to a temporary file beside `path` and renames it over `path`, so readers never see half a file.
-void write_atomic(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw OutputError("cannot write '" + tmp.string() + "'");
-    f << text;
-    f.flush();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw OutputError("failed writing '" + tmp.string() + "' (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ec2;
-    fs::remove(tmp, ec2);
-    throw OutputError("cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
-  }
 }
 
 std::string fmt(double v, int precision = 6) {

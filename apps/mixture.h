@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli.h"
 #include "nash/data/synthetic.h"
 #include "nash/metrics/mode_coverage.h"
 
@@ -83,9 +84,7 @@ struct MixtureResult {
 };
 
 // An output path that cannot be created or written: reported with exit code 2 by run_mixture.
-struct OutputError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using OutputError = cli::OutputError;
 
 // Trains and evaluates; throws nash::Error (bad config, non-finite loss) or OutputError. Seeds nash's default
 // generator with cfg.seed, so equal configs give equal results. Writes samples.csv, metrics.csv, summary.json,
