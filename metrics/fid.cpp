@@ -270,23 +270,18 @@ std::shared_ptr<FeatureNet> load_feature_net(const std::string& path, Device dev
   NASH_CHECK(fd != f.metadata.end() && !fd->second.empty() &&
                  fd->second.find_first_not_of("0123456789") == std::string::npos && fd->second.size() < 7,
              "FID feature network '", path, "': missing or bad feature_dim metadata");
-  // Building the network draws its initial weights from the default generator, and load_checkpoint restores the
-  // generator saved with it (it is a training checkpoint); loading a metric's network must not disturb the random
-  // stream of the run that evaluates it.
+  // Building the network draws its initial weights from the default generator; loading a metric's network must not
+  // disturb the random stream of the run that evaluates it, so the draw is undone and the checkpoint's generator
+  // state is not restored.
   Generator& g = default_generator();
   const uint64_t seed = g.seed(), offset = g.offset();
   auto net = std::make_shared<FeatureNet>(std::stoll(fd->second));
-  nn::Checkpoint ck;
-  ck.modules = {{"net", net.get()}};
-  try {
-    nn::load_checkpoint(path, ck);
-  } catch (...) {
-    g.set_seed(seed);
-    g.set_offset(offset);
-    throw;
-  }
   g.set_seed(seed);
   g.set_offset(offset);
+  nn::Checkpoint ck;
+  ck.modules = {{"net", net.get()}};
+  ck.restore_rng = false;
+  nn::load_checkpoint(path, ck);
   net->to(device);
   net->eval();
   if (metadata) *metadata = ck.metadata;

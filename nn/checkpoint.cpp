@@ -100,8 +100,11 @@ void load_checkpoint(const std::string& path, Checkpoint& ckpt) {
     NASH_CHECK(it != f.metadata.end(), "checkpoint ", path, " lacks metadata '", key, "'");
     return parse_u64(path, key, it->second);
   };
-  default_generator().set_seed(meta("rng.seed"));
-  default_generator().set_offset(meta("rng.offset"));
+  const uint64_t seed = meta("rng.seed"), offset = meta("rng.offset");
+  if (ckpt.restore_rng) {
+    default_generator().set_seed(seed);
+    default_generator().set_offset(offset);
+  }
   ckpt.step = static_cast<int64_t>(meta("step"));
   ckpt.metadata = f.metadata;
 }

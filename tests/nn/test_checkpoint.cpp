@@ -98,3 +98,26 @@ TEST(Checkpoint, MismatchedModelNamesTheTensor) {
   nn::Checkpoint c2{{{"G", bigger.get()}}, {}, 0, {}};
   nash_test::expect_error([&] { load_checkpoint(p.string(), c2); }, {"has tensor", "that the model lacks"});
 }
+
+// Loading a model to evaluate it can leave the caller's random stream alone; by default the saved one is restored.
+TEST(Checkpoint, RestoreRngIsOptional) {
+  manual_seed(3);
+  TinyGan gan;
+  gan.step();
+  fs::path p = scratch("rng.safetensors");
+  save_checkpoint(p.string(), gan.parts(1));
+  const uint64_t saved_offset = default_generator().offset();
+  manual_seed(99);
+  randn({5});
+  const uint64_t seed = default_generator().seed(), offset = default_generator().offset();
+  nn::Checkpoint keep = gan.parts();
+  keep.restore_rng = false;
+  load_checkpoint(p.string(), keep);
+  EXPECT_EQ(default_generator().seed(), seed);
+  EXPECT_EQ(default_generator().offset(), offset);
+  EXPECT_EQ(keep.step, 1);
+  nn::Checkpoint restore = gan.parts();
+  load_checkpoint(p.string(), restore);
+  EXPECT_EQ(default_generator().seed(), 3u);
+  EXPECT_EQ(default_generator().offset(), saved_offset);
+}
