@@ -2,9 +2,6 @@
 // Adam or Ada-nSGDA with batch size 1; reports which modes G's neurons learn, and sweeps step sizes over seeds.
 #include "apps/bimodal.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -21,6 +18,7 @@
 
 #include "apps/cli.h"
 #include "apps/plot.h"
+#include "apps/workers.h"
 #include "nash/core/autograd.h"
 #include "nash/core/ops.h"
 #include "nash/core/random.h"
@@ -436,7 +434,6 @@ namespace {
 
 // What a worker writes to its pipe per run (plain bytes: parent and child are the same binary).
 struct Wire {
-  int64_t index;
   int32_t flags;  // bit 0 u1, 1 u2, 2 average, 3 diverged, 4 failed
   int64_t diverged_at, first_both, first_collapse;
   double best_u1, best_u2, best_avg, seconds;
@@ -444,7 +441,6 @@ struct Wire {
 
 Wire run_one(const BimodalConfig& c, int64_t index) {
   Wire w{};
-  w.index = index;
   try {
     BimodalResult r = train_bimodal(c);
     const BimodalVerdict& v = r.verdict;
@@ -480,17 +476,6 @@ BimodalRunRecord to_record(const Wire& w) {
   return r;
 }
 
-bool write_all(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t k = ::write(fd, c, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -499,58 +484,17 @@ std::vector<BimodalRunRecord> run_bimodal_batch(const std::vector<BimodalConfig>
   const int n = static_cast<int>(runs.size());
   jobs = std::max(1, std::min(jobs, n));
   std::vector<Wire> wires(runs.size());
-  if (jobs == 1) {
-    for (int i = 0; i < n; ++i) wires[i] = run_one(runs[i], i);
-  } else {
-    // Processes, not threads: each run owns the whole nash runtime (grad mode, BLAS and OpenMP settings), so a
-    // result cannot depend on what else runs beside it. Worker k takes runs k, k + jobs, ...
-    std::fflush(nullptr);
-    std::cout.flush();
-    std::cerr.flush();
-    std::vector<pid_t> pids;
-    std::vector<int> fds;
-    for (int k = 0; k < jobs; ++k) {
-      int fd[2];
-      NASH_CHECK(::pipe(fd) == 0, "bimodal: pipe() failed: ", std::strerror(errno));
-      pid_t pid = ::fork();
-      NASH_CHECK(pid >= 0, "bimodal: fork() failed: ", std::strerror(errno));
-      if (pid == 0) {
-        ::close(fd[0]);
-        for (int i = k; i < n; i += jobs) {
-          Wire w = run_one(runs[i], i);
-          if (!write_all(fd[1], &w, sizeof w)) ::_exit(3);
-        }
-        ::close(fd[1]);
-        ::_exit(0);
-      }
-      ::close(fd[1]);
-      pids.push_back(pid);
-      fds.push_back(fd[0]);
-    }
-    std::vector<bool> seen(runs.size(), false);
-    for (int k = 0; k < jobs; ++k) {
-      Wire w;
-      std::size_t got = 0;
-      for (;;) {
-        ssize_t m = ::read(fds[k], reinterpret_cast<char*>(&w) + got, sizeof w - got);
-        if (m < 0 && errno == EINTR) continue;
-        if (m <= 0) break;
-        got += static_cast<std::size_t>(m);
-        if (got == sizeof w) {
-          if (w.index >= 0 && w.index < n) {
-            wires[w.index] = w;
-            seen[w.index] = true;
-          }
-          got = 0;
-        }
-      }
-      ::close(fds[k]);
-      int status = 0;
-      ::waitpid(pids[k], &status, 0);
-    }
-    for (int i = 0; i < n; ++i)
-      NASH_CHECK(seen[i], "bimodal: worker process for run ", i, " (seed ", runs[i].seed, ") ended without a result");
-  }
+  std::vector<std::string> lost(runs.size());
+  run_forked<Wire>(
+      "bimodal", runs.size(), jobs, [&](std::size_t i) { return run_one(runs[i], static_cast<int64_t>(i)); },
+      [&](std::size_t i, const Wire* w, const std::string& failure) {
+        if (w)
+          wires[i] = *w;
+        else
+          lost[i] = failure;
+      });
+  for (int i = 0; i < n; ++i)
+    NASH_CHECK(lost[i].empty(), "bimodal: run ", i, " (seed ", runs[i].seed, "): ", lost[i]);
   std::vector<BimodalRunRecord> out;
   for (int i = 0; i < n; ++i) {
     NASH_CHECK(!(wires[i].flags & 16), "bimodal: run ", i, " (seed ", runs[i].seed, ") failed (see above)");

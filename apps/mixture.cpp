@@ -1,8 +1,6 @@
 // `nash mixture`: trains a small MLP GAN on a 2-D Gaussian mixture with GanTrainer and reports mode coverage.
 #include "apps/mixture.h"
 
-#include <poll.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +19,7 @@
 #include "apps/cli.h"
 #include "apps/plot.h"
 #include "apps/progress.h"
+#include "apps/workers.h"
 #include "nash/core/autograd.h"
 #include "nash/core/ops.h"
 #include "nash/core/random.h"
@@ -436,33 +435,6 @@ MixtureRunRecord to_record(const Wire& w) {
   return r;
 }
 
-bool write_all(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t k = ::write(fd, c, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
-
-// Reads until EOF; returns the bytes read (at most n).
-std::size_t read_all(int fd, void* p, std::size_t n) {
-  char* c = static_cast<char*>(p);
-  std::size_t got = 0;
-  for (;;) {
-    char sink[256];
-    char* dst = got < n ? c + got : sink;
-    std::size_t room = got < n ? n - got : sizeof sink;
-    ssize_t k = ::read(fd, dst, room);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return std::min(got, n);
-    got += static_cast<std::size_t>(k);
-  }
-}
-
 }  // namespace
 
 std::vector<MixtureRunRecord> run_mixture_batch(
@@ -477,69 +449,17 @@ std::vector<MixtureRunRecord> run_mixture_batch(
   }
   const std::size_t n = cfgs.size();
   std::vector<MixtureRunRecord> out(n);
-  if (jobs <= 1) {
-    for (std::size_t i = 0; i < n; ++i) {
-      out[i] = to_record(run_one(cfgs[i]));
-      if (on_done) on_done(i, out[i]);
-    }
-    return out;
-  }
-  // A fresh process per run, forked from this one: no state (grad mode, generators, thread settings) can carry
-  // from one run into the next, and the next free slot takes the next run, so slow runs do not hold the others up.
-  std::fflush(nullptr);
-  std::cout.flush();
-  std::cerr.flush();
-  struct Running {
-    pid_t pid;
-    int fd;
-    std::size_t index;
-  };
-  std::vector<Running> running;
-  std::size_t next = 0;
-  while (next < n || !running.empty()) {
-    while (next < n && running.size() < static_cast<std::size_t>(jobs)) {
-      int fd[2];
-      NASH_CHECK(::pipe(fd) == 0, "mixture: pipe() failed: ", std::strerror(errno));
-      const pid_t pid = ::fork();
-      if (pid < 0) {
-        ::close(fd[0]);
-        ::close(fd[1]);
-        NASH_CHECK(false, "mixture: fork() failed: ", std::strerror(errno));
-      }
-      if (pid == 0) {
-        ::close(fd[0]);
-        Wire w = run_one(cfgs[next]);
-        ::_exit(write_all(fd[1], &w, sizeof w) ? 0 : 3);
-      }
-      ::close(fd[1]);
-      running.push_back({pid, fd[0], next++});
-    }
-    std::vector<pollfd> pf;
-    for (const Running& r : running) pf.push_back({r.fd, POLLIN, 0});
-    if (::poll(pf.data(), pf.size(), -1) < 0) {
-      NASH_CHECK(errno == EINTR, "mixture: poll() failed: ", std::strerror(errno));
-      continue;
-    }
-    for (std::size_t k = pf.size(); k-- > 0;) {
-      if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const Running r = running[k];
-      Wire w{};
-      const std::size_t got = read_all(r.fd, &w, sizeof w);
-      ::close(r.fd);
-      int status = 0;
-      while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      if (got == sizeof w) {
-        out[r.index] = to_record(w);
-      } else {
-        out[r.index].ok = false;
-        out[r.index].error = WIFSIGNALED(status) ? "worker process killed by signal " + std::to_string(WTERMSIG(status))
-                                                 : "worker process ended without a result";
-      }
-      running.erase(running.begin() + static_cast<std::ptrdiff_t>(k));
-      if (on_done) on_done(r.index, out[r.index]);
-    }
-  }
+  run_forked<Wire>(
+      "mixture", n, jobs, [&](std::size_t i) { return run_one(cfgs[i]); },
+      [&](std::size_t i, const Wire* w, const std::string& failure) {
+        if (w) {
+          out[i] = to_record(*w);
+        } else {
+          out[i].ok = false;
+          out[i].error = failure;
+        }
+        if (on_done) on_done(i, out[i]);
+      });
   return out;
 }
 
