@@ -6,6 +6,7 @@
 #include "apps/bimodal.h"
 #include "apps/classifier.h"
 #include "apps/fid.h"
+#include "apps/fmnist.h"
 #include "apps/mixture.h"
 #include "apps/sweep.h"
 
@@ -23,6 +24,7 @@ const char* kUsage =
     "  sweep       the mixture benchmark: optimizers x SN x TTUR ratios x seeds, a table in docs/RESULTS.md\n"
     "  bimodal     the two-mode GAN of the nSGDA paper (Section 3): which modes SGDA / nSGDA learn\n"
     "  classifier  train the Fashion-MNIST CNN whose features FID uses; report its test accuracy\n"
+    "  fmnist      train an image GAN on Fashion-MNIST (dcgan, sngan, wgan-gp, progan); grids, checkpoints, FID\n"
     "  fid         FID between two image sets (IDX, PNG folder, samples file) on classifier features\n"
     "\n"
     "  nash --help         show this help\n"
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
   if (!std::strcmp(sub, "sweep")) return nash::apps::run_sweep_cli(argc, argv, 2);
   if (!std::strcmp(sub, "bimodal")) return nash::apps::run_bimodal(argc, argv, 2);
   if (!std::strcmp(sub, "classifier")) return nash::apps::run_classifier(argc, argv, 2);
+  if (!std::strcmp(sub, "fmnist")) return nash::apps::run_fmnist(argc, argv, 2);
   if (!std::strcmp(sub, "fid")) return nash::apps::run_fid(argc, argv, 2);
   std::cerr << "nash: unknown subcommand '" << sub << "' (see nash --help)\n";
   return nash::cli::kUsageExit;

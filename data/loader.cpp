@@ -73,6 +73,16 @@ void BatchLoader::start_epoch(int64_t e) {
   }
 }
 
+void BatchLoader::seek(int64_t batches) {
+  NASH_CHECK(batches >= 0, "BatchLoader::seek: batches must be >= 0, got ", batches);
+  const int64_t per = batches_per_epoch();
+  start_epoch(batches / per);
+  const int64_t k = batches % per;  // full batches only: every batch but an epoch's last is batch_size long
+  pos_ = k * opt_.batch_size;
+}
+
+int64_t BatchLoader::batches_taken() const { return (pos_ + opt_.batch_size - 1) / opt_.batch_size; }
+
 bool BatchLoader::next(Batch* out) {
   NASH_CHECK(out != nullptr, "BatchLoader::next: out is null");
   const int64_t left = n_ - pos_;

@@ -2,7 +2,10 @@
 #include "nash/nn/models.h"
 
 #include "nash/core/error.h"
+#include "nash/nn/equalized.h"
+#include "nash/nn/gan_layers.h"
 #include "nash/nn/init.h"
+#include "nash/nn/spectral_norm.h"
 
 namespace nash {
 namespace nn {
@@ -67,6 +70,54 @@ std::shared_ptr<Sequential> dcgan_discriminator(const DcganOptions& o) {
   d->push_back(std::make_shared<Conv2d>(ch, 1, 4, 1, 0, true));
   d->push_back(std::make_shared<Flatten>());
   dcgan_init(*d);
+  return d;
+}
+
+std::shared_ptr<Sequential> sngan_discriminator(const DcganOptions& o) {
+  const int64_t n = hidden_layers(o, "sngan_discriminator");
+  auto d = std::make_shared<Sequential>();
+  int64_t ch = o.channels, out = o.width;
+  for (int64_t i = 0; i < n; ++i, out *= 2) {
+    d->push_back(spectral_norm(std::make_shared<Conv2d>(ch, out, 4, 2, 1, true)));
+    d->push_back(std::make_shared<LeakyReLU>(0.1));
+    ch = out;
+  }
+  d->push_back(spectral_norm(std::make_shared<Conv2d>(ch, 1, 4, 1, 0, true)));
+  d->push_back(std::make_shared<Flatten>());
+  return d;
+}
+
+std::shared_ptr<Sequential> progan_generator(const DcganOptions& o) {
+  const int64_t n = hidden_layers(o, "progan_generator");
+  const EqualizedOptions act = EqualizedOptions().with_activation(0.2);
+  auto g = std::make_shared<Sequential>();
+  g->push_back(std::make_shared<Reshape>(Shape{o.z_dim, 1, 1}));
+  g->push_back(std::make_shared<PixelNorm>());
+  int64_t ch = o.width << (n - 1);
+  // 1x1 -> 4x4: fan-in z_dim * 16 gives c = sqrt(2) / (4 sqrt(z_dim)), ProGAN's dense first layer (gain sqrt(2)/4).
+  g->push_back(std::make_shared<EqualizedConvTranspose2d>(o.z_dim, ch, 4, 1, 0, 0, act));
+  g->push_back(std::make_shared<PixelNorm>());
+  for (int64_t i = 1; i < n; ++i, ch /= 2) {
+    g->push_back(std::make_shared<EqualizedConvTranspose2d>(ch, ch / 2, 4, 2, 1, 0, act));
+    g->push_back(std::make_shared<PixelNorm>());
+  }
+  g->push_back(std::make_shared<EqualizedConvTranspose2d>(ch, o.channels, 4, 2, 1, 0, EqualizedOptions().with_gain(1.0)));
+  return g;
+}
+
+std::shared_ptr<Sequential> progan_discriminator(const DcganOptions& o) {
+  const int64_t n = hidden_layers(o, "progan_discriminator");
+  const EqualizedOptions act = EqualizedOptions().with_activation(0.2);
+  auto d = std::make_shared<Sequential>();
+  int64_t ch = o.channels, out = o.width;
+  for (int64_t i = 0; i < n; ++i, out *= 2) {
+    d->push_back(std::make_shared<EqualizedConv2d>(ch, out, 4, 2, 1, act));
+    ch = out;
+  }
+  d->push_back(std::make_shared<MinibatchStdDev>(4));
+  d->push_back(std::make_shared<EqualizedConv2d>(ch + 1, ch, 3, 1, 1, act));
+  d->push_back(std::make_shared<EqualizedConv2d>(ch, 1, 4, 1, 0, EqualizedOptions().with_gain(1.0)));
+  d->push_back(std::make_shared<Flatten>());
   return d;
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 
 #include "nash/core/autograd.h"
 #include "nash/core/ops.h"
@@ -78,27 +79,89 @@ bool host_dense(const std::vector<Tensor>& ts) {
   return true;
 }
 
+// ‖g‖² over a player's gradients with one host synchronisation (the Skip policy's check before an update). An
+// overflow to inf counts as non-finite too: such a step would wreck the parameters all the same.
+double grad_sumsq(const std::vector<Tensor>& params) {
+  NoGradGuard ng;
+  Tensor acc;
+  for (const Tensor& p : params) {
+    const Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    Tensor s = sum(square(g));
+    acc = acc.defined() ? add(acc, s) : s;
+  }
+  return acc.defined() ? acc.item() : 0.0;
+}
+
 }  // namespace
 
-double GanTrainer::update(nn::Module& player, Optimizer& opt, Snapshot& snap, const Tensor& loss, double& grad_norm,
-                          double& update_norm, double& param_norm) {
+void GanTrainer::restore(const State& s) {
+  NASH_CHECK(s.steps >= 0 && s.skipped >= 0, "GanTrainer::restore: steps and skipped must be >= 0, got ", s.steps,
+             " and ", s.skipped);
+  NASH_CHECK(std::isfinite(s.g0) && std::isfinite(s.d0) && s.g0 >= 0 && s.d0 >= 0,
+             "GanTrainer::restore: the first gradient norms must be finite and >= 0, got G ", s.g0, ", D ", s.d0);
+  steps_ = s.steps;
+  g0_ = s.g0;
+  d0_ = s.d0;
+  skipped_ = s.skipped;
+}
+
+void GanTrainer::fail_nonfinite(char who, const char* what, double value) const {
+  const char* player = who == 'D' ? "discriminator" : "generator";
+  std::ostringstream os;
+  os << "GanTrainer: step " << steps_ << ": the " << player << "'s " << what << " is "
+     << (std::isnan(value) ? "NaN" : value > 0 ? "+inf" : "-inf");
+  if (std::string(what) == "loss")
+    os << "; its update was not applied (try a smaller learning rate, or skip such steps)";
+  else
+    os << " (seen by the update that has just been applied: the " << player
+       << "'s parameters are no longer usable; resume from the last checkpoint with a smaller learning rate)";
+  throw NonFiniteError(os.str(), steps_, who);
+}
+
+double GanTrainer::update(char who, nn::Module& player, Optimizer& opt, Snapshot& snap, const Tensor& loss,
+                          double& grad_norm, double& update_norm, double& param_norm, bool* applied) {
+  const bool skip = opt_.on_nonfinite == NonFinitePolicy::Skip;
+  *applied = false;
+  grad_norm = update_norm = param_norm = 0;
+  const double value = loss.item();
+  if (!std::isfinite(value)) {
+    if (!skip) fail_nonfinite(who, "loss", value);
+    return value;
+  }
   opt.zero_grad();
   loss.backward();
+  if (skip) {
+    const double gsq = grad_sumsq(player.parameters());
+    if (!std::isfinite(gsq)) {
+      opt.zero_grad();
+      grad_norm = gsq;
+      return value;
+    }
+  }
+  *applied = true;
   // Optimizers stepping through the multi-tensor kernels report their step's norms as they write the parameters
   // (set per step: an optimizer may serve several trainers); for the others a snapshot pass before the step and a
   // difference pass after it measure the same.
   if (opt.can_record_step_norms()) opt.record_step_norms(opt_.diagnostics);
   if (!opt_.diagnostics) {
     opt.step();
-    return loss.item();
+    return value;
   }
+  measure_step(player, opt, snap, grad_norm, update_norm, param_norm);
+  if (!skip && !std::isfinite(grad_norm)) fail_nonfinite(who, "gradient norm", grad_norm);
+  return value;
+}
+
+void GanTrainer::measure_step(nn::Module& player, Optimizer& opt, Snapshot& snap, double& grad_norm,
+                              double& update_norm, double& param_norm) {
   if (opt.can_record_step_norms()) {
     opt.step();
     const StepNorms* n = opt.last_step_norms();
     grad_norm = n ? n->grad_norm() : 0.0;
     param_norm = n ? n->param_norm() : 0.0;
     update_norm = n ? n->update_norm() : 0.0;
-    return loss.item();
+    return;
   }
   std::vector<Tensor> params = player.parameters(), grads;
   for (const Tensor& p : params) grads.push_back(p.grad());
@@ -134,7 +197,7 @@ double GanTrainer::update(nn::Module& player, Optimizer& opt, Snapshot& snap, co
     grad_norm = std::sqrt(gsq);
     param_norm = std::sqrt(psq);
     update_norm = std::sqrt(usq);
-    return loss.item();
+    return;
   }
   // Device tensors: the same quantities through nash ops.
   grad_norm = global_norm(grads);
@@ -149,7 +212,6 @@ double GanTrainer::update(nn::Module& player, Optimizer& opt, Snapshot& snap, co
   std::vector<Tensor> delta;
   for (std::size_t i = 0; i < params.size(); ++i) delta.push_back(sub(params[i].detach(), before[i]));
   update_norm = global_norm(delta);
-  return loss.item();
 }
 
 StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batch) {
@@ -175,13 +237,16 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
       s.penalty = penalty.item();
       loss = add(loss, penalty);
     }
-    s.d_loss = update(*d_, opt_d_, snap_d_, loss, s.grad_norm_d, s.update_norm_d, s.param_norm_d);
+    bool applied = false;
+    s.d_loss = update('D', *d_, opt_d_, snap_d_, loss, s.grad_norm_d, s.update_norm_d, s.param_norm_d, &applied);
+    if (!applied) ++s.skipped_d;
   }
   Tensor gl = nn::g_loss(opt_.loss, d_->forward(g_->forward(latent_batch())));
-  s.g_loss = update(*g_, opt_g_, snap_g_, gl, s.grad_norm_g, s.update_norm_g, s.param_norm_g);
+  bool applied = false;
+  s.g_loss = update('G', *g_, opt_g_, snap_g_, gl, s.grad_norm_g, s.update_norm_g, s.param_norm_g, &applied);
+  if (!applied) ++s.skipped_g;
+  skipped_ += s.skipped_d + s.skipped_g;
   d_->zero_grad();  // the G update also filled D's gradients; they are not used
-  NASH_CHECK(std::isfinite(s.d_loss) && std::isfinite(s.g_loss), "GanTrainer: step ", s.step,
-             " produced a non-finite loss (D ", s.d_loss, ", G ", s.g_loss, ")");
   if (opt_.diagnostics) {
     if (steps_ == 1) {
       g0_ = s.grad_norm_g;

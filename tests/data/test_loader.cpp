@@ -124,3 +124,36 @@ TEST(Loader, WithoutLabelsAndBadArguments) {
   o.drop_last = true;
   nash_test::expect_error([&] { BatchLoader(x, y, o); }, {"drop_last", "batch_size 6 > 5"});
 }
+
+TEST(Loader, SeekContinuesWhereAnUninterruptedRunWouldBe) {
+  nash::Tensor images, labels;
+  dataset(23, &images, &labels);
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.drop_last = true;
+  o.seed = 11;
+  // Reference: 12 batches in a row over epochs of 5 batches, starting each epoch when the last one runs dry.
+  BatchLoader a(images, labels, o);
+  std::vector<std::vector<int64_t>> seq;
+  Batch b;
+  while (seq.size() < 12) {
+    if (!a.next(&b)) {
+      a.start_epoch(a.epoch() + 1);
+      continue;
+    }
+    seq.push_back(b.indices);
+  }
+  for (int64_t k : {0, 3, 5, 7, 10}) {
+    BatchLoader c(images, labels, o);
+    c.seek(k);
+    for (std::size_t i = static_cast<std::size_t>(k); i < seq.size(); ++i) {
+      if (!c.next(&b)) {
+        c.start_epoch(c.epoch() + 1);
+        ASSERT_TRUE(c.next(&b));
+      }
+      EXPECT_EQ(b.indices, seq[i]) << "seek " << k << ", batch " << i;
+    }
+  }
+  BatchLoader c(images, labels, o);
+  EXPECT_THROW(c.seek(-1), nash::Error);
+}

@@ -209,3 +209,112 @@ TEST(GanTrainer, DISABLED_DiagnosticsCostIsReported) {  // run with --gtest_also
               s_off[s_off.size() / 2] * 1e6, s_on[s_on.size() / 2] * 1e6, extra * 1e6, 100 * extra / off);
   SUCCEED();
 }
+
+namespace {
+// Copies of every parameter's values, to compare before and after an update.
+std::vector<std::vector<float>> values(const nn::Module& m) {
+  std::vector<std::vector<float>> v;
+  for (const Tensor& p : m.parameters()) v.push_back(p.contiguous().to_vector<float>());
+  return v;
+}
+// A real batch that is NaN on the calls listed (1-based), finite otherwise.
+optim::GanTrainer::Sampler poisoned(std::vector<int> bad_calls) {
+  auto calls = std::make_shared<int>(0);
+  return [calls, bad_calls] {
+    const int k = ++*calls;
+    Tensor x = randn({16, 2}) * 0.3 + 1.0;
+    if (std::find(bad_calls.begin(), bad_calls.end(), k) != bad_calls.end()) x = x * NAN;
+    return x;
+  };
+}
+}  // namespace
+
+TEST(GanTrainer, NonFiniteLossStopsBeforeTheBadUpdateAndNamesIt) {
+  manual_seed(3);
+  auto g = mlp(4, 8, 2), d = mlp(2, 8, 1);
+  optim::AdamOptions ao;
+  ao.lr = 1e-3;
+  optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
+  optim::GanTrainer trainer(g, d, opt_g, opt_d);
+  const auto real = poisoned({2});
+  trainer.step(real, latent_sampler());
+  const auto d_before = values(*d), g_before = values(*g);
+  try {
+    trainer.step(real, latent_sampler());
+    FAIL() << "a NaN loss went through";
+  } catch (const optim::NonFiniteError& e) {
+    EXPECT_EQ(e.step, 2);
+    EXPECT_EQ(e.player, 'D');
+    const std::string m = e.what();
+    EXPECT_NE(m.find("step 2"), std::string::npos) << m;
+    EXPECT_NE(m.find("discriminator's loss is NaN"), std::string::npos) << m;
+  }
+  EXPECT_EQ(values(*d), d_before);  // the bad update was never applied
+  EXPECT_EQ(values(*g), g_before);
+  EXPECT_EQ(opt_d.step_count(), 1);
+}
+
+TEST(GanTrainer, SkipPolicyDropsBadUpdatesCountsThemAndGoesOn) {
+  manual_seed(4);
+  auto g = mlp(4, 8, 2), d = mlp(2, 8, 1);
+  optim::AdamOptions ao;
+  ao.lr = 1e-3;
+  optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
+  optim::GanTrainerOptions o;
+  o.n_dis = 2;
+  o.on_nonfinite = optim::NonFinitePolicy::Skip;
+  optim::GanTrainer trainer(g, d, opt_g, opt_d, o);
+  const auto real = poisoned({3, 4});  // both D updates of step 2
+  trainer.step(real, latent_sampler());
+  const auto d_before = values(*d);
+  optim::StepStats s = trainer.step(real, latent_sampler());
+  EXPECT_EQ(s.skipped_d, 2);
+  EXPECT_EQ(s.skipped_g, 0);
+  EXPECT_EQ(values(*d), d_before);
+  EXPECT_EQ(opt_d.step_count(), 2);  // the two updates of step 1 only
+  EXPECT_EQ(opt_g.step_count(), 2);
+  s = trainer.step(real, latent_sampler());
+  EXPECT_EQ(s.skipped_d, 0);
+  EXPECT_EQ(trainer.skipped_updates(), 2);
+  EXPECT_EQ(opt_d.step_count(), 4);
+  for (const auto& v : values(*d))
+    for (float x : v) ASSERT_TRUE(std::isfinite(x));
+}
+
+TEST(GanTrainer, SkipPolicyCatchesAnInfiniteGradientBehindAFiniteLoss) {
+  manual_seed(6);
+  auto g = mlp(4, 8, 2), d = mlp(2, 8, 1);
+  optim::SGDOptions so;
+  so.lr = 0.01;
+  optim::SGD opt_g(g->parameters(), so), opt_d(d->parameters(), so);
+  optim::GanTrainerOptions o;
+  o.on_nonfinite = optim::NonFinitePolicy::Skip;
+  optim::GanTrainer trainer(g, d, opt_g, opt_d, o);
+  // Inputs of 1e30 keep the NS loss finite (it saturates) while D's first-layer gradient overflows.
+  const optim::GanTrainer::Sampler huge = [] { return randn({16, 2}) * 1e30f; };
+  const auto d_before = values(*d);
+  optim::StepStats s = trainer.step(huge, latent_sampler());
+  ASSERT_TRUE(std::isfinite(s.d_loss)) << "the test needs a finite loss";
+  EXPECT_EQ(s.skipped_d, 1) << "D loss " << s.d_loss << ", grad norm " << s.grad_norm_d;
+  EXPECT_EQ(values(*d), d_before);
+}
+
+TEST(GanTrainer, RestoreContinuesTheStepCountAndTheGradRatio) {
+  manual_seed(8);
+  auto g = mlp(4, 8, 2), d = mlp(2, 8, 1);
+  optim::SGDOptions so;
+  so.lr = 0.01;
+  optim::SGD opt_g(g->parameters(), so), opt_d(d->parameters(), so);
+  optim::GanTrainer a(g, d, opt_g, opt_d);
+  a.step(real_sampler(), latent_sampler());
+  optim::GanTrainer b(g, d, opt_g, opt_d);
+  b.restore(a.state());
+  EXPECT_EQ(b.steps_done(), 1);
+  manual_seed(9);
+  optim::StepStats sb = b.step(real_sampler(), latent_sampler());
+  EXPECT_EQ(sb.step, 2);
+  EXPECT_NE(sb.grad_ratio, 2.0);  // measured against step 1's norms, not its own
+  optim::GanTrainer::State bad;
+  bad.g0 = NAN;
+  EXPECT_THROW(b.restore(bad), Error);
+}

@@ -36,6 +36,12 @@ class BatchLoader {
   void start_epoch(int64_t e);
   // The next batch of the current epoch into *out; false when the epoch is exhausted (then call start_epoch).
   bool next(Batch* out);
+  // Continues a run after `batches` batches in all (from epoch 0): starts the epoch they end in and skips that
+  // epoch's batches already taken, without gathering them. A resumed run then sees the batches an uninterrupted
+  // one would.
+  void seek(int64_t batches);
+  // Batches taken from the current epoch so far.
+  int64_t batches_taken() const;
   // The whole order of the current epoch (for tests).
   const std::vector<int64_t>& order() const { return order_; }
 

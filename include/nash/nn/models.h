@@ -22,6 +22,20 @@ struct DcganOptions {
 std::shared_ptr<Sequential> dcgan_generator(const DcganOptions& o = {});
 // D: (N, channels, image_size, image_size) -> (N, 1) logits (no sigmoid; the losses take logits).
 std::shared_ptr<Sequential> dcgan_discriminator(const DcganOptions& o = {});
+// SN-GAN's discriminator in DCGAN's shape (Miyato et al.): the same strided 4x4 convs, every conv wrapped in
+// spectral normalization, no batch norm, LeakyReLU(0.1), biases, PyTorch's default initialisation. Use it with the
+// hinge loss and DCGAN's generator. d_batch_norm is ignored.
+std::shared_ptr<Sequential> sngan_discriminator(const DcganOptions& o = {});
+
+// A ProGAN-style pair at a fixed resolution (Karras et al.'s layers without the progressive growing): every
+// conv/linear an equalized-learning-rate layer (weights N(0, 1), scaled at run time by He's constant), leaky ReLU
+// 0.2 with gain sqrt(2). G: pixel-normed latent, 4x4 transposed conv, then DCGAN's 4x4 stride-2 transposed convs,
+// each followed by pixel norm; a linear (gain 1) output layer without tanh. D: DCGAN's strided convs, minibatch
+// standard deviation (group 4) before a 3x3 conv, then a 4x4 conv to one score. Both have DCGAN's cost.
+// d_batch_norm is ignored.
+std::shared_ptr<Sequential> progan_generator(const DcganOptions& o = {});
+std::shared_ptr<Sequential> progan_discriminator(const DcganOptions& o = {});
+
 // Multiply-adds x 2 of one forward pass of each network for a batch (conv and linear layers only).
 double dcgan_generator_flops(const DcganOptions& o, int64_t batch);
 double dcgan_discriminator_flops(const DcganOptions& o, int64_t batch);

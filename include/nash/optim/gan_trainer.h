@@ -8,12 +8,26 @@
 #include <string>
 #include <vector>
 
+#include "nash/core/error.h"
 #include "nash/nn/losses.h"
 #include "nash/nn/module.h"
 #include "nash/optim/optimizer.h"
 
 namespace nash {
 namespace optim {
+
+// What a step does when a loss or a gradient norm is NaN or infinite: Stop throws NonFiniteError before the bad
+// update is applied when the loss is bad (and right after it when only the gradient is, which the step kernels see);
+// Skip drops that player's update (no parameter or optimizer state changes), counts it and goes on.
+enum class NonFinitePolicy { Stop, Skip };
+
+// A loss or gradient that became NaN/Inf (Stop policy). The message names the step, the player and the quantity.
+class NonFiniteError : public Error {
+ public:
+  NonFiniteError(const std::string& what, int64_t step, char player) : Error(what), step(step), player(player) {}
+  int64_t step;
+  char player;  // 'D' or 'G'
+};
 
 struct GanTrainerOptions {
   nn::GanLoss loss = nn::GanLoss::NonSaturating;
@@ -22,6 +36,7 @@ struct GanTrainerOptions {
   double r1_gamma = 0.0;     // R1 weight (0: off)
   bool diagnostics = true;   // gradient norms, update norms and ratios (inside the optimizers' step kernels when
                              // they support it, else a snapshot pass before each update and one after)
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::Stop;
   std::string log_path;      // CSV of every step's StepStats (empty: no file); per-layer norms of balanced
                              // optimizers go to <log_path>.layers.csv (step, player, group, grad_norm, oracle_norm)
 };
@@ -38,6 +53,7 @@ struct StepStats {
   double update_ratio = 0;                     // update_norm_g / update_norm_d: near 1 when the players are balanced
   double grad_ratio = 0;                       // ‖g_G‖/‖g_G⁽⁰⁾‖ + ‖g_D‖/‖g_D⁽⁰⁾‖ (Fig. 1b's convergence measure)
   double seconds = 0;                          // wall time of the step
+  int64_t skipped_d = 0, skipped_g = 0;        // updates dropped for a non-finite loss or gradient (Skip policy)
   // Per group (layer) of a balanced optimizer (FusedOptimizer: LREQAdam, NSGDA, Ada-nSGDA, AdaDir): ‖g‖ and the
   // Adam oracle's ‖A‖ (Dissecting... Fig. 2b/c); empty for other optimizers.
   std::vector<double> layer_grad_norms_d, layer_grad_norms_g, layer_oracle_norms_d, layer_oracle_norms_g;
@@ -52,6 +68,18 @@ class GanTrainer {
   // Runs n_dis discriminator updates (each on a fresh real batch and latent batch) and one generator update.
   StepStats step(const Sampler& real_batch, const Sampler& latent_batch);
   int64_t steps_done() const { return steps_; }
+  // Updates dropped so far under NonFinitePolicy::Skip (D and G together).
+  int64_t skipped_updates() const { return skipped_; }
+
+  // What a checkpoint needs to continue a run exactly: the step counter, the first gradient norms (grad_ratio's
+  // reference) and the skip count.
+  struct State {
+    int64_t steps = 0;
+    double g0 = 0, d0 = 0;
+    int64_t skipped = 0;
+  };
+  State state() const { return {steps_, g0_, d0_, skipped_}; }
+  void restore(const State& s);
   const GanTrainerOptions& options() const { return opt_; }
 
  private:
@@ -59,8 +87,13 @@ class GanTrainer {
   struct Snapshot {
     std::vector<unsigned char> bytes;  // each parameter's values in its own dtype, back to back
   };
-  double update(nn::Module& player, Optimizer& opt, Snapshot& snap, const Tensor& loss, double& grad_norm,
-                double& update_norm, double& param_norm);
+  // One player's update from its loss; returns the loss value. false in *applied when the update was skipped.
+  double update(char who, nn::Module& player, Optimizer& opt, Snapshot& snap, const Tensor& loss, double& grad_norm,
+                double& update_norm, double& param_norm, bool* applied);
+  // The step with the norms the diagnostics want (from the step kernels, or snapshot passes around the step).
+  void measure_step(nn::Module& player, Optimizer& opt, Snapshot& snap, double& grad_norm, double& update_norm,
+                    double& param_norm);
+  [[noreturn]] void fail_nonfinite(char who, const char* what, double value) const;
   void log(const StepStats& s);
 
   Snapshot snap_g_, snap_d_;
@@ -69,6 +102,7 @@ class GanTrainer {
   GanTrainerOptions opt_;
   int64_t steps_ = 0;
   double g0_ = 0, d0_ = 0;  // first gradient norms, for grad_ratio
+  int64_t skipped_ = 0;
   std::ofstream log_, layer_log_;
 };
 

@@ -1,0 +1,112 @@
+// `nash fmnist`: image GANs on Fashion-MNIST (DCGAN, SN-GAN with the hinge loss, WGAN-GP, a ProGAN-style
+// equalized-LR pair) with sample grids, a metrics CSV, checkpoints and exact resume, and FID on the Fashion-MNIST
+// classifier's features. A library function (tests, batch runs) and a subcommand.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "apps/cli.h"
+#include "nash/optim/gan_trainer.h"
+
+namespace nash {
+namespace apps {
+
+enum class FmnistArch { DCGAN, SNGAN, WganGP, ProGAN };
+enum class FmnistOptimizer { Default, Adam, SGDA, NSGDA, AdaNSGDA, AdaDir, LREQAdam };
+enum class FmnistPreset { Quick, Full };
+
+// Command-line names ("dcgan", "wgan-gp", "ada-nsgda", "quick", ...) and back; parse_* throw nash::Error listing the
+// choices.
+const char* fmnist_name(FmnistArch a);
+const char* fmnist_name(FmnistOptimizer o);
+const char* fmnist_name(FmnistPreset p);
+FmnistArch parse_fmnist_arch(const std::string& name);
+FmnistOptimizer parse_fmnist_optimizer(const std::string& name);
+FmnistPreset parse_fmnist_preset(const std::string& name);
+
+// Every field left at 0 (or Default, or a negative beta) takes the architecture's and the preset's value in
+// resolved(); the table is in `nash fmnist --help` and docs/RESULTS.md.
+struct FmnistConfig {
+  FmnistArch arch = FmnistArch::DCGAN;
+  FmnistPreset preset = FmnistPreset::Quick;
+  FmnistOptimizer opt_d = FmnistOptimizer::Default;  // Default: Adam (the architecture's betas)
+  FmnistOptimizer opt_g = FmnistOptimizer::Default;
+  int64_t steps = 0;      // generator updates in all (a resumed run continues up to this step)
+  int64_t n_dis = 0;      // D updates per G update (wgan-gp: 5, else 1)
+  int64_t batch = 0;      // quick and full: 64
+  int64_t width = 0;      // channels of D's first conv and G's last hidden layer (quick 32, full 64)
+  int64_t z_dim = 0;      // 100 (progan 128)
+  double lr_g = 0;        // the optimizer's default for the architecture
+  double lr_d = 0;        // lr_g * ttur
+  double ttur = 0;        // lr_d / lr_g when lr_d is not given (0: 1)
+  double beta1 = -1, beta2 = -1;  // Adam's (and the Adam oracle's of ada-nsgda/adadir); < 0: the architecture's
+  double gp_lambda = -1;  // wgan-gp and progan: 10
+  uint64_t seed = 0;
+  std::string device = "auto";  // cpu, cuda, cuda:N, auto
+  std::string data_dir;         // empty: Debian's /usr/share/datasets/fashion-mnist
+  int64_t limit = 0;            // > 0: train on the first `limit` training images only (tests, smoke runs)
+  std::string out_dir = "out/fmnist";  // empty: write no files (and no checkpoints)
+  std::string fid_net = "out/fmnist-classifier.safetensors";  // empty or missing file: no FID
+  int64_t fid_samples = 0;      // generated images per FID (quick 5000, full 10000); real: the 10000 test images
+  int64_t fid_every = 0;        // FID every N steps besides the final one (0: the preset's; < 0: final only)
+  int64_t sample_every = 0;     // a sample grid every N steps (0: the preset's)
+  int64_t checkpoint_every = 0; // a checkpoint every N steps besides the one at exit (0: the preset's)
+  int64_t log_every = 0;        // rows of metrics.csv (0: the preset's)
+  std::string resume;           // a checkpoint of an earlier run with the same model flags
+  optim::NonFinitePolicy on_nonfinite = optim::NonFinitePolicy::Stop;
+  int threads = 0;              // CPU threads (0: the process default)
+  bool quiet = false;           // no progress and no summary on stdout
+  bool plots = true;            // training.png
+  bool handle_signals = false;  // SIGINT/SIGTERM: checkpoint and stop (the subcommand sets it)
+  int64_t interrupt_after = 0;  // > 0: stop as a signal would after this step (tests)
+
+  // Defaults filled in, every value checked (nash::Error naming the field and the value).
+  FmnistConfig resolved() const;
+};
+
+// The values an fmnist checkpoint records and a resumed run must share (arch, width, z_dim, batch, n_dis,
+// optimizers, learning rates, betas, gp_lambda, seed, limit), as strings.
+std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& resolved);
+// A config whose model flags come from a checkpoint's metadata (the subcommand's defaults when --resume is given;
+// flags given on the command line then override). Errors name the file and a missing or bad key.
+FmnistConfig fmnist_config_from_checkpoint(const std::string& path);
+
+struct FmnistLogRow {
+  int64_t step = 0;
+  double d_loss = 0, g_loss = 0, penalty = 0;
+  double grad_norm_d = 0, grad_norm_g = 0, update_norm_d = 0, update_norm_g = 0, update_ratio = 0;
+  int64_t skipped = 0;     // updates skipped for non-finite values in these steps
+  double step_seconds = 0; // mean wall time of one step
+};
+
+struct FmnistResult {
+  FmnistConfig config;  // resolved
+  std::vector<FmnistLogRow> log;                    // the whole run's rows, earlier runs' included when resumed
+  std::vector<std::pair<int64_t, double>> fid_log;  // (step, FID) of every evaluation
+  double fid = -1;              // the final FID (< 0: not computed: no feature network, or interrupted)
+  int64_t start_step = 0;       // steps done before this run (resumed)
+  int64_t steps_done = 0;
+  int64_t skipped = 0;
+  bool interrupted = false;
+  double train_seconds = 0;     // training steps only (sampling, FID and checkpoints excluded)
+  double wall_seconds = 0;
+  std::string device;
+  std::string checkpoint;       // the last checkpoint written ("" when none)
+  std::string fid_note;         // why there is no FID, when there is none
+};
+
+// Trains (or resumes) and evaluates. Throws nash::Error for a bad config, missing data, a checkpoint that does not
+// match, or divergence (NonFiniteError under the Stop policy: the last checkpoint is left as it was);
+// cli::OutputError for an output directory that cannot be written. Writes to cfg.out_dir: samples/step_NNNNNN.png,
+// samples.png (the latest grid), metrics.csv, fid.csv, training.png, summary.json and checkpoint.safetensors.
+FmnistResult train_fmnist(const FmnistConfig& cfg);
+
+// The subcommand: exit 0 ok, 1 runtime failure (divergence, bad data or checkpoint), 2 bad flags or an unwritable
+// output directory, 130 stopped by SIGINT/SIGTERM after saving a checkpoint.
+int run_fmnist(int argc, const char* const* argv, int first = 2);
+
+}  // namespace apps
+}  // namespace nash

@@ -1,0 +1,279 @@
+// Tests for `nash fmnist`: the config table, a two-step run of each architecture on a small IDX stand-in with its
+// outputs, exact resume after an interruption, checkpoint mismatches, the FID path and the subcommand's exit codes.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/classifier.h"
+#include "apps/fmnist.h"
+#include "idx_fixture.h"
+#include "nash/io/png.h"
+#include "nash/io/safetensors.h"
+#include "support.h"
+
+namespace fs = std::filesystem;
+using namespace nash;
+using apps::FmnistArch;
+using apps::FmnistConfig;
+using apps::FmnistOptimizer;
+using nash_test::expect_error;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("nash_test_fmnist_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// A data folder shared by the tests of this file: 96 training and 40 test images.
+const fs::path& data_dir() {
+  static const fs::path d = [] {
+    fs::path p = temp_dir("data");
+    nash_test::write_split(p, "train", 96, 3);
+    nash_test::write_split(p, "t10k", 40, 4);
+    return p;
+  }();
+  return d;
+}
+
+// A tiny, fast config: width 4, batch 8, no FID.
+FmnistConfig tiny(FmnistArch arch, const fs::path& out, int64_t steps) {
+  FmnistConfig c;
+  c.arch = arch;
+  c.width = 4;
+  c.batch = 8;
+  c.z_dim = 8;
+  c.steps = steps;
+  c.device = "cpu";
+  c.data_dir = data_dir().string();
+  c.out_dir = out.string();
+  c.fid_net = "";
+  c.quiet = true;
+  c.plots = true;
+  c.log_every = 1;
+  c.sample_every = 1000;
+  c.checkpoint_every = 1000;
+  c.threads = 1;
+  return c;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Every tensor of a checkpoint file, by name, as float values.
+std::map<std::string, std::vector<float>> checkpoint_values(const fs::path& p) {
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& kv : io::load_safetensors(p.string()).tensors)
+    if (kv.second.dtype() == DType::Float32) out[kv.first] = kv.second.contiguous().to_vector<float>();
+  return out;
+}
+
+// metrics.csv's rows without the timing column (the last one).
+std::vector<std::string> metrics_rows(const fs::path& p) {
+  std::vector<std::string> rows;
+  std::istringstream s(read_file(p));
+  std::string line;
+  while (std::getline(s, line)) rows.push_back(line.substr(0, line.rfind(',')));
+  return rows;
+}
+
+int run(std::vector<std::string> args, std::string* err) {
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  testing::internal::CaptureStderr();
+  testing::internal::CaptureStdout();
+  const int rc = apps::run_fmnist(static_cast<int>(argv.size()), argv.data(), 2);
+  testing::internal::GetCapturedStdout();
+  *err = testing::internal::GetCapturedStderr();
+  return rc;
+}
+
+}  // namespace
+
+TEST(FmnistApp, ConfigTableFillsEachArchitecturesDefaults) {
+  FmnistConfig c;
+  c.arch = FmnistArch::WganGP;
+  FmnistConfig r = c.resolved();
+  EXPECT_EQ(r.n_dis, 5);
+  EXPECT_DOUBLE_EQ(r.beta2, 0.9);
+  EXPECT_DOUBLE_EQ(r.gp_lambda, 10);
+  EXPECT_EQ(r.width, 32);
+  EXPECT_EQ(r.opt_d, FmnistOptimizer::Adam);
+  c.arch = FmnistArch::ProGAN;
+  c.ttur = 4;
+  r = c.resolved();
+  EXPECT_EQ(r.n_dis, 1);
+  EXPECT_DOUBLE_EQ(r.beta1, 0.0);
+  EXPECT_DOUBLE_EQ(r.lr_d, 4 * r.lr_g);
+  EXPECT_EQ(r.z_dim, 128);
+  c = FmnistConfig();
+  c.preset = apps::FmnistPreset::Full;
+  r = c.resolved();
+  EXPECT_EQ(r.width, 64);
+  EXPECT_EQ(r.steps, 20000);
+  EXPECT_EQ(r.fid_samples, 10000);
+  // Bad values name the field.
+  for (auto bad : std::vector<std::function<void(FmnistConfig&)>>{
+           [](FmnistConfig& x) { x.batch = 1; }, [](FmnistConfig& x) { x.lr_g = NAN; },
+           [](FmnistConfig& x) { x.ttur = -1; }, [](FmnistConfig& x) { x.n_dis = 101; },
+           [](FmnistConfig& x) { x.beta2 = 1.0; }}) {
+    FmnistConfig x;
+    bad(x);
+    EXPECT_THROW(x.resolved(), Error);
+  }
+  EXPECT_THROW(apps::parse_fmnist_arch("stylegan"), Error);
+  EXPECT_EQ(apps::parse_fmnist_optimizer("ada-nsgda"), FmnistOptimizer::AdaNSGDA);
+}
+
+TEST(FmnistApp, EveryArchitectureTrainsTwoStepsAndWritesItsOutputs) {
+  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP, FmnistArch::ProGAN}) {
+    SCOPED_TRACE(apps::fmnist_name(arch));
+    const fs::path out = temp_dir(std::string("two_") + apps::fmnist_name(arch));
+    const apps::FmnistResult r = apps::train_fmnist(tiny(arch, out, 2));
+    EXPECT_EQ(r.steps_done, 2);
+    ASSERT_EQ(r.log.size(), 2u);
+    for (const auto& row : r.log) {
+      EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss));
+      EXPECT_GT(row.grad_norm_d, 0);
+      EXPECT_GT(row.update_norm_g, 0);
+    }
+    if (arch == FmnistArch::WganGP || arch == FmnistArch::ProGAN) EXPECT_GT(r.log[0].penalty, 0);
+    EXPECT_LT(r.fid, 0);
+    EXPECT_NE(r.fid_note.find("no FID"), std::string::npos);
+    for (const char* f : {"metrics.csv", "summary.json", "checkpoint.safetensors", "samples.png", "training.png"})
+      EXPECT_TRUE(fs::exists(out / f)) << f;
+    const io::Image grid = io::read_png((out / "samples.png").string());
+    EXPECT_EQ(grid.width, (8 * 34 + 2) * 2);
+    EXPECT_EQ(grid.height, (8 * 34 + 2) * 2);
+    EXPECT_EQ(metrics_rows(out / "metrics.csv").size(), 3u);
+    EXPECT_NE(read_file(out / "summary.json").find(std::string("\"arch\": \"") + apps::fmnist_name(arch)),
+              std::string::npos);
+    fs::remove_all(out);
+  }
+}
+
+TEST(FmnistApp, ResumeAfterAnInterruptionMatchesAnUninterruptedRun) {
+  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP, FmnistArch::ProGAN}) {
+    SCOPED_TRACE(apps::fmnist_name(arch));
+    const fs::path a = temp_dir("whole"), b = temp_dir("parts");
+    FmnistConfig ca = tiny(arch, a, 5);
+    ca.limit = 20;  // 2 batches per epoch: the interruption falls inside an epoch, the runs cross several
+    if (arch == FmnistArch::WganGP) ca.n_dis = 2;
+    apps::train_fmnist(ca);
+    FmnistConfig cb = ca;
+    cb.out_dir = b.string();
+    cb.interrupt_after = 3;  // as if Ctrl-C arrived during step 3
+    const apps::FmnistResult first = apps::train_fmnist(cb);
+    EXPECT_TRUE(first.interrupted);
+    EXPECT_EQ(first.steps_done, 3);
+    cb.interrupt_after = 0;
+    cb.resume = (b / "checkpoint.safetensors").string();
+    const apps::FmnistResult second = apps::train_fmnist(cb);
+    EXPECT_FALSE(second.interrupted);
+    EXPECT_EQ(second.start_step, 3);
+    EXPECT_EQ(second.steps_done, 5);
+    const auto wa = checkpoint_values(a / "checkpoint.safetensors"), wb = checkpoint_values(b / "checkpoint.safetensors");
+    ASSERT_EQ(wa.size(), wb.size());
+    for (const auto& kv : wa) EXPECT_EQ(kv.second, wb.at(kv.first)) << kv.first;  // bit for bit
+    EXPECT_EQ(metrics_rows(a / "metrics.csv"), metrics_rows(b / "metrics.csv"));
+    fs::remove_all(a);
+    fs::remove_all(b);
+  }
+}
+
+TEST(FmnistApp, ACheckpointOfOtherModelFlagsIsRefusedByName) {
+  const fs::path out = temp_dir("mismatch");
+  apps::train_fmnist(tiny(FmnistArch::DCGAN, out, 1));
+  const std::string ck = (out / "checkpoint.safetensors").string();
+  const std::string before = read_file(ck);
+  FmnistConfig c = tiny(FmnistArch::SNGAN, out, 2);
+  c.resume = ck;
+  expect_error([&] { apps::train_fmnist(c); }, {"arch", "dcgan", "sngan"});
+  c = tiny(FmnistArch::DCGAN, out, 2);
+  c.width = 6;
+  c.resume = ck;
+  expect_error([&] { apps::train_fmnist(c); }, {"width", "4", "6"});
+  EXPECT_EQ(read_file(ck), before);  // the refused runs left the checkpoint alone
+  // The config a checkpoint implies, and a file that is not one.
+  FmnistConfig from = apps::fmnist_config_from_checkpoint(ck);
+  EXPECT_EQ(from.arch, FmnistArch::DCGAN);
+  EXPECT_EQ(from.width, 4);
+  EXPECT_EQ(from.steps, 1);
+  std::ofstream(out / "junk.safetensors") << "not a checkpoint";
+  EXPECT_THROW(apps::fmnist_config_from_checkpoint((out / "junk.safetensors").string()), Error);
+  fs::remove_all(out);
+}
+
+TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
+  const fs::path out = temp_dir("fid");
+  apps::ClassifierConfig cc;
+  cc.data_dir = data_dir().string();
+  cc.out = (out / "net.safetensors").string();
+  cc.epochs = 1;
+  cc.batch = 32;
+  cc.feature_dim = 16;  // the stand-in's 40 test images need a feature dimension below 40
+  cc.device = "cpu";
+  cc.quiet = true;
+  cc.threads = 1;
+  apps::train_classifier(cc);
+  FmnistConfig c = tiny(FmnistArch::DCGAN, out / "run", 2);
+  c.fid_net = cc.out;
+  c.fid_samples = 24;
+  c.fid_every = 1;
+  const apps::FmnistResult r = apps::train_fmnist(c);
+  ASSERT_EQ(r.fid_log.size(), 2u);  // after step 1 and the final one
+  EXPECT_TRUE(std::isfinite(r.fid) && r.fid > 0);
+  EXPECT_EQ(r.fid_log.back().second, r.fid);
+  EXPECT_TRUE(fs::exists(out / "run" / "fid.csv"));
+  fs::remove_all(out);
+}
+
+TEST(FmnistApp, SubcommandExitCodes) {
+  std::string err;
+  EXPECT_EQ(run({"nash", "fmnist", "--arch", "stylegan"}, &err), 2);
+  EXPECT_NE(err.find("--arch"), std::string::npos) << err;
+  EXPECT_EQ(run({"nash", "fmnist", "--on-nonfinite", "ignore"}, &err), 2);
+  EXPECT_NE(err.find("--on-nonfinite"), std::string::npos) << err;
+  EXPECT_EQ(run({"nash", "fmnist", "--lr-g", "nan"}, &err), 2);
+  EXPECT_EQ(run({"nash", "fmnist", "--batch", "1"}, &err), 2);
+  EXPECT_NE(err.find("batch"), std::string::npos) << err;
+  EXPECT_EQ(run({"nash", "fmnist", "--device", "tpu"}, &err), 2);
+  EXPECT_EQ(run({"nash", "fmnist", "--resume", "/nonexistent/ck.safetensors"}, &err), 1);
+  EXPECT_NE(err.find("/nonexistent/ck.safetensors"), std::string::npos) << err;
+  EXPECT_EQ(run({"nash", "fmnist", "--data", "/nonexistent-data", "--out", "", "--steps", "1"}, &err), 1);
+  EXPECT_NE(err.find("/nonexistent-data"), std::string::npos) << err;
+  const fs::path out = temp_dir("cli");
+  const fs::path file = out / "a-file";
+  std::ofstream(file) << "x";
+  EXPECT_EQ(run({"nash", "fmnist", "--out", (file / "sub").string(), "--data", data_dir().string()}, &err), 2);
+  const fs::path good = out / "ok";
+  EXPECT_EQ(run({"nash", "fmnist", "--steps", "1", "--width", "4", "--batch", "8", "--z-dim", "8", "--device", "cpu",
+                 "--data", data_dir().string(), "--out", good.string(), "--fid-net", "", "--quiet"},
+                &err),
+            0)
+      << err;
+  EXPECT_TRUE(fs::exists(good / "checkpoint.safetensors"));
+  // --resume takes the model flags from the checkpoint: only --steps is given.
+  EXPECT_EQ(run({"nash", "fmnist", "--resume", (good / "checkpoint.safetensors").string(), "--steps", "2", "--device",
+                 "cpu", "--data", data_dir().string(), "--out", good.string(), "--fid-net", "", "--quiet"},
+                &err),
+            0)
+      << err;
+  EXPECT_EQ(apps::fmnist_config_from_checkpoint((good / "checkpoint.safetensors").string()).steps, 2);
+  fs::remove_all(out);
+}
