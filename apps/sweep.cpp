@@ -418,6 +418,14 @@ int run_sweep_cli(int argc, const char* const* argv, int first) {
         return cli::kUsageExit;
       }
     }
+    if (!s.out_dir.empty()) {
+      try {
+        cli::prepare_output_dir(s.out_dir);  // every run writes below it: fail now, not once per run
+      } catch (const cli::OutputError& e) {
+        std::cerr << name << ": " << e.what() << '\n';
+        return cli::kUsageExit;
+      }
+    }
     const std::vector<MixtureConfig> runs = sweep_runs(s);
     if (!quiet)
       std::cout << name << ": " << runs.size() << " runs (" << runs.size() / static_cast<std::size_t>(s.seeds)

@@ -74,6 +74,14 @@ void load_checkpoint(const std::string& path, Checkpoint& ckpt) {
       NASH_CHECK(kv.first.rfind(prefix + ".", 0) != 0 || used.count(kv.first), "checkpoint ", path, " has tensor '",
                  kv.first, "' (", shape_str(kv.second.shape()), ") that the model lacks");
   }
+  // The metadata too: a file that fails here must leave the model and optimizers as they were.
+  auto meta = [&](const char* key) {
+    auto it = f.metadata.find(key);
+    NASH_CHECK(it != f.metadata.end(), "checkpoint ", path, " lacks metadata '", key, "'");
+    return parse_u64(path, key, it->second);
+  };
+  const uint64_t seed = meta("rng.seed"), offset = meta("rng.offset");
+  const int64_t step = static_cast<int64_t>(meta("step"));
   // 2. Optimizer state; each optimizer validates its own keys. On failure, earlier ones are rolled back.
   std::vector<std::pair<optim::Optimizer*, std::map<std::string, Tensor>>> previous;
   try {
@@ -95,17 +103,11 @@ void load_checkpoint(const std::string& path, Checkpoint& ckpt) {
     NoGradGuard ng;
     for (auto& [dst, src] : assign) dst.copy_(*src);
   }
-  auto meta = [&](const char* key) {
-    auto it = f.metadata.find(key);
-    NASH_CHECK(it != f.metadata.end(), "checkpoint ", path, " lacks metadata '", key, "'");
-    return parse_u64(path, key, it->second);
-  };
-  const uint64_t seed = meta("rng.seed"), offset = meta("rng.offset");
   if (ckpt.restore_rng) {
     default_generator().set_seed(seed);
     default_generator().set_offset(offset);
   }
-  ckpt.step = static_cast<int64_t>(meta("step"));
+  ckpt.step = step;
   ckpt.metadata = f.metadata;
 }
 

@@ -26,6 +26,7 @@
 #include "apps/fid.h"
 #include "apps/mixture.h"
 #include "apps/sweep.h"
+#include "apps/fmnist.h"
 #include "nash/data/idx.h"
 #include "nash/io/png.h"
 #include "nash/io/safetensors.h"
@@ -507,6 +508,16 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"classifier", "--max-steps", K::Int, true},  {"classifier", "--threads", K::Int, true},
       {"fid", "--limit", K::Int, true},             {"fid", "--batch", K::Int, false},
       {"fid", "--threads", K::Int, true},
+      {"fmnist", "--steps", K::Int, true},          {"fmnist", "--n-dis", K::Int, true},
+      {"fmnist", "--batch", K::Int, true},          {"fmnist", "--width", K::Int, true},
+      {"fmnist", "--z-dim", K::Int, true},          {"fmnist", "--lr-g", K::Real, true},
+      {"fmnist", "--lr-d", K::Real, true},          {"fmnist", "--ttur", K::Real, true},
+      {"fmnist", "--beta1", K::Real, true},         {"fmnist", "--beta2", K::Real, true},
+      {"fmnist", "--gp", K::Real, true},            {"fmnist", "--seed", K::Int, true},
+      {"fmnist", "--limit", K::Int, true},          {"fmnist", "--fid-samples", K::Int, true},
+      {"fmnist", "--fid-every", K::Int, true},      {"fmnist", "--sample-every", K::Int, true},
+      {"fmnist", "--checkpoint-every", K::Int, true}, {"fmnist", "--log-every", K::Int, true},
+      {"fmnist", "--threads", K::Int, true},
   };
   return t;
 }
@@ -517,6 +528,7 @@ RunFn run_fn(const std::string& sub) {
   if (sub == "bimodal") return apps::run_bimodal;
   if (sub == "classifier") return apps::run_classifier;
   if (sub == "fid") return apps::run_fid;
+  if (sub == "fmnist") return apps::run_fmnist;
   return nullptr;
 }
 
@@ -590,7 +602,7 @@ TEST(BadInput, EveryNumericFlagRejectsMissingAndOutOfRangeValues) {
 // The table above must list every INT and X flag each subcommand's --help shows, so a new numeric flag is covered.
 TEST(BadInput, NumericFlagTableCoversEveryHelpFlag) {
   const std::regex line(R"(^  (--[a-z0-9-]+) (INT|X) )");
-  for (const char* sub : {"mixture", "sweep", "bimodal", "classifier", "fid"}) {
+  for (const char* sub : {"mixture", "sweep", "bimodal", "classifier", "fid", "fmnist"}) {
     SCOPED_TRACE(sub);
     std::string err, out;
     ASSERT_EQ(run_sub(run_fn(sub), sub, {"--help"}, &err, &out), 0) << err;
@@ -650,6 +662,12 @@ TEST(BadInput, UnwritableOutputsExitTwoAndChangeNothing) {
        {"--seeds", "1", "--steps", "1", "--optimizers", "adam", "--sn", "off", "--ttur", "1", "--jobs", "1", "--quiet",
         "--results", under_file + "/R.md"},
        under_file + "/R.md"},
+      {"sweep",
+       {"--seeds", "1", "--steps", "1", "--optimizers", "adam", "--sn", "off", "--ttur", "1", "--jobs", "1", "--quiet",
+        "--results", (d / "R.md").string(), "--out", under_file},
+       under_file},
+      {"fmnist", {"--steps", "1", "--quiet", "--out", under_file}, under_file},
+      {"fmnist", {"--steps", "1", "--quiet", "--out", file.string()}, file.string()},
   };
   const auto before = snapshot(d);
   for (const Case& c : cases) {
@@ -681,7 +699,7 @@ TEST(BadInput, UnwritableOutputsExitTwoAndChangeNothing) {
 // must be rejected before anything changes. Disabled: load_checkpoint reads the metadata only after it has copied the
 // tensors and loaded the optimizer state (nn/checkpoint.cpp, step 3), so such a file leaves a half-loaded model.
 // Enable once the metadata is parsed before the commit.
-TEST(BadInput, DISABLED_CheckpointWithBadMetadataChangesNothing) {
+TEST(BadInput, CheckpointWithBadMetadataChangesNothing) {
   manual_seed(12);
   Player saved(3, 16, 2);
   fs::path d = temp_dir("meta");
