@@ -40,12 +40,13 @@ void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, cons
                         static_cast<float>(act_gain),
                         {{static_cast<float>(act_slope), 0.f}},
                         g};
+  // No K-split: the activation must see the whole sum.
   if (fits_int32(g))
-    igemm("conv2d_scaled_bias_act", g.o, g.n * g.oh * g.ow, K, 1, FwdA{w.data_ptr<float>(), K},
-          FwdBT<int>{x.data_ptr<float>(), narrow<int>(g)}, st, current_stream());
+    igemm("conv2d_scaled_bias_act", g.o, g.n * g.oh * g.ow, K, FwdA{w.data_ptr<float>(), K},
+          FwdBT<int>(x.data_ptr<float>(), narrow<int>(g)), st, false, x.device());
   else
-    igemm("conv2d_scaled_bias_act", g.o, g.n * g.oh * g.ow, K, 1, FwdA{w.data_ptr<float>(), K},
-          FwdB{x.data_ptr<float>(), g}, st, current_stream());
+    igemm("conv2d_scaled_bias_act", g.o, g.n * g.oh * g.ow, K, FwdA{w.data_ptr<float>(), K},
+          FwdB(x.data_ptr<float>(), g), st, false, x.device());
 }
 
 }  // namespace NASH_CUDA_NS

@@ -1,4 +1,7 @@
-// CUDA matmul: nash's tiled SGEMM (igemm.h) on strided operands, and cuBLAS as the selectable vendor engine.
+// CUDA matmul: nash's tiled SGEMM (igemm.h) on operands with a unit stride in either direction (others are copied
+// first), and cuBLAS as the selectable vendor engine.
+#include <cstdint>
+
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/igemm.h"
 #include "nash/core/engine.h"
@@ -22,10 +25,23 @@ namespace nash {
 namespace NASH_CUDA_NS {
 
 namespace {
-struct StridedMatrix {  // element (r, c) at p[r * rs + c * cs]
+// A matrix operand of the GEMM as (outer, k): element (i, k) at p[i * ld + k] when KContig (unit stride along k),
+// at p[k * ld + i] otherwise (unit stride along the outer index). float4 fetches when the pointer is 16-byte aligned,
+// ld a multiple of 4 and the contiguous extent too (then every group of four is wholly in or out of range).
+template <bool KContig>
+struct MatrixOperand {
+  static constexpr bool kKFast = KContig;
   const float* p;
-  int64_t rs, cs;
-  __host__ __device__ __forceinline__ float operator()(int64_t r, int64_t c) const { return p[r * rs + c * cs]; }
+  int64_t ld;
+  using Outer = int64_t;
+  using Step = int64_t;
+  __host__ __device__ __forceinline__ Outer outer(int64_t i) const { return KContig ? i * ld : i; }
+  __host__ __device__ __forceinline__ Step step(int64_t k) const { return KContig ? k : k * ld; }
+  __device__ __forceinline__ float load(Outer o, Step s) const { return __ldg(p + (o + s)); }
+  __device__ __forceinline__ float4 load4(Outer o, Step s) const { return ldg_float4(p + (o + s)); }
+  bool vec4_ok(int64_t outer_extent, int64_t K) const {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0 && (KContig ? K : outer_extent) % 4 == 0;
+  }
 };
 struct MatrixStore {
   float* p;
@@ -35,11 +51,51 @@ struct MatrixStore {
   }
 };
 
-void nash_matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
+// An operand (rows x cols, element (r, c) at r * rs + c * cs) as the GEMM sees it, with `outer_is_row` telling
+// whether rows are its outer index (A) or its reduction index (B): which direction has unit stride, and the other
+// stride. False when neither does (the caller copies it contiguous).
+bool operand_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, bool outer_is_row, bool& k_contig,
+                    int64_t& ld) {
+  const int64_t outer_n = outer_is_row ? rows : cols, k_n = outer_is_row ? cols : rows;
+  const int64_t outer_s = outer_is_row ? rs : cs, k_s = outer_is_row ? cs : rs;
+  if (k_s == 1 || k_n == 1) {
+    k_contig = true, ld = outer_s;
+    return true;
+  }
+  if (outer_s == 1 || outer_n == 1) {
+    k_contig = false, ld = k_s;
+    return true;
+  }
+  return false;
+}
+
+template <bool KA, bool KB>
+void nash_matmul_as(const Tensor& a, int64_t lda, const Tensor& b, int64_t ldb, const Tensor& out) {
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
-  igemm("matmul", M, N, K, 1, StridedMatrix{a.data_ptr<float>(), a.strides()[0], a.strides()[1]},
-        StridedMatrix{b.data_ptr<float>(), b.strides()[0], b.strides()[1]},
-        MatrixStore{out.data_ptr<float>(), out.strides()[0], out.strides()[1]}, current_stream());
+  igemm("matmul", M, N, K, MatrixOperand<KA>{a.data_ptr<float>(), lda}, MatrixOperand<KB>{b.data_ptr<float>(), ldb},
+        MatrixStore{out.data_ptr<float>(), out.strides()[0], out.strides()[1]}, true, out.device());
+}
+
+void nash_matmul(const Tensor& a0, const Tensor& b0, const Tensor& out) {
+  Tensor a = a0, b = b0;
+  bool ka = true, kb = true;
+  int64_t lda = 0, ldb = 0;
+  if (!operand_layout(a.size(0), a.size(1), a.strides()[0], a.strides()[1], true, ka, lda)) {
+    a = a0.contiguous();
+    ka = true, lda = a.size(1);
+  }
+  if (!operand_layout(b.size(0), b.size(1), b.strides()[0], b.strides()[1], false, kb, ldb)) {
+    b = b0.contiguous();
+    kb = false, ldb = b.size(1);
+  }
+  if (ka && kb)
+    nash_matmul_as<true, true>(a, lda, b, ldb, out);
+  else if (ka)
+    nash_matmul_as<true, false>(a, lda, b, ldb, out);
+  else if (kb)
+    nash_matmul_as<false, true>(a, lda, b, ldb, out);
+  else
+    nash_matmul_as<false, false>(a, lda, b, ldb, out);
 }
 
 #if !defined(NASH_CUDA_EMULATION)
