@@ -1,0 +1,77 @@
+// Singular values through LAPACK's dgesdd (values only). A row-major (rows, cols) matrix is, read column-major,
+// its transpose (cols, rows), which has the same singular values: LAPACK gets the buffer as it is.
+#include "nash/linalg/svd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "nash/core/autograd.h"
+
+#ifdef NASH_WITH_LAPACK
+#include <cblas.h>  // OpenBLAS's blasint: 32-bit, or 64-bit in an ILP64 build
+
+// LAPACK's Fortran entry point (no lapacke.h needed). The trailing length is the hidden argument gfortran passes
+// for the CHARACTER jobz.
+extern "C" void dgesdd_(const char* jobz, const blasint* m, const blasint* n, double* a, const blasint* lda,
+                        double* s, double* u, const blasint* ldu, double* vt, const blasint* ldvt, double* work,
+                        const blasint* lwork, blasint* iwork, blasint* info, std::size_t jobz_len);
+#endif
+
+namespace nash {
+namespace linalg {
+
+bool lapack_available() {
+#ifdef NASH_WITH_LAPACK
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::vector<double> singular_values(const std::vector<double>& a, int64_t rows, int64_t cols) {
+  NASH_CHECK(rows > 0 && cols > 0, "singular_values: needs a non-empty matrix, got (", rows, ", ", cols, ")");
+  NASH_CHECK(static_cast<int64_t>(a.size()) == rows * cols, "singular_values: a (", rows, ", ", cols, ") matrix needs ",
+             rows * cols, " values, got ", a.size());
+  for (std::size_t i = 0; i < a.size(); ++i)
+    NASH_CHECK(std::isfinite(a[i]), "singular_values: entry (", static_cast<int64_t>(i) / cols, ", ",
+               static_cast<int64_t>(i) % cols, ") of the (", rows, ", ", cols, ") matrix is ", a[i]);
+#ifdef NASH_WITH_LAPACK
+  // Column-major view: m = cols rows, n = rows columns, leading dimension cols.
+  const blasint m = static_cast<blasint>(cols), n = static_cast<blasint>(rows), lda = m, one = 1;
+  NASH_CHECK(static_cast<int64_t>(m) == cols && static_cast<int64_t>(n) == rows,
+             "singular_values: (", rows, ", ", cols, ") is too large for this LAPACK's integer size");
+  std::vector<double> work_a = a;  // dgesdd overwrites its input
+  std::vector<double> s(static_cast<std::size_t>(std::min(rows, cols)));
+  std::vector<blasint> iwork(8 * s.size());
+  double u = 0, vt = 0, query = 0;  // not referenced for jobz = 'N'
+  blasint lwork = -1, info = 0;
+  dgesdd_("N", &m, &n, work_a.data(), &lda, s.data(), &u, &one, &vt, &one, &query, &lwork, iwork.data(), &info, 1);
+  NASH_CHECK(info == 0, "singular_values: dgesdd workspace query failed (info ", static_cast<int64_t>(info), ")");
+  lwork = static_cast<blasint>(query) + 1;
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  dgesdd_("N", &m, &n, work_a.data(), &lda, s.data(), &u, &one, &vt, &one, work.data(), &lwork, iwork.data(), &info,
+          1);
+  NASH_CHECK(info == 0, "singular_values: dgesdd ", info > 0 ? "did not converge" : "rejected an argument",
+             " (info ", static_cast<int64_t>(info), ") on a (", rows, ", ", cols, ") matrix");
+  std::sort(s.begin(), s.end(), std::greater<double>());  // LAPACK returns them descending; make it a guarantee
+  return s;
+#else
+  NASH_CHECK(false, "singular_values: this nash was built without LAPACK (it uses the copy in OpenBLAS; configure "
+                    "with OpenBLAS found and NASH_BLAS not BUILTIN)");
+  return {};
+#endif
+}
+
+Tensor singular_values(const Tensor& a) {
+  NASH_CHECK(a.defined() && a.dim() == 2, "singular_values: needs a 2-D tensor, got ",
+             a.defined() ? shape_str(a.shape()) : std::string("undefined"));
+  NoGradGuard ng;
+  std::vector<double> host = a.detach().to(Device::cpu()).contiguous().to_vector<double>();
+  std::vector<double> s = singular_values(host, a.size(0), a.size(1));
+  return from_vector(s, {static_cast<int64_t>(s.size())});
+}
+
+}  // namespace linalg
+}  // namespace nash
