@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -126,18 +127,32 @@ struct PresetValues {
 // quick: about 2.5 minutes of training on 2 CPU cores per architecture (their steps differ by their step cost:
 // wgan-gp's 5 critic updates with a double backward each), then the FID. full: the GPU run.
 PresetValues preset_values(FmnistPreset p) {
-  if (p == FmnistPreset::Quick) return {32, 64, 5000, 10, {1500, 1500, 300, 1000}, 3, 6, 2};
+  if (p == FmnistPreset::Quick) return {32, 64, 5000, 10, {1500, 1400, 300, 600}, 3, 6, 2};
   return {64, 64, 10000, 50, {20000, 20000, 20000, 20000}, 10, 20, 10};
 }
 
 std::atomic<int> g_stop_signal{0};
+std::atomic<int64_t> g_stop_time_ms{0};
 
+int64_t monotonic_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// The first SIGINT/SIGTERM asks for a checkpoint and a clean stop. A second one a second or more later (Ctrl-C
+// pressed again) gives up the clean stop; one sooner is the same request delivered twice (`timeout` and process
+// managers signal the process and then its whole group) and is ignored.
 extern "C" void fmnist_on_signal(int sig) {
-  if (g_stop_signal.load() != 0) {  // a second signal while saving: give up the clean stop
-    std::signal(sig, SIG_DFL);
-    std::raise(sig);
+  const int64_t now = monotonic_ms();
+  if (g_stop_signal.load() != 0) {
+    if (now - g_stop_time_ms.load() >= 1000) {
+      std::signal(sig, SIG_DFL);
+      std::raise(sig);
+    }
     return;
   }
+  g_stop_time_ms.store(now);
   g_stop_signal.store(sig);
 }
 
