@@ -31,6 +31,9 @@
 #include "nash/nn/checkpoint.h"
 #include "nash/nn/equalized.h"
 #include "nash/nn/models.h"
+#include "nash/nn/regularizers.h"
+#include "nash/nn/spectral_norm.h"
+#include "nash/nn/weight_norm.h"
 #include "nash/optim/balanced.h"
 #include "nash/optim/optimizer.h"
 
@@ -70,6 +73,16 @@ const Named<FmnistOptimizer> kOptimizers[] = {{FmnistOptimizer::Default, "defaul
                                               {FmnistOptimizer::AdaDir, "adadir"},
                                               {FmnistOptimizer::LREQAdam, "lreqadam"}};
 const Named<FmnistPreset> kPresets[] = {{FmnistPreset::Quick, "quick"}, {FmnistPreset::Full, "full"}};
+const Named<FmnistDNorm> kDNorms[] = {{FmnistDNorm::Default, "default"},
+                                      {FmnistDNorm::None, "none"},
+                                      {FmnistDNorm::BN, "bn"},
+                                      {FmnistDNorm::SN, "sn"},
+                                      {FmnistDNorm::WN, "wn"}};
+const Named<FmnistDReg> kDRegs[] = {{FmnistDReg::Default, "default"},
+                                    {FmnistDReg::None, "none"},
+                                    {FmnistDReg::GP, "gp"},
+                                    {FmnistDReg::R1, "r1"},
+                                    {FmnistDReg::Ortho, "ortho"}};
 
 template <class E, std::size_t N>
 const char* name_of(const Named<E> (&table)[N], E v) {
@@ -91,15 +104,20 @@ E parse_named(const Named<E> (&table)[N], const std::string& s, const char* what
 struct ArchDefaults {
   nn::GanLoss loss;
   int64_t n_dis;
-  double lr, beta1, beta2, gp_lambda;
+  double lr, beta1, beta2;
+  FmnistDNorm d_norm;
+  FmnistDReg d_reg;
   int64_t z_dim;
 };
 ArchDefaults arch_defaults(FmnistArch a) {
   switch (a) {
-    case FmnistArch::DCGAN: return {nn::GanLoss::NonSaturating, 1, 2e-4, 0.5, 0.999, 0.0, 100};
-    case FmnistArch::SNGAN: return {nn::GanLoss::Hinge, 1, 2e-4, 0.5, 0.999, 0.0, 100};
-    case FmnistArch::WganGP: return {nn::GanLoss::Wasserstein, 5, 1e-4, 0.5, 0.9, 10.0, 100};
-    case FmnistArch::ProGAN: return {nn::GanLoss::Wasserstein, 1, 1e-3, 0.0, 0.99, 10.0, 128};
+    case FmnistArch::DCGAN:
+      return {nn::GanLoss::NonSaturating, 1, 2e-4, 0.5, 0.999, FmnistDNorm::BN, FmnistDReg::None, 100};
+    case FmnistArch::SNGAN: return {nn::GanLoss::Hinge, 1, 2e-4, 0.5, 0.999, FmnistDNorm::SN, FmnistDReg::None, 100};
+    case FmnistArch::WganGP:
+      return {nn::GanLoss::Wasserstein, 5, 1e-4, 0.5, 0.9, FmnistDNorm::None, FmnistDReg::GP, 100};
+    case FmnistArch::ProGAN:
+      return {nn::GanLoss::Wasserstein, 1, 1e-3, 0.0, 0.99, FmnistDNorm::None, FmnistDReg::GP, 128};
   }
   detail::fail("fmnist: unknown architecture");
 }
@@ -190,7 +208,26 @@ Device pick_device(const std::string& name) {
   return d;
 }
 
-// The two networks of an architecture.
+// DCGAN's discriminator with the chosen normalization: batch norm in the hidden layers, or none, or every conv
+// wrapped in spectral or weight normalization (after DCGAN's initialisation).
+std::shared_ptr<nn::Sequential> normed_discriminator(nn::DcganOptions o, FmnistDNorm norm) {
+  o.d_batch_norm = norm == FmnistDNorm::BN;
+  auto base = nn::dcgan_discriminator(o);
+  if (norm != FmnistDNorm::SN && norm != FmnistDNorm::WN) return base;
+  auto d = std::make_shared<nn::Sequential>();
+  for (const auto& child : base->named_children()) {
+    const nn::ModulePtr& m = child.second;
+    if (!dynamic_cast<nn::Conv2d*>(m.get()))
+      d->push_back(m);
+    else if (norm == FmnistDNorm::SN)
+      d->push_back(nn::spectral_norm(m));
+    else
+      d->push_back(nn::weight_norm(m));
+  }
+  return d;
+}
+
+// The two networks of an architecture (c resolved: d_norm is never Default).
 struct Players {
   std::shared_ptr<nn::Sequential> g, d;
 };
@@ -200,12 +237,13 @@ Players make_players(const FmnistConfig& c) {
   o.channels = 1;
   o.image_size = 32;
   o.width = c.width;
+  const bool arch_d = c.d_norm == arch_defaults(c.arch).d_norm;
   switch (c.arch) {
-    case FmnistArch::DCGAN: return {nn::dcgan_generator(o), nn::dcgan_discriminator(o)};
-    case FmnistArch::SNGAN: return {nn::dcgan_generator(o), nn::sngan_discriminator(o)};
-    case FmnistArch::WganGP:
-      o.d_batch_norm = false;  // a critic with batch norm breaks the per-sample gradient penalty
-      return {nn::dcgan_generator(o), nn::dcgan_discriminator(o)};
+    case FmnistArch::DCGAN:
+    case FmnistArch::WganGP: return {nn::dcgan_generator(o), normed_discriminator(o, c.d_norm)};
+    case FmnistArch::SNGAN:
+      // SN-GAN's own D (LeakyReLU 0.1, default init) unless another norm is asked for.
+      return {nn::dcgan_generator(o), arch_d ? nn::sngan_discriminator(o) : normed_discriminator(o, c.d_norm)};
     case FmnistArch::ProGAN: return {nn::progan_generator(o), nn::progan_discriminator(o)};
   }
   detail::fail("fmnist: unknown architecture");
@@ -357,7 +395,9 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
 }
 
 std::string run_title(const FmnistConfig& c) {
-  return std::string(fmnist_name(c.arch)) + ", " + fmnist_name(c.opt_d) + "/" + fmnist_name(c.opt_g) + ", lr D " +
+  return std::string(fmnist_name(c.arch)) + " (D " + fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
+         (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) + "), " + fmnist_name(c.opt_d) + "/" +
+         fmnist_name(c.opt_g) + ", lr D " +
          fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", batch " + std::to_string(c.batch) + ", seed " +
          std::to_string(c.seed);
 }
@@ -410,7 +450,9 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
   std::ostringstream j;
   j << "{\n  \"app\": \"fmnist\",\n  \"arch\": \"" << fmnist_name(c.arch) << "\",\n  \"preset\": \""
     << fmnist_name(c.preset) << "\",\n  \"opt_d\": \"" << fmnist_name(c.opt_d) << "\",\n  \"opt_g\": \""
-    << fmnist_name(c.opt_g) << "\",\n  \"lr_d\": " << json_number(c.lr_d) << ",\n  \"lr_g\": " << json_number(c.lr_g)
+    << fmnist_name(c.opt_g) << "\",\n  \"d_norm\": \"" << fmnist_name(c.d_norm) << "\",\n  \"d_reg\": \""
+    << fmnist_name(c.d_reg) << "\",\n  \"reg_weight\": " << json_number(c.reg_weight) << ",\n  \"d_clip\": "
+    << json_number(c.d_clip) << ",\n  \"lr_d\": " << json_number(c.lr_d) << ",\n  \"lr_g\": " << json_number(c.lr_g)
     << ",\n  \"beta1\": " << json_number(c.beta1) << ",\n  \"beta2\": " << json_number(c.beta2)
     << ",\n  \"n_dis\": " << c.n_dis << ",\n  \"batch\": " << c.batch << ",\n  \"width\": " << c.width
     << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"seed\": " << c.seed << ",\n  \"steps\": " << r.steps_done
@@ -447,6 +489,10 @@ double generated_fid(nn::Module& G, metrics::FeatureNet& net, const metrics::Fea
 const char* fmnist_name(FmnistArch a) { return name_of(kArchs, a); }
 const char* fmnist_name(FmnistOptimizer o) { return name_of(kOptimizers, o); }
 const char* fmnist_name(FmnistPreset p) { return name_of(kPresets, p); }
+const char* fmnist_name(FmnistDNorm n) { return name_of(kDNorms, n); }
+const char* fmnist_name(FmnistDReg r) { return name_of(kDRegs, r); }
+FmnistDNorm parse_fmnist_d_norm(const std::string& s) { return parse_named(kDNorms, s, "D normalization"); }
+FmnistDReg parse_fmnist_d_reg(const std::string& s) { return parse_named(kDRegs, s, "D regularizer"); }
 FmnistArch parse_fmnist_arch(const std::string& s) { return parse_named(kArchs, s, "architecture"); }
 FmnistOptimizer parse_fmnist_optimizer(const std::string& s) { return parse_named(kOptimizers, s, "optimizer"); }
 FmnistPreset parse_fmnist_preset(const std::string& s) { return parse_named(kPresets, s, "preset"); }
@@ -467,7 +513,11 @@ FmnistConfig FmnistConfig::resolved() const {
   if (c.z_dim == 0) c.z_dim = a.z_dim;
   if (c.beta1 < 0) c.beta1 = a.beta1;
   if (c.beta2 < 0) c.beta2 = a.beta2;
-  if (c.gp_lambda < 0) c.gp_lambda = a.gp_lambda;
+  if (c.d_norm == FmnistDNorm::Default) c.d_norm = a.d_norm;
+  if (c.d_reg == FmnistDReg::Default) c.d_reg = a.d_reg;
+  NASH_CHECK(c.arch != FmnistArch::ProGAN || c.d_norm == FmnistDNorm::None, "fmnist: progan's D is made of "
+             "equalized-LR layers; --d-norm ", fmnist_name(c.d_norm), " applies to dcgan, sngan and wgan-gp only");
+  if (c.reg_weight < 0) c.reg_weight = c.d_reg == FmnistDReg::Ortho ? 1e-4 : c.d_reg == FmnistDReg::None ? 0.0 : 10.0;
   NASH_CHECK(std::isfinite(c.ttur) && c.ttur >= 0, "fmnist: ttur must be finite and >= 0 (0: 1), got ", c.ttur);
   if (c.ttur == 0) c.ttur = 1;
   NASH_CHECK(std::isfinite(c.lr_g) && c.lr_g >= 0, "fmnist: lr_g must be finite and >= 0 (0: default), got ", c.lr_g);
@@ -483,7 +533,8 @@ FmnistConfig FmnistConfig::resolved() const {
   NASH_CHECK(c.batch >= 2, "fmnist: batch must be >= 2 (batch norm and the minibatch stddev need 2), got ", c.batch);
   NASH_CHECK(c.width >= 1 && c.width <= 1024, "fmnist: width must be in [1, 1024], got ", c.width);
   NASH_CHECK(c.beta1 < 1 && c.beta2 < 1, "fmnist: Adam's betas must be in [0, 1), got (", c.beta1, ", ", c.beta2, ")");
-  NASH_CHECK(std::isfinite(c.gp_lambda), "fmnist: gp_lambda must be finite, got ", c.gp_lambda);
+  NASH_CHECK(std::isfinite(c.reg_weight), "fmnist: reg_weight must be finite, got ", c.reg_weight);
+  NASH_CHECK(std::isfinite(c.d_clip) && c.d_clip >= 0, "fmnist: d_clip must be finite and >= 0, got ", c.d_clip);
   NASH_CHECK(c.fid_samples >= 2, "fmnist: fid_samples must be >= 2, got ", c.fid_samples);
   NASH_CHECK(c.sample_every >= 1 && c.checkpoint_every >= 1 && c.log_every >= 1,
              "fmnist: sample_every, checkpoint_every and log_every must be >= 1 (0: the preset's), got ",
@@ -505,7 +556,10 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& c) 
           {"lr_g", exact(c.lr_g)},
           {"beta1", exact(c.beta1)},
           {"beta2", exact(c.beta2)},
-          {"gp_lambda", exact(c.gp_lambda)},
+          {"d_norm", fmnist_name(c.d_norm)},
+          {"d_reg", fmnist_name(c.d_reg)},
+          {"reg_weight", exact(c.reg_weight)},
+          {"d_clip", exact(c.d_clip)},
           {"seed", std::to_string(c.seed)},
           {"limit", std::to_string(c.limit)}};
 }
@@ -534,7 +588,10 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
     c.lr_g = std::stod(get("lr_g"));
     c.beta1 = std::stod(get("beta1"));
     c.beta2 = std::stod(get("beta2"));
-    c.gp_lambda = std::stod(get("gp_lambda"));
+    c.d_norm = parse_fmnist_d_norm(get("d_norm"));
+    c.d_reg = parse_fmnist_d_reg(get("d_reg"));
+    c.reg_weight = std::stod(get("reg_weight"));
+    c.d_clip = std::stod(get("d_clip"));
     c.seed = std::stoull(get("seed"));
     c.limit = std::stoll(get("limit"));
     c.steps = std::stoll(get("steps"));
@@ -572,7 +629,8 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     for (const auto& kv : fmnist_model_metadata(cfg)) {
       auto it = ck_meta.find(kv.first);
       NASH_CHECK(it != ck_meta.end(), "fmnist: checkpoint ", cfg.resume, " lacks '", kv.first, "' in its metadata");
-      const bool same = kv.first.rfind("lr_", 0) == 0 || kv.first.rfind("beta", 0) == 0 || kv.first == "gp_lambda"
+      const bool same = kv.first.rfind("lr_", 0) == 0 || kv.first.rfind("beta", 0) == 0 || kv.first == "reg_weight" ||
+                                kv.first == "d_clip"
                             ? std::stod(it->second) == std::stod(kv.second)
                             : it->second == kv.second;
       NASH_CHECK(same, "fmnist: checkpoint ", cfg.resume, " was trained with ", kv.first, " = ", it->second,
@@ -615,7 +673,18 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   optim::GanTrainerOptions to;
   to.loss = a.loss;
   to.n_dis = cfg.n_dis;
-  to.gp_lambda = a.gp_lambda > 0 ? cfg.gp_lambda : 0.0;
+  to.gp_lambda = cfg.d_reg == FmnistDReg::GP ? cfg.reg_weight : 0.0;
+  to.r1_gamma = cfg.d_reg == FmnistDReg::R1 ? cfg.reg_weight : 0.0;
+  if (cfg.d_reg == FmnistDReg::Ortho) {
+    nn::Module* d = pl.d.get();
+    const double beta = cfg.reg_weight;
+    to.d_regularizer = [d, beta] { return nn::orthonormal_penalty(*d, beta); };
+  }
+  if (cfg.d_clip > 0) {
+    nn::Module* d = pl.d.get();
+    const double clip = cfg.d_clip;
+    to.after_d_update = [d, clip] { nn::clip_weights_(*d, clip); };
+  }
   to.diagnostics = true;
   to.on_nonfinite = cfg.on_nonfinite;
   optim::GanTrainer trainer(pl.g, pl.d, *opt_g, *opt_d, to);
@@ -812,7 +881,12 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_double("ttur", 0, "two time-scales: lr_d / lr_g when --lr-d is not given (0: 1)", 0, 1000)
       .add_double("beta1", -1, "Adam's beta1 (< 0: the architecture's: 0.5, progan 0)", -1, 0.999999)
       .add_double("beta2", -1, "Adam's beta2 (< 0: 0.999, wgan-gp 0.9, progan 0.99)", -1, 0.999999)
-      .add_double("gp", -1, "gradient penalty weight of wgan-gp and progan (< 0: 10)", -1, 1e6)
+      .add_string("d-norm", "default", "D's normalization: default (the architecture's), none, bn, sn or wn")
+      .add_string("d-reg", "default", "D's regularizer: default (gp for wgan-gp and progan, else none), none, gp, r1 "
+                  "or ortho")
+      .add_double("d-reg-weight", -1, "the regularizer's weight (< 0: gp 10, r1 10, ortho 1e-4)", -1, 1e6)
+      .add_double("d-clip", 0, "clip D's parameters to [-c, c] after each D update (0: off; the original WGAN)", 0,
+                  1e6)
       .add_int("seed", 0, "random seed (initialisation, data order, latents)", 0)
       .add_string("device", def.device, "cpu, cuda, cuda:N or auto (cuda when a GPU answers)")
       .add_string("data", "", "folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)",
@@ -873,7 +947,10 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     real_flag("lr-d", cfg.lr_d);
     real_flag("beta1", cfg.beta1);
     real_flag("beta2", cfg.beta2);
-    real_flag("gp", cfg.gp_lambda);
+    real_flag("d-reg-weight", cfg.reg_weight);
+    real_flag("d-clip", cfg.d_clip);
+    if (resume.empty() || p.is_set("d-norm")) cfg.d_norm = choice(parse_fmnist_d_norm, "d-norm");
+    if (resume.empty() || p.is_set("d-reg")) cfg.d_reg = choice(parse_fmnist_d_reg, "d-reg");
     int_flag("limit", cfg.limit);
     if (resume.empty() || p.is_set("seed")) cfg.seed = static_cast<uint64_t>(p.get_int("seed"));
     cfg.ttur = p.get_double("ttur");

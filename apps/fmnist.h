@@ -17,15 +17,23 @@ namespace apps {
 enum class FmnistArch { DCGAN, SNGAN, WganGP, ProGAN };
 enum class FmnistOptimizer { Default, Adam, SGDA, NSGDA, AdaNSGDA, AdaDir, LREQAdam };
 enum class FmnistPreset { Quick, Full };
+// D's normalization and regularizer (the SN-GAN paper's comparisons). Default: the architecture's (dcgan: batch norm,
+// no regularizer; sngan: spectral norm, none; wgan-gp and progan: none, gradient penalty).
+enum class FmnistDNorm { Default, None, BN, SN, WN };
+enum class FmnistDReg { Default, None, GP, R1, Ortho };
 
 // Command-line names ("dcgan", "wgan-gp", "ada-nsgda", "quick", ...) and back; parse_* throw nash::Error listing the
 // choices.
 const char* fmnist_name(FmnistArch a);
 const char* fmnist_name(FmnistOptimizer o);
 const char* fmnist_name(FmnistPreset p);
+const char* fmnist_name(FmnistDNorm n);
+const char* fmnist_name(FmnistDReg r);
 FmnistArch parse_fmnist_arch(const std::string& name);
 FmnistOptimizer parse_fmnist_optimizer(const std::string& name);
 FmnistPreset parse_fmnist_preset(const std::string& name);
+FmnistDNorm parse_fmnist_d_norm(const std::string& name);
+FmnistDReg parse_fmnist_d_reg(const std::string& name);
 
 // Every field left at 0 (or Default, or a negative beta) takes the architecture's and the preset's value in
 // resolved(); the table is in `nash fmnist --help` and docs/RESULTS.md.
@@ -43,7 +51,10 @@ struct FmnistConfig {
   double lr_d = 0;        // lr_g * ttur
   double ttur = 0;        // lr_d / lr_g when lr_d is not given (0: 1)
   double beta1 = -1, beta2 = -1;  // Adam's (and the Adam oracle's of ada-nsgda/adadir); < 0: the architecture's
-  double gp_lambda = -1;  // wgan-gp and progan: 10
+  FmnistDNorm d_norm = FmnistDNorm::Default;  // bn/sn/wn wrap D's convs in DCGAN's shape (not progan's D)
+  FmnistDReg d_reg = FmnistDReg::Default;
+  double reg_weight = -1;  // the regularizer's weight (< 0: gp 10, r1 10, ortho 1e-4)
+  double d_clip = 0;       // > 0: clip every D parameter to [-d_clip, d_clip] after each D update (WGAN)
   uint64_t seed = 0;
   std::string device = "auto";  // cpu, cuda, cuda:N, auto
   std::string data_dir;         // empty: Debian's /usr/share/datasets/fashion-mnist
@@ -68,7 +79,7 @@ struct FmnistConfig {
 };
 
 // The values an fmnist checkpoint records and a resumed run must share (arch, width, z_dim, batch, n_dis,
-// optimizers, learning rates, betas, gp_lambda, seed, limit), as strings.
+// optimizers, learning rates, betas, D's norm and regularizer, clipping, seed, limit), as strings.
 std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& resolved);
 // A config whose model flags come from a checkpoint's metadata (the subcommand's defaults when --resume is given;
 // flags given on the command line then override). Errors name the file and a missing or bad key.

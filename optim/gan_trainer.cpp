@@ -233,13 +233,21 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
       Tensor r1 = nn::r1_penalty(critic, real, opt_.r1_gamma);
       penalty = penalty.defined() ? add(penalty, r1) : r1;
     }
+    if (opt_.d_regularizer) {
+      Tensor r = opt_.d_regularizer();
+      NASH_CHECK(r.defined() && r.numel() == 1, "GanTrainer: d_regularizer must return a scalar tensor");
+      penalty = penalty.defined() ? add(penalty, r) : r;
+    }
     if (penalty.defined()) {
       s.penalty = penalty.item();
       loss = add(loss, penalty);
     }
     bool applied = false;
     s.d_loss = update('D', *d_, opt_d_, snap_d_, loss, s.grad_norm_d, s.update_norm_d, s.param_norm_d, &applied);
-    if (!applied) ++s.skipped_d;
+    if (!applied)
+      ++s.skipped_d;
+    else if (opt_.after_d_update)
+      opt_.after_d_update();
   }
   Tensor gl = nn::g_loss(opt_.loss, d_->forward(g_->forward(latent_batch())));
   bool applied = false;

@@ -111,7 +111,9 @@ TEST(FmnistApp, ConfigTableFillsEachArchitecturesDefaults) {
   FmnistConfig r = c.resolved();
   EXPECT_EQ(r.n_dis, 5);
   EXPECT_DOUBLE_EQ(r.beta2, 0.9);
-  EXPECT_DOUBLE_EQ(r.gp_lambda, 10);
+  EXPECT_DOUBLE_EQ(r.reg_weight, 10);
+  EXPECT_EQ(r.d_reg, apps::FmnistDReg::GP);
+  EXPECT_EQ(r.d_norm, apps::FmnistDNorm::None);
   EXPECT_EQ(r.width, 32);
   EXPECT_EQ(r.opt_d, FmnistOptimizer::Adam);
   c.arch = FmnistArch::ProGAN;
@@ -137,6 +139,13 @@ TEST(FmnistApp, ConfigTableFillsEachArchitecturesDefaults) {
     EXPECT_THROW(x.resolved(), Error);
   }
   EXPECT_THROW(apps::parse_fmnist_arch("stylegan"), Error);
+  c = FmnistConfig();
+  c.d_reg = apps::FmnistDReg::Ortho;
+  EXPECT_DOUBLE_EQ(c.resolved().reg_weight, 1e-4);
+  EXPECT_EQ(c.resolved().d_norm, apps::FmnistDNorm::BN);  // dcgan's
+  c.arch = FmnistArch::ProGAN;
+  c.d_norm = apps::FmnistDNorm::SN;
+  expect_error([&] { c.resolved(); }, {"progan", "--d-norm sn"});
   EXPECT_EQ(apps::parse_fmnist_optimizer("ada-nsgda"), FmnistOptimizer::AdaNSGDA);
 }
 
@@ -163,6 +172,35 @@ TEST(FmnistApp, EveryArchitectureTrainsTwoStepsAndWritesItsOutputs) {
     EXPECT_EQ(metrics_rows(out / "metrics.csv").size(), 3u);
     EXPECT_NE(read_file(out / "summary.json").find(std::string("\"arch\": \"") + apps::fmnist_name(arch)),
               std::string::npos);
+    fs::remove_all(out);
+  }
+}
+
+TEST(FmnistApp, DNormsRegularizersAndClippingTrainAndShowInTheCheckpoint) {
+  struct Case {
+    apps::FmnistDNorm norm;
+    apps::FmnistDReg reg;
+    double clip;
+    const char* tensor;  // a tensor name the checkpoint must hold
+  };
+  for (const Case& k : std::vector<Case>{{apps::FmnistDNorm::WN, apps::FmnistDReg::Ortho, 0, "D.0.weight_g"},
+                                         {apps::FmnistDNorm::SN, apps::FmnistDReg::R1, 0, "D.0.weight_u"},
+                                         {apps::FmnistDNorm::None, apps::FmnistDReg::None, 0.01, "D.0.weight"}}) {
+    SCOPED_TRACE(std::string(apps::fmnist_name(k.norm)) + "/" + apps::fmnist_name(k.reg));
+    const fs::path out = temp_dir("dnorm");
+    FmnistConfig c = tiny(FmnistArch::DCGAN, out, 2);
+    c.d_norm = k.norm;
+    c.d_reg = k.reg;
+    c.d_clip = k.clip;
+    const apps::FmnistResult r = apps::train_fmnist(c);
+    if (k.reg != apps::FmnistDReg::None) EXPECT_GT(r.log.back().penalty, 0);
+    const auto w = checkpoint_values(out / "checkpoint.safetensors");
+    EXPECT_TRUE(w.count(k.tensor)) << k.tensor;
+    if (k.clip > 0)
+      for (const auto& kv : w)
+        if (kv.first.rfind("D.", 0) == 0)
+          for (float x : kv.second) ASSERT_LE(std::fabs(x), k.clip + 1e-7) << kv.first;
+    EXPECT_EQ(apps::fmnist_config_from_checkpoint((out / "checkpoint.safetensors").string()).d_norm, k.norm);
     fs::remove_all(out);
   }
 }

@@ -513,7 +513,7 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"fmnist", "--z-dim", K::Int, true},          {"fmnist", "--lr-g", K::Real, true},
       {"fmnist", "--lr-d", K::Real, true},          {"fmnist", "--ttur", K::Real, true},
       {"fmnist", "--beta1", K::Real, true},         {"fmnist", "--beta2", K::Real, true},
-      {"fmnist", "--gp", K::Real, true},            {"fmnist", "--seed", K::Int, true},
+      {"fmnist", "--d-reg-weight", K::Real, true},  {"fmnist", "--d-clip", K::Real, true},            {"fmnist", "--seed", K::Int, true},
       {"fmnist", "--limit", K::Int, true},          {"fmnist", "--fid-samples", K::Int, true},
       {"fmnist", "--fid-every", K::Int, true},      {"fmnist", "--sample-every", K::Int, true},
       {"fmnist", "--checkpoint-every", K::Int, true}, {"fmnist", "--log-every", K::Int, true},

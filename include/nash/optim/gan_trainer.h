@@ -36,6 +36,11 @@ struct GanTrainerOptions {
   double r1_gamma = 0.0;     // R1 weight (0: off)
   bool diagnostics = true;   // gradient norms, update norms and ratios (inside the optimizers' step kernels when
                              // they support it, else a snapshot pass before each update and one after)
+  // An extra term of D's loss at every D update (e.g. nn::orthonormal_penalty(*D, beta)); counted in
+  // StepStats::penalty with the gradient penalty and R1.
+  std::function<Tensor()> d_regularizer;
+  // Called after every D update that was applied (e.g. nn::clip_weights_(*D, c), the original WGAN's clipping).
+  std::function<void()> after_d_update;
   NonFinitePolicy on_nonfinite = NonFinitePolicy::Stop;
   std::string log_path;      // CSV of every step's StepStats (empty: no file); per-layer norms of balanced
                              // optimizers go to <log_path>.layers.csv (step, player, group, grad_norm, oracle_norm)
