@@ -2,6 +2,9 @@
 // signals and FID, and the subcommand's flags.
 #include "apps/fmnist.h"
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -394,6 +397,21 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
   }
 }
 
+// Temporary files "<name>.tmp.<pid>" of writers that were killed (SIGKILL, power loss) before they could rename or
+// remove them; files of live processes are left alone.
+void remove_stale_temp_files(const fs::path& dir) {
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const std::size_t at = name.rfind(".tmp.");
+    if (at == std::string::npos || at + 5 >= name.size()) continue;
+    const std::string digits = name.substr(at + 5);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove(e.path(), ec);
+  }
+}
+
 std::string run_title(const FmnistConfig& c) {
   return std::string(fmnist_name(c.arch)) + " (D " + fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
          (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) + "), " + fmnist_name(c.opt_d) + "/" +
@@ -612,6 +630,7 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   if (write) {
     cli::prepare_output_dir(cfg.out_dir);
     cli::prepare_output_dir((dir / "samples").string());
+    remove_stale_temp_files(dir);
   }
   NumThreadsGuard threads(cfg.threads);
   const Device dev = pick_device(cfg.device);
@@ -827,8 +846,10 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
       if (step % cfg.sample_every == 0 && step < cfg.steps) grid(step);
       if (cfg.fid_every > 0 && step % cfg.fid_every == 0 && step < cfg.steps) evaluate(step);
       if (step % cfg.checkpoint_every == 0 && step < cfg.steps) {
-        save(step);
+        // Logs first: a kill between the two leaves rows past the checkpoint, which a resume drops and
+        // recomputes; the other order would lose rows for good.
         write_logs();
+        save(step);
       }
     }
   } catch (const optim::NonFiniteError& e) {
@@ -842,10 +863,13 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   r.steps_done = step;
   r.skipped = trainer.skipped_updates();
   r.train_seconds = train_s;
+  write_logs();
   save(step);
   grid(step);
-  if (!r.interrupted) evaluate(step);
-  write_logs();
+  if (!r.interrupted) {
+    evaluate(step);
+    write_logs();
+  }
   r.wall_seconds = seconds_since(t0);
   if (write) {
     if (cfg.plots) save_training_plot(r, dir / "training.png");
