@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -35,6 +36,31 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 #ifdef NASH_HAVE_ZLIB
+// The whole length an IDX file's header declares (header + data), from the first inflated bytes: 0 while the header
+// is incomplete, SIZE_MAX when the header is invalid or implausible (parse_idx then reports what is wrong).
+std::size_t idx_declared_size(const std::vector<uint8_t>& b) {
+  if (b.size() < 4) return 0;
+  if (b[0] != 0 || b[1] != 0 || b[3] < 1) return SIZE_MAX;
+  std::size_t esize = 0;
+  switch (b[2]) {
+    case 0x08: case 0x09: esize = 1; break;
+    case 0x0B: esize = 2; break;
+    case 0x0C: case 0x0D: esize = 4; break;
+    case 0x0E: esize = 8; break;
+    default: return SIZE_MAX;
+  }
+  const std::size_t header = 4 + 4 * std::size_t(b[3]);
+  if (b.size() < header) return 0;
+  uint64_t numel = 1;
+  for (std::size_t i = 0; i < b[3]; ++i) {
+    const uint8_t* q = b.data() + 4 + 4 * i;
+    const uint64_t d = uint64_t(q[0]) << 24 | uint64_t(q[1]) << 16 | uint64_t(q[2]) << 8 | q[3];
+    if (d == 0 || d > (uint64_t(1) << 40) / numel) return SIZE_MAX;
+    numel *= d;
+  }
+  return header + static_cast<std::size_t>(numel) * esize;
+}
+
 // Inflates every gzip member in turn (concatenated members are valid gzip); zlib checks each member's CRC-32
 // and length, so corruption anywhere is caught, and a stream that ends before its trailer is reported as truncated.
 std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path) {
@@ -52,6 +78,7 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
   std::size_t pos = 0;
   std::vector<uint8_t> buf(1 << 18);
   int rc = Z_OK;
+  std::size_t declared = 0;  // what the IDX header promises; inflating past it stops at once (decompression bombs)
   while (true) {
     const std::size_t chunk = std::min<std::size_t>(in.size() - pos, std::numeric_limits<uInt>::max());
     zs.next_in = const_cast<Bytef*>(in.data() + pos);
@@ -61,6 +88,13 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
     rc = inflate(&zs, Z_NO_FLUSH);
     pos += chunk - zs.avail_in;
     out.insert(out.end(), buf.data(), buf.data() + (buf.size() - zs.avail_out));
+    if (declared == 0) declared = idx_declared_size(out);
+    if (declared != 0 && declared != SIZE_MAX && out.size() > declared) {
+      inflateEnd(&zs);
+      detail::fail("IDX file '", path, "': the gzip stream inflates to more than the ", declared,
+                   " bytes its header declares (stopped after ", out.size(), " bytes: a corrupt file or a "
+                   "decompression bomb)");
+    }
     if (rc == Z_STREAM_END) {
       if (pos == in.size()) break;
       if (in[pos] != 0x1f) break;  // trailing padding after the last member is tolerated, as gzip(1) does

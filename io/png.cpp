@@ -3,6 +3,8 @@
 #include "nash/io/png.h"
 
 #include <cerrno>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 
@@ -70,7 +72,7 @@ void write_png(const std::string& path, const Image& img) {
              img.channels, " image needs ", need, " bytes, got ", img.pixels.size());
   require_libpng("write_png");
 #ifdef NASH_HAVE_PNG
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());  // two writers of one path never collide
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   NASH_CHECK(f, "write_png: cannot open '", tmp, "' for writing: ", std::strerror(errno));
   png_image pi;

@@ -120,6 +120,20 @@ TEST(Idx, ReadsPlainFile) {
 }
 
 #ifdef NASH_HAVE_ZLIB
+// A small gzip file whose header declares 10 bytes of data but which inflates to 64 MiB: the reader stops as soon as
+// the output passes the declared size instead of inflating everything (a decompression bomb).
+TEST(Idx, GzipInflatingPastItsHeaderStopsEarly) {
+  fs::path d = temp_dir("bomb");
+  Bytes file = idx_bytes(0x08, {10}, pattern(10, 1));
+  file.resize(file.size() + (std::size_t(64) << 20), 0);
+  const Bytes z = gzip(file);
+  ASSERT_LT(z.size(), std::size_t(1) << 20);
+  write(d / "bomb.gz", z);
+  nash_test::expect_error([&] { nash::data::read_idx((d / "bomb.gz").string()); },
+                          {"bomb.gz", "inflates to more than the 18 bytes its header declares"});
+  fs::remove_all(d);
+}
+
 TEST(Idx, ReadsGzipFileAndConcatenatedMembers) {
   fs::path d = temp_dir("gz");
   Bytes data = pattern(5 * 28 * 28, 4);
