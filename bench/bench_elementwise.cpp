@@ -1,0 +1,75 @@
+// nash_bench_elementwise: memory-bound ops on float32 (Google Benchmark): add, mul, relu and a full sum
+// reduction, each beside a clone of the same bytes (read once, written once: the copy bandwidth the others can at
+// best reach). Sizes are bytes per input tensor: 1 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB; the CPU cases stop at
+// --cpu_max_mib (64 by default). Counter bytes/s: the bytes an op must move (add, mul: 2 reads + 1 write; relu,
+// clone: 1 read + 1 write; sum: 1 read), divided by the time.
+#include <string>
+#include <vector>
+
+#include "micro.h"
+
+using namespace nash;
+namespace {
+
+enum class Op { Clone, Add, Mul, Relu, Sum };
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Clone: return "clone";
+    case Op::Add: return "add";
+    case Op::Mul: return "mul";
+    case Op::Relu: return "relu";
+    case Op::Sum: return "sum";
+  }
+  return "?";
+}
+
+// Tensors an op reads and writes, in units of the input's size.
+double traffic(Op op) { return op == Op::Add || op == Op::Mul ? 3.0 : op == Op::Sum ? 1.0 : 2.0; }
+
+std::string size_name(int64_t bytes) {
+  return bytes >= (int64_t(1) << 20) ? std::to_string(bytes >> 20) + "MiB" : std::to_string(bytes >> 10) + "KiB";
+}
+
+void BM_Elementwise(benchmark::State& state, Op op, int64_t bytes, bool on_cuda) {
+  const Device dev = on_cuda ? Device::cuda() : Device::cpu();
+  if (!nash_bench::usable(state, dev)) return;
+  NoGradGuard no_grad;
+  manual_seed(0);
+  const int64_t n = bytes / 4;
+  const std::vector<Tensor> a = nash_bench::rotating_randn({n}, dev);
+  const std::vector<Tensor> b =
+      op == Op::Add || op == Op::Mul ? nash_bench::rotating_randn({n}, dev) : std::vector<Tensor>();
+  nash_bench::timed_loop(state, dev, [&](int k) {
+    switch (op) {
+      case Op::Clone: a[k].clone(); break;
+      case Op::Add: add(a[k], b[k]); break;
+      case Op::Mul: mul(a[k], b[k]); break;
+      case Op::Relu: relu(a[k]); break;
+      case Op::Sum: sum(a[k]); break;
+    }
+  });
+  state.counters["bytes/s"] = nash_bench::rate(traffic(op) * double(bytes));
+}
+
+constexpr const char* kFlags =
+    "  --cpu_max_mib=N  largest CPU case in MiB per input tensor (default 64: the 256 MiB case runs on CUDA only)";
+
+void register_all(int* argc, char** argv) {
+  const int64_t cpu_max_mib = nash_bench::take_flag(argc, argv, "cpu_max_mib", 64);
+  for (Op op : {Op::Clone, Op::Add, Op::Mul, Op::Relu, Op::Sum})
+    for (int64_t bytes : {int64_t(1) << 10, int64_t(64) << 10, int64_t(1) << 20, int64_t(16) << 20,
+                          int64_t(256) << 20})
+      for (bool on_cuda : {false, true}) {
+        if (!on_cuda && bytes > (cpu_max_mib << 20)) continue;
+        const std::string name =
+            std::string("elementwise/") + op_name(op) + "/" + size_name(bytes) + (on_cuda ? "/cuda" : "/cpu");
+        benchmark::RegisterBenchmark(name.c_str(), BM_Elementwise, op, bytes, on_cuda)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
+      }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return nash_bench::run_main(argc, argv, kFlags, register_all); }
