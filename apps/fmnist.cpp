@@ -338,10 +338,12 @@ std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
   return s.str();
 }
 
-std::string fid_csv(const std::vector<std::pair<int64_t, double>>& fids) {
+std::string fid_csv(const FmnistResult& r) {
   std::ostringstream s;
-  s << "step,fid\n";
-  for (const auto& f : fids) s << f.first << ',' << fmt(f.second, 8) << '\n';
+  s << "step,fid,classifier_score\n";
+  for (std::size_t i = 0; i < r.fid_log.size(); ++i)
+    s << r.fid_log[i].first << ',' << fmt(r.fid_log[i].second, 8) << ','
+      << (i < r.score_log.size() ? fmt(r.score_log[i].second, 8) : std::string("nan")) << '\n';
   return s.str();
 }
 
@@ -388,10 +390,12 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
     }
   }
   for (const auto& c : read_csv_rows(dir / "fid.csv")) {
-    if (c.size() != 2) continue;
+    if (c.size() != 3) continue;
     try {
       const int64_t s = std::stoll(c[0]);
-      if (s <= step) r->fid_log.emplace_back(s, std::stod(c[1]));
+      if (s > step) continue;
+      r->fid_log.emplace_back(s, std::stod(c[1]));
+      r->score_log.emplace_back(s, std::stod(c[2]));
     } catch (const std::exception&) {
     }
   }
@@ -476,7 +480,10 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"seed\": " << c.seed << ",\n  \"steps\": " << r.steps_done
     << ",\n  \"start_step\": " << r.start_step << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false")
     << ",\n  \"skipped_updates\": " << r.skipped << ",\n  \"device\": \"" << r.device << "\",\n  \"fid\": "
-    << (r.fid >= 0 ? json_number(r.fid) : "null") << ",\n  \"fid_samples\": " << c.fid_samples
+    << (r.fid >= 0 ? json_number(r.fid) : "null") << ",\n  \"classifier_score\": "
+    << (r.classifier_score >= 0 ? json_number(r.classifier_score) : "null") << ",\n  \"classifier_score_real\": "
+    << (r.classifier_score_real >= 0 ? json_number(r.classifier_score_real) : "null")
+    << ",\n  \"fid_samples\": " << c.fid_samples
     << ",\n  \"fid_features\": \"Fashion-MNIST classifier (" << c.fid_net << "), not Inception\""
     << ",\n  \"train_seconds\": " << json_number(r.train_seconds)
     << ",\n  \"wall_seconds\": " << json_number(r.wall_seconds) << "\n}\n";
@@ -485,21 +492,27 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
 
 // FID of fid_samples images from G (in eval mode, latents from their own stream so evaluating leaves training's
 // random stream alone) against the real statistics.
-double generated_fid(nn::Module& G, metrics::FeatureNet& net, const metrics::FeatureStats& real,
-                     const FmnistConfig& c, Device dev, int64_t step) {
+struct Evaluation {
+  double fid, classifier_score;
+};
+Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const metrics::FeatureStats& real,
+                              const FmnistConfig& c, Device dev, int64_t step) {
   Generator gen(c.seed * 0x9e3779b97f4a7c15ULL + 0x66696400ULL + static_cast<uint64_t>(step));
   metrics::FeatureAccumulator acc(net.feature_dim());
+  metrics::ClassifierScoreAccumulator score;
   NoGradGuard ng;
   const bool was_training = G.is_training();
   G.eval();
   for (int64_t done = 0; done < c.fid_samples;) {
     const int64_t b = std::min<int64_t>(500, c.fid_samples - done);
     Tensor z = randn({b, c.z_dim}, DType::Float32, Device::cpu(), &gen).to(dev);
-    acc.add(net.features(clamp(G.forward(z), -1.0, 1.0)));
+    const Tensor f = net.features(clamp(G.forward(z), -1.0, 1.0));
+    acc.add(f);
+    score.add(net.logits_from_features(f));
     done += b;
   }
   G.train(was_training);
-  return metrics::frechet_distance(real, acc.stats());
+  return {metrics::frechet_distance(real, acc.stats()), score.score()};
 }
 
 }  // namespace
@@ -679,7 +692,9 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     const data::ImageDataset test = data::load_fashion_mnist(data::Split::Test, to);
     NASH_CHECK(test.images.size(0) > fid_net->feature_dim(), "fmnist: the test set has ", test.images.size(0),
                " images, FID needs more than the ", fid_net->feature_dim(), " features");
-    real_stats = metrics::image_feature_stats(*fid_net, test.images.to(dev));
+    const Tensor test_images = test.images.to(dev);
+    real_stats = metrics::image_feature_stats(*fid_net, test_images);
+    r.classifier_score_real = metrics::classifier_score(*fid_net, test_images);
   }
 
   manual_seed(cfg.seed);  // before the networks: their initialisation draws from the default generator
@@ -790,14 +805,16 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   };
   auto evaluate = [&](int64_t step) {
     if (!fid_net) return;
-    const double f = generated_fid(*pl.g, *fid_net, real_stats, cfg, dev, step);
-    r.fid_log.emplace_back(step, f);
-    r.fid = f;
+    const Evaluation e = evaluate_generator(*pl.g, *fid_net, real_stats, cfg, dev, step);
+    r.fid_log.emplace_back(step, e.fid);
+    r.score_log.emplace_back(step, e.classifier_score);
+    r.fid = e.fid;
+    r.classifier_score = e.classifier_score;
   };
   auto write_logs = [&] {
     if (!write) return;
     cli::write_atomic((dir / "metrics.csv").string(), metrics_csv(r.log));
-    if (fid_net || !r.fid_log.empty()) cli::write_atomic((dir / "fid.csv").string(), fid_csv(r.fid_log));
+    if (fid_net || !r.fid_log.empty()) cli::write_atomic((dir / "fid.csv").string(), fid_csv(r));
   };
 
   SignalScope signals(cfg.handle_signals);
@@ -1023,8 +1040,9 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                   r.train_seconds, r.wall_seconds, r.device.c_str());
       if (r.skipped > 0) std::printf("skipped updates (non-finite): %lld\n", static_cast<long long>(r.skipped));
       if (r.fid >= 0)
-        std::printf("FID %.2f (%lld generated vs the 10000 test images, Fashion-MNIST classifier features)\n", r.fid,
-                    static_cast<long long>(c.fid_samples));
+        std::printf("FID %.2f (%lld generated vs the 10000 test images, Fashion-MNIST classifier features); "
+                    "classifier score %.2f (test images %.2f)\n",
+                    r.fid, static_cast<long long>(c.fid_samples), r.classifier_score, r.classifier_score_real);
       else if (!r.fid_note.empty() && !r.interrupted)
         std::printf("%s\n", r.fid_note.c_str());
       if (!c.out_dir.empty())

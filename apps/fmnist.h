@@ -98,6 +98,10 @@ struct FmnistResult {
   std::vector<FmnistLogRow> log;                    // the whole run's rows, earlier runs' included when resumed
   std::vector<std::pair<int64_t, double>> fid_log;  // (step, FID) of every evaluation
   double fid = -1;              // the final FID (< 0: not computed: no feature network, or interrupted)
+  // The Inception-score formula on the same classifier's class probabilities (NOT an Inception score), of the
+  // images each FID used, and of the 10000 test images as the real-data reference; < 0 when not computed.
+  std::vector<std::pair<int64_t, double>> score_log;
+  double classifier_score = -1, classifier_score_real = -1;
   int64_t start_step = 0;       // steps done before this run (resumed)
   int64_t steps_done = 0;
   int64_t skipped = 0;

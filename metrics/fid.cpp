@@ -249,6 +249,60 @@ Tensor FeatureNet::trunk(const Tensor& x) {
 
 Tensor FeatureNet::features(const Tensor& x) { return trunk(x); }
 Tensor FeatureNet::forward(const Tensor& x) { return head_->forward(trunk(x)); }
+Tensor FeatureNet::logits_from_features(const Tensor& f) { return head_->forward(f); }
+
+ClassifierScoreAccumulator::ClassifierScoreAccumulator(int64_t classes)
+    : classes_(classes), sum_p_(static_cast<std::size_t>(classes), 0.0) {
+  NASH_CHECK(classes >= 2, "ClassifierScoreAccumulator: needs >= 2 classes, got ", classes);
+}
+
+void ClassifierScoreAccumulator::add(const Tensor& logits) {
+  NASH_CHECK(logits.defined() && logits.dim() == 2 && logits.size(1) == classes_,
+             "ClassifierScoreAccumulator: expected logits (B, ", classes_, "), got ",
+             logits.defined() ? shape_str(logits.shape()) : std::string("undefined"));
+  const std::vector<double> z = logits.detach().to(Device::cpu()).to(DType::Float64).contiguous().to_vector<double>();
+  const int64_t b = logits.size(0);
+  std::vector<double> p(static_cast<std::size_t>(classes_));
+  for (int64_t i = 0; i < b; ++i) {
+    const double* row = z.data() + i * classes_;
+    double mx = row[0];
+    for (int64_t c = 1; c < classes_; ++c) mx = std::max(mx, row[c]);
+    double s = 0;
+    for (int64_t c = 0; c < classes_; ++c) s += (p[c] = std::exp(row[c] - mx));
+    NASH_CHECK(std::isfinite(s), "ClassifierScoreAccumulator: non-finite logits in row ", n_ + i);
+    for (int64_t c = 0; c < classes_; ++c) {
+      p[c] /= s;
+      sum_p_[c] += p[c];
+      if (p[c] > 0) sum_plogp_ += p[c] * std::log(p[c]);
+    }
+  }
+  n_ += b;
+}
+
+double ClassifierScoreAccumulator::score() const {
+  NASH_CHECK(n_ >= 1, "ClassifierScoreAccumulator: no samples");
+  const double n = static_cast<double>(n_);
+  double marginal = 0;  // Σ_y p̄ log p̄
+  for (double sp : sum_p_) {
+    const double pb = sp / n;
+    if (pb > 0) marginal += pb * std::log(pb);
+  }
+  return std::exp(std::max(0.0, sum_plogp_ / n - marginal));
+}
+
+double classifier_score(FeatureNet& net, const Tensor& images, int64_t batch) {
+  NASH_CHECK(images.defined() && images.dim() == 4 && images.size(0) >= 1, "classifier_score: expected images "
+             "(N, 1, H, W), got ", images.defined() ? shape_str(images.shape()) : std::string("undefined"));
+  NASH_CHECK(batch >= 1, "classifier_score: batch must be >= 1, got ", batch);
+  NoGradGuard ng;
+  const bool was_training = net.is_training();
+  net.eval();
+  ClassifierScoreAccumulator acc;
+  for (int64_t i = 0; i < images.size(0); i += batch)
+    acc.add(net.forward(images.narrow(0, i, std::min(batch, images.size(0) - i))));
+  net.train(was_training);
+  return acc.score();
+}
 
 void save_feature_net(const std::string& path, FeatureNet& net, const std::map<std::string, std::string>& extra) {
   nn::Checkpoint ck;

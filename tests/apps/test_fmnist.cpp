@@ -276,6 +276,10 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
   const apps::FmnistResult r = apps::train_fmnist(c);
   ASSERT_EQ(r.fid_log.size(), 2u);  // after step 1 and the final one
   EXPECT_TRUE(std::isfinite(r.fid) && r.fid > 0);
+  EXPECT_GE(r.classifier_score, 1.0);
+  EXPECT_LE(r.classifier_score, 10.0);
+  EXPECT_GT(r.classifier_score_real, 1.0);
+  ASSERT_EQ(r.score_log.size(), r.fid_log.size());
   EXPECT_EQ(r.fid_log.back().second, r.fid);
   EXPECT_TRUE(fs::exists(out / "run" / "fid.csv"));
   fs::remove_all(out);

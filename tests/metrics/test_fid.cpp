@@ -347,3 +347,31 @@ TEST(Fid, SaveLoadRoundTripKeepsTheRandomStream) {
   nash_test::expect_error([&] { nash::metrics::load_feature_net(other); }, {other.c_str(), "architecture"});
   fs::remove_all(dir);
 }
+
+TEST(ClassifierScore, ClosedFormsOfTheInceptionScoreFormula) {
+  using nash::metrics::ClassifierScoreAccumulator;
+  // Confident predictions spread evenly over the 10 classes: KL = log 10 for every sample, score 10.
+  std::vector<float> z(20 * 10, -60.f);
+  for (int i = 0; i < 20; ++i) z[i * 10 + i % 10] = 60.f;
+  ClassifierScoreAccumulator a;
+  a.add(nash::from_vector(z, {20, 10}));
+  EXPECT_NEAR(a.score(), 10.0, 1e-9);
+  // Every sample confidently the same class, or every sample uniform: p(y|x) = p(y), score 1.
+  std::vector<float> same(8 * 10, 0.f), uniform(8 * 10, 3.f);
+  for (int i = 0; i < 8; ++i) same[i * 10 + 2] = 80.f;
+  ClassifierScoreAccumulator b, c;
+  b.add(nash::from_vector(same, {8, 10}));
+  c.add(nash::from_vector(uniform, {8, 10}));
+  EXPECT_NEAR(b.score(), 1.0, 1e-9);
+  EXPECT_NEAR(c.score(), 1.0, 1e-12);
+  // Two classes, half the samples p = (0.5, 0.5), half confident in class 0 (batches added separately):
+  // p(y) = (0.75, 0.25); E KL = 0.5 * (0.5 log(0.5/0.75) + 0.5 log(0.5/0.25)) + 0.5 * log(1/0.75).
+  ClassifierScoreAccumulator d(2);
+  d.add(nash::from_vector(std::vector<float>{0.f, 0.f, 0.f, 0.f}, {2, 2}));
+  d.add(nash::from_vector(std::vector<float>{90.f, -90.f, 90.f, -90.f}, {2, 2}));
+  const double kl = 0.5 * (0.5 * std::log(0.5 / 0.75) + 0.5 * std::log(0.5 / 0.25)) + 0.5 * std::log(1 / 0.75);
+  EXPECT_NEAR(d.score(), std::exp(kl), 1e-9);
+  ClassifierScoreAccumulator e;
+  EXPECT_THROW(e.score(), nash::Error);
+  EXPECT_THROW(e.add(nash::from_vector(std::vector<float>{1.f, 2.f}, {1, 2})), nash::Error);
+}

@@ -76,6 +76,7 @@ class FeatureNet : public nn::Module {
   explicit FeatureNet(int64_t feature_dim = 256);
   Tensor forward(const Tensor& x) override;  // class logits (N, 10)
   Tensor features(const Tensor& x);          // (N, feature_dim)
+  Tensor logits_from_features(const Tensor& f);  // the class logits of features(x): forward(x) without the trunk
   int64_t feature_dim() const { return feature_dim_; }
 
  private:
@@ -98,6 +99,26 @@ std::shared_ptr<FeatureNet> load_feature_net(const std::string& path, Device dev
 FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, int64_t batch = 500);
 // FID between two image sets under net.
 double fid(FeatureNet& net, const Tensor& images_a, const Tensor& images_b, int64_t batch = 500);
+
+// The Inception-score formula exp(E_x KL(p(y|x) || p(y))) on the Fashion-MNIST classifier's class probabilities
+// (p(y) the mean of p(y|x) over the set): between 1 and 10, higher when samples are confidently classified and
+// spread over the classes. NOT an Inception score: comparable within nash and with the same classifier file only.
+// Accumulated in float64 batch by batch from logits (B, classes) on any device.
+class ClassifierScoreAccumulator {
+ public:
+  explicit ClassifierScoreAccumulator(int64_t classes = FeatureNet::kClasses);
+  void add(const Tensor& logits);
+  int64_t count() const { return n_; }
+  double score() const;  // needs at least one sample
+
+ private:
+  int64_t classes_, n_ = 0;
+  double sum_plogp_ = 0;      // Σ_x Σ_y p log p
+  std::vector<double> sum_p_; // Σ_x p(y|x), per class
+};
+
+// The classifier score of images (N, 1, 28|32, 28|32) in [-1, 1] under net (eval mode, no gradients).
+double classifier_score(FeatureNet& net, const Tensor& images, int64_t batch = 500);
 
 // Top-1 accuracy of net's logits on images/labels (in eval mode).
 double classifier_accuracy(FeatureNet& net, const Tensor& images, const Tensor& labels, int64_t batch = 500);
