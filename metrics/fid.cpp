@@ -379,6 +379,19 @@ FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, int64_t 
   return acc.stats();
 }
 
+FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, double* score, int64_t batch) {
+  NASH_CHECK(score != nullptr, "image_feature_stats: score is null");
+  FeatureAccumulator acc(net.feature_dim());
+  ClassifierScoreAccumulator cs;
+  for_batches(net, images, batch, "image_feature_stats", [&](const Tensor& x, int64_t) {
+    const Tensor f = net.features(x);
+    acc.add(f);
+    cs.add(net.logits_from_features(f));
+  });
+  *score = cs.score();
+  return acc.stats();
+}
+
 double fid(FeatureNet& net, const Tensor& images_a, const Tensor& images_b, int64_t batch) {
   return frechet_distance(image_feature_stats(net, images_a, batch), image_feature_stats(net, images_b, batch));
 }

@@ -97,6 +97,8 @@ std::shared_ptr<FeatureNet> load_feature_net(const std::string& path, Device dev
 // Feature statistics of images (N, 1, 28|32, 28|32) in [-1, 1] (any device) through net in eval mode, batch by
 // batch without recording gradients. Restores net's train/eval mode afterwards.
 FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, int64_t batch = 500);
+// The same, and the classifier score of the images (see below) into *score, from one pass of the network.
+FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, double* score, int64_t batch = 500);
 // FID between two image sets under net.
 double fid(FeatureNet& net, const Tensor& images_a, const Tensor& images_b, int64_t batch = 500);
 
