@@ -25,7 +25,9 @@
 #include "nash/core/random.h"
 #include "nash/core/threads.h"
 #include "nash/nn/layers.h"
+#include "nash/nn/regularizers.h"
 #include "nash/nn/spectral_norm.h"
+#include "nash/nn/weight_norm.h"
 #include "nash/optim/balanced.h"
 #include "nash/optim/gan_trainer.h"
 #include "nash/optim/optimizer.h"
@@ -57,6 +59,13 @@ const Named<MixtureOptimizer> kOptimizers[] = {{MixtureOptimizer::SGDA, "sgda"},
                                                {MixtureOptimizer::NSGDA, "nsgda"},
                                                {MixtureOptimizer::AdaNSGDA, "ada-nsgda"},
                                                {MixtureOptimizer::AdaDir, "adadir"}};
+const Named<MixtureDNorm> kDNorms[] = {
+    {MixtureDNorm::None, "none"}, {MixtureDNorm::SN, "sn"}, {MixtureDNorm::WN, "wn"}, {MixtureDNorm::BN, "bn"}};
+const Named<MixtureDReg> kDRegs[] = {{MixtureDReg::Default, "default"},
+                                     {MixtureDReg::None, "none"},
+                                     {MixtureDReg::GP, "gp"},
+                                     {MixtureDReg::R1, "r1"},
+                                     {MixtureDReg::Ortho, "ortho"}};
 
 template <class E, std::size_t N>
 const char* name_of(const Named<E> (&table)[N], E v) {
@@ -75,17 +84,20 @@ E parse_named(const Named<E> (&table)[N], const std::string& name, const char* w
   detail::fail("mixture: unknown ", what, " '", name, "' (expected one of: ", choices, ")");
 }
 
-// in -> 3 x (Linear(hidden), activation) -> Linear(out); D's Linears spectrally normalised when sn.
-std::shared_ptr<nn::Sequential> mlp(int64_t in, int64_t hidden, int64_t out, bool leaky, bool sn) {
+// in -> 3 x (Linear(hidden), activation) -> Linear(out); every Linear wrapped in spectral or weight normalization,
+// or batch norm after each hidden Linear, as norm says.
+std::shared_ptr<nn::Sequential> mlp(int64_t in, int64_t hidden, int64_t out, bool leaky, MixtureDNorm norm) {
   auto net = std::make_shared<nn::Sequential>();
   auto linear = [&](int64_t i, int64_t o) -> nn::ModulePtr {
     auto l = std::make_shared<nn::Linear>(i, o);
-    if (sn) return nn::spectral_norm(l);
+    if (norm == MixtureDNorm::SN) return nn::spectral_norm(l);
+    if (norm == MixtureDNorm::WN) return nn::weight_norm(l);
     return l;
   };
   int64_t width = in;
   for (int i = 0; i < 3; ++i) {
     net->push_back(linear(width, hidden));
+    if (norm == MixtureDNorm::BN) net->push_back(std::make_shared<nn::BatchNorm1d>(hidden));
     if (leaky) net->push_back(std::make_shared<nn::LeakyReLU>(0.2));
     else net->push_back(std::make_shared<nn::ReLU>());
     width = hidden;
@@ -139,7 +151,10 @@ std::string json_number(double v) { return std::isfinite(v) ? fmt(v, 8) : "null"
 
 std::string run_title(const MixtureConfig& c) {
   return std::string(mixture_name(c.dist)) + ", " + mixture_name(c.loss) + ", " + mixture_name(c.optimizer) +
-         (c.sn ? " + SN" : "") + ", lr D " + fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", seed " +
+         (c.d_norm != MixtureDNorm::None ? std::string(" + D ") + mixture_name(c.d_norm) : std::string()) +
+         (c.d_reg == MixtureDReg::R1 || c.d_reg == MixtureDReg::Ortho ? std::string(" + ") + mixture_name(c.d_reg)
+                                                                         : std::string()) +
+         (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) + ", lr D " + fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", seed " +
          std::to_string(c.seed);
 }
 
@@ -208,7 +223,7 @@ std::vector<plot::Figure> training_figures(const MixtureResult& r) {
     u.y.push_back(row.update_ratio);
   }
   losses.series = {d, g};
-  if (r.config.loss == MixtureLoss::WganGP) losses.series.push_back(gp);
+  if (r.config.d_reg != MixtureDReg::None) losses.series.push_back(gp);  // GP, R1 or ortho
   ratio.series = {u};
   // One point at 1 keeps the "balanced" level in view even when every ratio is far from it.
   ratio.series.push_back(plot::Series{"balanced (1)", {u.x.front(), u.x.back()}, {1.0, 1.0}, false, 0x999999});
@@ -234,9 +249,11 @@ void write_outputs(const fs::path& dir, const MixtureResult& r, const data::Gaus
   j << "{\n"
     << "  \"dist\": \"" << mixture_name(cfg.dist) << "\",\n  \"loss\": \"" << mixture_name(cfg.loss)
     << "\",\n  \"optimizer\": \"" << mixture_name(cfg.optimizer) << "\",\n  \"sn\": " << (cfg.sn ? "true" : "false")
+    << ",\n  \"d_norm\": \"" << mixture_name(cfg.d_norm) << "\",\n  \"d_reg\": \"" << mixture_name(cfg.d_reg)
+    << "\",\n  \"reg_weight\": " << fmt(cfg.reg_weight) << ",\n  \"d_clip\": " << fmt(cfg.d_clip)
     << ",\n  \"steps\": " << cfg.steps << ",\n  \"n_dis\": " << cfg.n_dis << ",\n  \"batch\": " << cfg.batch
     << ",\n  \"lr_d\": " << fmt(cfg.lr_d) << ",\n  \"lr_g\": " << fmt(cfg.lr_g)
-    << ",\n  \"gp_lambda\": " << fmt(cfg.loss == MixtureLoss::WganGP ? cfg.gp_lambda : 0.0)
+    << ",\n  \"gp_lambda\": " << fmt(cfg.d_reg == MixtureDReg::GP ? cfg.gp_lambda : 0.0)
     << ",\n  \"z_dim\": " << cfg.z_dim << ",\n  \"hidden\": " << cfg.hidden << ",\n  \"seed\": " << cfg.seed
     << ",\n  \"eval_samples\": " << cfg.eval_samples << ",\n  \"num_modes\": " << c.num_modes
     << ",\n  \"modes_covered\": " << c.modes_covered
@@ -267,6 +284,10 @@ const char* mixture_name(MixtureOptimizer o) { return name_of(kOptimizers, o); }
 MixtureDist parse_mixture_dist(const std::string& n) { return parse_named(kDists, n, "distribution"); }
 MixtureLoss parse_mixture_loss(const std::string& n) { return parse_named(kLosses, n, "loss"); }
 MixtureOptimizer parse_mixture_optimizer(const std::string& n) { return parse_named(kOptimizers, n, "optimizer"); }
+const char* mixture_name(MixtureDNorm n) { return name_of(kDNorms, n); }
+const char* mixture_name(MixtureDReg r) { return name_of(kDRegs, r); }
+MixtureDNorm parse_mixture_d_norm(const std::string& n) { return parse_named(kDNorms, n, "D normalization"); }
+MixtureDReg parse_mixture_d_reg(const std::string& n) { return parse_named(kDRegs, n, "D regularizer"); }
 
 double mixture_default_lr(MixtureOptimizer o) {
   switch (o) {
@@ -291,6 +312,14 @@ metrics::ModeCoverage mixture_coverage(const data::GaussianMixture2D& d, const T
 MixtureConfig MixtureConfig::resolved() const {
   MixtureConfig c = *this;
   if (c.n_dis == 0) c.n_dis = c.loss == MixtureLoss::WganGP ? 5 : 1;
+  NASH_CHECK(!c.sn || c.d_norm == MixtureDNorm::None || c.d_norm == MixtureDNorm::SN,
+             "mixture: --sn and --d-norm ", mixture_name(c.d_norm), " ask for two normalizations of D");
+  if (c.sn) c.d_norm = MixtureDNorm::SN;
+  c.sn = c.d_norm == MixtureDNorm::SN;
+  if (c.d_reg == MixtureDReg::Default) c.d_reg = c.loss == MixtureLoss::WganGP ? MixtureDReg::GP : MixtureDReg::None;
+  if (c.reg_weight < 0) c.reg_weight = c.d_reg == MixtureDReg::Ortho ? 1e-4 : c.d_reg == MixtureDReg::R1 ? 10.0 : 0.0;
+  NASH_CHECK(std::isfinite(c.reg_weight), "mixture: reg_weight must be finite, got ", c.reg_weight);
+  NASH_CHECK(std::isfinite(c.d_clip) && c.d_clip >= 0, "mixture: d_clip must be finite and >= 0, got ", c.d_clip);
   if (c.lr_d == 0) c.lr_d = 2 * mixture_default_lr(c.optimizer);  // TTUR: D twice as fast (see --help)
   if (c.lr_g == 0) c.lr_g = mixture_default_lr(c.optimizer);
   NASH_CHECK(c.steps >= 1, "mixture: steps must be >= 1, got ", c.steps);
@@ -318,8 +347,8 @@ MixtureResult train_mixture(const MixtureConfig& config) {
 
   manual_seed(cfg.seed);  // before the networks: their initialisation draws from the default generator
   const data::GaussianMixture2D dist = mixture_distribution(cfg.dist);
-  auto G = mlp(cfg.z_dim, cfg.hidden, 2, false, false);
-  auto D = mlp(2, cfg.hidden, 1, true, cfg.sn);
+  auto G = mlp(cfg.z_dim, cfg.hidden, 2, false, MixtureDNorm::None);
+  auto D = mlp(2, cfg.hidden, 1, true, cfg.d_norm);
   std::unique_ptr<optim::Optimizer> opt_d = make_optimizer(cfg, *D, cfg.lr_d);
   std::unique_ptr<optim::Optimizer> opt_g = make_optimizer(cfg, *G, cfg.lr_g);
   optim::GanTrainerOptions to;
@@ -327,7 +356,18 @@ MixtureResult train_mixture(const MixtureConfig& config) {
             : cfg.loss == MixtureLoss::Hinge ? nn::GanLoss::Hinge
                                              : nn::GanLoss::Wasserstein;
   to.n_dis = cfg.n_dis;
-  to.gp_lambda = cfg.loss == MixtureLoss::WganGP ? cfg.gp_lambda : 0.0;
+  to.gp_lambda = cfg.d_reg == MixtureDReg::GP ? cfg.gp_lambda : 0.0;
+  to.r1_gamma = cfg.d_reg == MixtureDReg::R1 ? cfg.reg_weight : 0.0;
+  if (cfg.d_reg == MixtureDReg::Ortho) {
+    nn::Module* d = D.get();
+    const double beta = cfg.reg_weight;
+    to.d_regularizer = [d, beta] { return nn::orthonormal_penalty(*d, beta); };
+  }
+  if (cfg.d_clip > 0) {
+    nn::Module* d = D.get();
+    const double clip = cfg.d_clip;
+    to.after_d_update = [d, clip] { nn::clip_weights_(*d, clip); };
+  }
   to.diagnostics = true;  // the update ratio and gradient norms of metrics.csv
   optim::GanTrainer trainer(G, D, *opt_g, *opt_d, to);
   const optim::GanTrainer::Sampler real = [&] { return dist.sample(cfg.batch); };
@@ -512,7 +552,12 @@ int run_mixture(int argc, const char* const* argv, int first) {
   p.add_string("dist", "ring", "target distribution: ring (8 modes) or grid (25 modes)")
       .add_string("loss", "ns", "GAN loss: ns (non-saturating), hinge or wgan-gp (Wasserstein + gradient penalty)")
       .add_string("optimizer", "adam", "sgda, adam, nsgda, ada-nsgda or adadir (both players)")
-      .add_bool("sn", def.sn, "spectral normalization on every layer of D")
+      .add_bool("sn", def.sn, "spectral normalization on every layer of D (same as --d-norm sn)")
+      .add_string("d-norm", "none", "D's normalization: none, sn (spectral), wn (weight norm) or bn (batch norm)")
+      .add_string("d-reg", "default", "D's regularizer: default (gp with wgan-gp, else none), none, gp, r1 or ortho")
+      .add_double("d-reg-weight", -1, "weight of r1 and ortho (< 0: r1 10, ortho 1e-4; gp uses --gp-lambda)", -1, 1e6)
+      .add_double("d-clip", 0, "clip D's parameters to [-c, c] after each D update (0: off; the original WGAN)", 0,
+                  1e6)
       .add_int("steps", def.steps, "generator updates (each after --n-dis D updates)", 1, 10000000)
       .add_int("n-dis", def.n_dis, "D updates per G update (0: 5 for wgan-gp, else 1)", 0, 100)
       .add_int("batch", def.batch, "batch size", 1, 65536)
@@ -549,11 +594,15 @@ int run_mixture(int argc, const char* const* argv, int first) {
     cfg.optimizer = parse_choice("--optimizer", p.get_string("optimizer"), parse_mixture_optimizer);
     cfg.lr_d = parse_lr("--lr-d", p.get_string("lr-d"));
     cfg.lr_g = parse_lr("--lr-g", p.get_string("lr-g"));
+    cfg.d_norm = parse_choice("--d-norm", p.get_string("d-norm"), parse_mixture_d_norm);
+    cfg.d_reg = parse_choice("--d-reg", p.get_string("d-reg"), parse_mixture_d_reg);
   } catch (const cli::UsageError& e) {
     std::cerr << name << ": " << e.what() << '\n';
     return cli::kUsageExit;
   }
   cfg.sn = p.get_bool("sn");
+  cfg.reg_weight = p.get_double("d-reg-weight");
+  cfg.d_clip = p.get_double("d-clip");
   cfg.steps = p.get_int("steps");
   cfg.n_dis = p.get_int("n-dis");
   cfg.batch = p.get_int("batch");
@@ -578,7 +627,9 @@ int run_mixture(int argc, const char* const* argv, int first) {
         const metrics::ModeCoverage& c = r.coverage;
         const MixtureConfig& rc = r.config;
         std::printf("%s: %s, %s, %s%s, lr D %g / G %g, n_dis %lld\n", name, mixture_name(rc.dist),
-                    mixture_name(rc.loss), mixture_name(rc.optimizer), rc.sn ? " + SN" : "", rc.lr_d, rc.lr_g,
+                    mixture_name(rc.loss), mixture_name(rc.optimizer),
+                    rc.d_norm != MixtureDNorm::None ? (std::string(" + D ") + mixture_name(rc.d_norm)).c_str() : "",
+                    rc.lr_d, rc.lr_g,
                     static_cast<long long>(rc.n_dis));
         std::printf("modes covered: %lld/%lld  high-quality: %.1f%%  KL(modes||uniform): %.4f  wall: %.2f s "
                     "(train %.2f s, %.0f it/s)\n",

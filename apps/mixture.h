@@ -17,15 +17,23 @@ namespace apps {
 enum class MixtureDist { Ring, Grid };
 enum class MixtureLoss { NS, Hinge, WganGP };
 enum class MixtureOptimizer { SGDA, Adam, NSGDA, AdaNSGDA, AdaDir };
+// D's normalization and regularizer (the SN-GAN paper's baselines). DReg::Default: the gradient penalty with the
+// wgan-gp loss, none otherwise (so wgan-gp with --d-reg none and --d-clip is the original WGAN).
+enum class MixtureDNorm { None, SN, WN, BN };
+enum class MixtureDReg { Default, None, GP, R1, Ortho };
 
 // Command-line names ("ring", "ns", "wgan-gp", "ada-nsgda", ...) and back; parse_* throw nash::Error listing the
 // choices.
 const char* mixture_name(MixtureDist d);
 const char* mixture_name(MixtureLoss l);
 const char* mixture_name(MixtureOptimizer o);
+const char* mixture_name(MixtureDNorm n);
+const char* mixture_name(MixtureDReg r);
 MixtureDist parse_mixture_dist(const std::string& name);
 MixtureLoss parse_mixture_loss(const std::string& name);
 MixtureOptimizer parse_mixture_optimizer(const std::string& name);
+MixtureDNorm parse_mixture_d_norm(const std::string& name);
+MixtureDReg parse_mixture_d_reg(const std::string& name);
 
 // The generator's learning rate when none is given (the discriminator's default is twice it).
 double mixture_default_lr(MixtureOptimizer o);
@@ -40,7 +48,11 @@ struct MixtureConfig {
   MixtureDist dist = MixtureDist::Ring;
   MixtureLoss loss = MixtureLoss::NS;    // wgan-gp: Wasserstein loss + gradient penalty gp_lambda
   MixtureOptimizer optimizer = MixtureOptimizer::Adam;
-  bool sn = false;                       // spectral normalization on every Linear of D
+  bool sn = false;                       // spectral normalization on every Linear of D (= d_norm SN)
+  MixtureDNorm d_norm = MixtureDNorm::None;  // sn, wn (weight norm) on every Linear of D, or bn after its hidden ones
+  MixtureDReg d_reg = MixtureDReg::Default;
+  double reg_weight = -1;                // r1 and ortho (< 0: r1 10, ortho 1e-4); the gradient penalty uses gp_lambda
+  double d_clip = 0;                     // > 0: clip D's parameters to [-d_clip, d_clip] after each D update
   int64_t steps = 5000;                  // generator updates (n_dis D updates before each)
   int64_t n_dis = 0;                     // D updates per G update; 0: 5 for wgan-gp, else 1
   int64_t batch = 256;

@@ -17,6 +17,7 @@
 #include "apps/mixture.h"
 #include "io/png_reader.h"
 #include "nash/core/random.h"
+#include "support.h"
 
 namespace fs = std::filesystem;
 using nash::apps::MixtureConfig;
@@ -245,6 +246,44 @@ TEST(Mixture, EveryLossOptimizerAndSnRuns) {
   c.lr_d = c.lr_g = 0.01;
   MixtureResult r = train_mixture(c);
   EXPECT_NEAR(r.log.back().update_ratio, 1.0, 1e-6);
+}
+
+TEST(Mixture, DNormsRegularizersAndClippingRun) {
+  using nash::apps::MixtureDNorm;
+  using nash::apps::MixtureDReg;
+  struct Case {
+    MixtureLoss loss;
+    MixtureDNorm norm;
+    MixtureDReg reg;
+    double clip;
+    bool penalty;
+  };
+  for (const Case& k : std::vector<Case>{{MixtureLoss::NS, MixtureDNorm::WN, MixtureDReg::Ortho, 0, true},
+                                         {MixtureLoss::NS, MixtureDNorm::BN, MixtureDReg::R1, 0, true},
+                                         {MixtureLoss::Hinge, MixtureDNorm::SN, MixtureDReg::GP, 0, true},
+                                         // the original WGAN: Wasserstein loss, no penalty, clipped critic
+                                         {MixtureLoss::WganGP, MixtureDNorm::None, MixtureDReg::None, 0.01, false}}) {
+    SCOPED_TRACE(std::string(nash::apps::mixture_name(k.norm)) + " " + nash::apps::mixture_name(k.reg));
+    MixtureConfig c = tiny("");
+    c.out_dir = "";
+    c.steps = 6;
+    c.loss = k.loss;
+    c.d_norm = k.norm;
+    c.d_reg = k.reg;
+    c.d_clip = k.clip;
+    MixtureResult r = train_mixture(c);
+    ASSERT_FALSE(r.log.empty());
+    EXPECT_TRUE(std::isfinite(r.log.back().d_loss));
+    if (k.penalty) EXPECT_GT(r.log.back().penalty, 0);
+    else EXPECT_EQ(r.log.back().penalty, 0);
+    EXPECT_EQ(r.config.sn, k.norm == MixtureDNorm::SN);
+  }
+  MixtureConfig bad = tiny("");
+  bad.sn = true;
+  bad.d_norm = MixtureDNorm::WN;
+  nash_test::expect_error([&] { bad.resolved(); }, {"--sn", "wn"});
+  EXPECT_EQ(nash::apps::parse_mixture_d_reg("ortho"), MixtureDReg::Ortho);
+  EXPECT_THROW(nash::apps::parse_mixture_d_norm("ln"), nash::Error);
 }
 
 TEST(Mixture, NamesRoundTripAndBadNamesThrow) {

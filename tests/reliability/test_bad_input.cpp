@@ -489,6 +489,7 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"mixture", "--seed", K::Int, true},          {"mixture", "--seeds", K::Int, false},
       {"mixture", "--jobs", K::Int, true},          {"mixture", "--eval-samples", K::Int, false},
       {"mixture", "--log-every", K::Int, false},    {"mixture", "--threads", K::Int, true},
+      {"mixture", "--d-reg-weight", K::Real, true}, {"mixture", "--d-clip", K::Real, true},
       {"sweep", "--seeds", K::Int, false},          {"sweep", "--seed", K::Int, true},
       {"sweep", "--steps", K::Int, false},          {"sweep", "--batch", K::Int, false},
       {"sweep", "--hidden", K::Int, false},         {"sweep", "--n-dis", K::Int, true},
