@@ -325,7 +325,7 @@ io::Image grid_image(const Tensor& images, int64_t cols, int scale) {
 
 const char* kMetricsHeader =
     "step,d_loss,g_loss,penalty,grad_norm_d,grad_norm_g,update_norm_d,update_norm_g,update_ratio,skipped,"
-    "step_seconds\n";
+    "step_seconds,grad_ratio\n";
 
 std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
   std::ostringstream s;
@@ -334,7 +334,7 @@ std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
     s << r.step << ',' << fmt(r.d_loss, 8) << ',' << fmt(r.g_loss, 8) << ',' << fmt(r.penalty, 8) << ','
       << fmt(r.grad_norm_d, 8) << ',' << fmt(r.grad_norm_g, 8) << ',' << fmt(r.update_norm_d, 8) << ','
       << fmt(r.update_norm_g, 8) << ',' << fmt(r.update_ratio, 8) << ',' << r.skipped << ','
-      << fmt(r.step_seconds, 6) << '\n';
+      << fmt(r.step_seconds, 6) << ',' << fmt(r.grad_ratio, 8) << '\n';
   return s.str();
 }
 
@@ -370,7 +370,7 @@ std::vector<std::vector<std::string>> read_csv_rows(const fs::path& p) {
 // checkpoint were written after it and are replaced by the resumed run's). Unreadable rows are dropped.
 void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
   for (const auto& c : read_csv_rows(dir / "metrics.csv")) {
-    if (c.size() != 11) continue;
+    if (c.size() != 12) continue;
     try {
       FmnistLogRow row;
       row.step = std::stoll(c[0]);
@@ -385,6 +385,7 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
       row.update_ratio = std::stod(c[8]);
       row.skipped = std::stoll(c[9]);
       row.step_seconds = std::stod(c[10]);
+      row.grad_ratio = std::stod(c[11]);
       r->log.push_back(row);
     } catch (const std::exception&) {
     }
@@ -838,6 +839,7 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
       add(acc.update_norm_d, s.update_norm_d);
       add(acc.update_norm_g, s.update_norm_g);
       add(acc.update_ratio, s.update_ratio);
+      add(acc.grad_ratio, s.grad_ratio);
       acc.skipped += s.skipped_d + s.skipped_g;
       acc.step_seconds += dt;
       ++n_acc;
@@ -848,7 +850,8 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
         FmnistLogRow row = acc;
         row.step = step;
         for (double* v : {&row.d_loss, &row.g_loss, &row.penalty, &row.grad_norm_d, &row.grad_norm_g,
-                          &row.update_norm_d, &row.update_norm_g, &row.update_ratio, &row.step_seconds})
+                          &row.update_norm_d, &row.update_norm_g, &row.update_ratio, &row.step_seconds,
+                          &row.grad_ratio})
           *v *= k;
         r.log.push_back(row);
         acc = FmnistLogRow{};

@@ -89,6 +89,7 @@ struct FmnistLogRow {
   int64_t step = 0;
   double d_loss = 0, g_loss = 0, penalty = 0;
   double grad_norm_d = 0, grad_norm_g = 0, update_norm_d = 0, update_norm_g = 0, update_ratio = 0;
+  double grad_ratio = 0;   // ‖g_G‖/‖g_G⁽⁰⁾‖ + ‖g_D‖/‖g_D⁽⁰⁾‖ ("Dissecting adaptive methods" Fig. 1b's convergence measure)
   int64_t skipped = 0;     // updates skipped for non-finite values in these steps
   double step_seconds = 0; // mean wall time of one step
 };
