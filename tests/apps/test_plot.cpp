@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "apps/plot.h"
+#include "apps/plotcmd.h"
 #include "io/png_reader.h"
 #include "support.h"
 
@@ -183,4 +185,44 @@ TEST(Plot, NonFinitePointBreaksTheLine) {
   const std::size_t broken = count_colour(nash::plot::render(f), 0xff0000);
   EXPECT_GT(whole, 1000u);
   EXPECT_NEAR(double(broken) / double(whole), 2.0 / 3.0, 0.02);
+}
+
+TEST(PlotCommand, CsvColumnsToAPngAndErrorsNamed) {
+  namespace fs = std::filesystem;
+  const fs::path d = fs::temp_directory_path() / ("nash_test_plotcmd_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  std::ofstream(d / "m.csv") << "step,d_loss,g_loss\n1,0.5,2\n2,0.4,nan\n3,0.3,1.5\n";
+  const nash::apps::CsvTable t = nash::apps::read_csv_table((d / "m.csv").string());
+  ASSERT_EQ(t.columns.size(), 3u);
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_TRUE(std::isnan(t.rows[1][2]));
+  EXPECT_EQ(t.rows[2][1], 0.3);
+  auto run = [](std::vector<std::string> args, std::string* err) {
+    std::vector<const char*> argv;
+    for (const std::string& a : args) argv.push_back(a.c_str());
+    testing::internal::CaptureStderr();
+    testing::internal::CaptureStdout();
+    const int rc = nash::apps::run_plot(static_cast<int>(argv.size()), argv.data(), 2);
+    testing::internal::GetCapturedStdout();
+    *err = testing::internal::GetCapturedStderr();
+    return rc;
+  };
+  std::string err;
+  const std::string png = (d / "p.png").string();
+  EXPECT_EQ(run({"nash", "plot", "--csv", (d / "m.csv").string(), "--x", "step", "--y", "d_loss,g_loss", "--out",
+                 png, "--points"},
+                &err),
+            0)
+      << err;
+  EXPECT_TRUE(fs::exists(png));
+  EXPECT_EQ(run({"nash", "plot", "--csv", (d / "m.csv").string(), "--x", "step", "--y", "fid", "--out", png}, &err), 1);
+  EXPECT_NE(err.find("no column 'fid'"), std::string::npos) << err;
+  EXPECT_NE(err.find("d_loss"), std::string::npos) << err;
+  EXPECT_EQ(run({"nash", "plot", "--csv", (d / "none.csv").string(), "--x", "a", "--y", "b"}, &err), 1);
+  EXPECT_NE(err.find("none.csv"), std::string::npos) << err;
+  EXPECT_EQ(run({"nash", "plot", "--x", "a"}, &err), 2);
+  std::ofstream(d / "bad.csv") << "a,b\n1,2,3\n";
+  nash_test::expect_error([&] { nash::apps::read_csv_table((d / "bad.csv").string()); }, {"bad.csv", "line 2"});
+  fs::remove_all(d);
 }
