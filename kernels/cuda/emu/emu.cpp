@@ -41,6 +41,7 @@ std::atomic<int64_t> g_launches{0}, g_blocks{0}, g_switches{0};
 extern "C" {
 void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
 void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
+void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
 }
 #endif
 struct AsanStack {
@@ -81,6 +82,12 @@ struct PooledStack {
     if (!t_stacks.free.empty()) {
       base = t_stacks.free.back();
       t_stacks.free.pop_back();
+#ifdef NASH_EMU_ASAN
+      // A reused stack may still carry the redzone poison of frames that never returned normally (a fiber ended
+      // by an exception or a forced unwind, which ASan cannot follow across stacks): without this, the next
+      // fiber's locals there read as a stack-buffer-overflow.
+      __asan_unpoison_memory_region(base, kStackSize);
+#endif
     } else {
       base = std::aligned_alloc(64, kStackSize);
       if (!base) throw std::bad_alloc();
