@@ -53,14 +53,6 @@ void prepare_output_file(const std::string& out) {
   fs::remove(probe, ec);
 }
 
-Device pick_device(const std::string& name) {
-  if (name == "auto") return cuda::is_available() ? Device::cuda() : Device::cpu();
-  Device d = Device::parse(name);
-  NASH_CHECK(!d.is_cuda() || cuda::is_available(), "classifier: --device ", name, " asked for, but CUDA is not "
-             "available (", cuda::unavailable_reason(), ")");
-  return d;
-}
-
 void check_config(const ClassifierConfig& c) {
   NASH_CHECK(c.epochs >= 1, "classifier: epochs must be >= 1, got ", c.epochs);
   NASH_CHECK(c.batch >= 2, "classifier: batch must be >= 2 (batch norm needs 2 samples), got ", c.batch);
@@ -76,7 +68,7 @@ ClassifierResult train_classifier(const ClassifierConfig& cfg) {
   const Clock::time_point t0 = Clock::now();
   if (!cfg.out.empty()) prepare_output_file(cfg.out);
   NumThreadsGuard threads(cfg.threads);
-  const Device dev = pick_device(cfg.device);
+  const Device dev = cli::pick_device(cfg.device, "classifier");
 
   data::FashionMnistOptions fo;
   fo.dir = cfg.data_dir;

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "nash/core/cuda.h"
+
 namespace nash {
 namespace cli {
 
@@ -305,6 +307,14 @@ void write_atomic(const std::string& path_name, const std::string& text) {
     fs::remove(tmp, ec2);
     throw OutputError("cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
   }
+}
+
+Device pick_device(const std::string& name, const char* app) {
+  if (name == "auto") return cuda::is_available() ? Device::cuda() : Device::cpu();
+  Device d = Device::parse(name);
+  NASH_CHECK(!d.is_cuda() || cuda::is_available(), app, ": --device ", name, " asked for, but CUDA is not available (",
+             cuda::unavailable_reason(), ")");
+  return d;
 }
 
 }  // namespace cli

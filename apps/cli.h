@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "nash/core/device.h"
+#include "nash/core/error.h"
+
 namespace nash {
 namespace cli {
 
@@ -90,6 +93,33 @@ void prepare_output_dir(const std::string& dir);
 // Writes text to a temporary file beside path and renames it over path, so readers (or an interrupted run) never
 // see half a file; throws OutputError naming the file.
 void write_atomic(const std::string& path, const std::string& text);
+
+// A subcommand's table of choices: each enum value with its command-line name.
+template <class E>
+struct Named {
+  E value;
+  const char* name;
+};
+template <class E, std::size_t N>
+const char* name_of(const Named<E> (&table)[N], E v) {
+  for (const auto& t : table)
+    if (t.value == v) return t.name;
+  return "?";
+}
+// The value named s; nash::Error "<app>: unknown <what> '<s>' (expected one of: a, b, ...)" otherwise.
+template <class E, std::size_t N>
+E parse_named(const Named<E> (&table)[N], const std::string& s, const char* app, const char* what) {
+  std::string choices;
+  for (const auto& t : table) {
+    if (s == t.name) return t.value;
+    choices += choices.empty() ? t.name : std::string(", ") + t.name;
+  }
+  detail::fail(app, ": unknown ", what, " '", s, "' (expected one of: ", choices, ")");
+}
+
+// --device: "auto" (CUDA when a device answers, else the CPU), or a device name; asking for CUDA where none is
+// available is a nash::Error naming `app` and the reason.
+Device pick_device(const std::string& name, const char* app);
 
 }  // namespace cli
 }  // namespace nash

@@ -47,6 +47,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using cli::Named;
+using cli::name_of;
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -59,11 +61,6 @@ std::string json_number(double v) { return std::isfinite(v) ? fmt(v, 8) : "null"
 // Exact text of a double (17 significant digits read back to the same value).
 std::string exact(double v) { return fmt(v, 17); }
 
-template <class E>
-struct Named {
-  E value;
-  const char* name;
-};
 const Named<FmnistArch> kArchs[] = {{FmnistArch::DCGAN, "dcgan"},
                                     {FmnistArch::SNGAN, "sngan"},
                                     {FmnistArch::WganGP, "wgan-gp"},
@@ -87,21 +84,6 @@ const Named<FmnistDReg> kDRegs[] = {{FmnistDReg::Default, "default"},
                                     {FmnistDReg::R1, "r1"},
                                     {FmnistDReg::Ortho, "ortho"}};
 
-template <class E, std::size_t N>
-const char* name_of(const Named<E> (&table)[N], E v) {
-  for (const auto& n : table)
-    if (n.value == v) return n.name;
-  return "?";
-}
-template <class E, std::size_t N>
-E parse_named(const Named<E> (&table)[N], const std::string& s, const char* what) {
-  std::string choices;
-  for (const auto& n : table) {
-    if (s == n.name) return n.value;
-    choices += (choices.empty() ? "" : ", ") + std::string(n.name);
-  }
-  detail::fail("fmnist: unknown ", what, " '", s, "' (choices: ", choices, ")");
-}
 
 // The Adam learning rate and betas each architecture's paper trained with.
 struct ArchDefaults {
@@ -202,14 +184,6 @@ class SignalScope {
   bool on_;
   struct sigaction old_int_ {}, old_term_ {};
 };
-
-Device pick_device(const std::string& name) {
-  if (name == "auto") return cuda::is_available() ? Device::cuda() : Device::cpu();
-  Device d = Device::parse(name);
-  NASH_CHECK(!d.is_cuda() || cuda::is_available(), "fmnist: --device ", name, " asked for, but CUDA is not available (",
-             cuda::unavailable_reason(), ")");
-  return d;
-}
 
 // DCGAN's discriminator with the chosen normalization: batch norm in the hidden layers, or none, or every conv
 // wrapped in spectral or weight normalization (after DCGAN's initialisation).
@@ -523,11 +497,15 @@ const char* fmnist_name(FmnistOptimizer o) { return name_of(kOptimizers, o); }
 const char* fmnist_name(FmnistPreset p) { return name_of(kPresets, p); }
 const char* fmnist_name(FmnistDNorm n) { return name_of(kDNorms, n); }
 const char* fmnist_name(FmnistDReg r) { return name_of(kDRegs, r); }
-FmnistDNorm parse_fmnist_d_norm(const std::string& s) { return parse_named(kDNorms, s, "D normalization"); }
-FmnistDReg parse_fmnist_d_reg(const std::string& s) { return parse_named(kDRegs, s, "D regularizer"); }
-FmnistArch parse_fmnist_arch(const std::string& s) { return parse_named(kArchs, s, "architecture"); }
-FmnistOptimizer parse_fmnist_optimizer(const std::string& s) { return parse_named(kOptimizers, s, "optimizer"); }
-FmnistPreset parse_fmnist_preset(const std::string& s) { return parse_named(kPresets, s, "preset"); }
+FmnistDNorm parse_fmnist_d_norm(const std::string& s) {
+  return cli::parse_named(kDNorms, s, "fmnist", "D normalization");
+}
+FmnistDReg parse_fmnist_d_reg(const std::string& s) { return cli::parse_named(kDRegs, s, "fmnist", "D regularizer"); }
+FmnistArch parse_fmnist_arch(const std::string& s) { return cli::parse_named(kArchs, s, "fmnist", "architecture"); }
+FmnistOptimizer parse_fmnist_optimizer(const std::string& s) {
+  return cli::parse_named(kOptimizers, s, "fmnist", "optimizer");
+}
+FmnistPreset parse_fmnist_preset(const std::string& s) { return cli::parse_named(kPresets, s, "fmnist", "preset"); }
 
 FmnistConfig FmnistConfig::resolved() const {
   FmnistConfig c = *this;
@@ -647,7 +625,7 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     remove_stale_temp_files(dir);
   }
   NumThreadsGuard threads(cfg.threads);
-  const Device dev = pick_device(cfg.device);
+  const Device dev = cli::pick_device(cfg.device, "fmnist");
 
   FmnistResult r;
   r.config = cfg;

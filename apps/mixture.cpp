@@ -41,16 +41,13 @@ namespace {
 
 using cli::prepare_output_dir;
 using cli::write_atomic;
+using cli::Named;
+using cli::name_of;
 
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-template <class E>
-struct Named {
-  E value;
-  const char* name;
-};
 const Named<MixtureDist> kDists[] = {{MixtureDist::Ring, "ring"}, {MixtureDist::Grid, "grid"}};
 const Named<MixtureLoss> kLosses[] = {
     {MixtureLoss::NS, "ns"}, {MixtureLoss::Hinge, "hinge"}, {MixtureLoss::WganGP, "wgan-gp"}};
@@ -67,22 +64,6 @@ const Named<MixtureDReg> kDRegs[] = {{MixtureDReg::Default, "default"},
                                      {MixtureDReg::R1, "r1"},
                                      {MixtureDReg::Ortho, "ortho"}};
 
-template <class E, std::size_t N>
-const char* name_of(const Named<E> (&table)[N], E v) {
-  for (const auto& t : table)
-    if (t.value == v) return t.name;
-  return "?";
-}
-
-template <class E, std::size_t N>
-E parse_named(const Named<E> (&table)[N], const std::string& name, const char* what) {
-  std::string choices;
-  for (const auto& t : table) {
-    if (name == t.name) return t.value;
-    choices += choices.empty() ? t.name : std::string(", ") + t.name;
-  }
-  detail::fail("mixture: unknown ", what, " '", name, "' (expected one of: ", choices, ")");
-}
 
 // in -> 3 x (Linear(hidden), activation) -> Linear(out); every Linear wrapped in spectral or weight normalization,
 // or batch norm after each hidden Linear, as norm says.
@@ -281,13 +262,19 @@ void write_outputs(const fs::path& dir, const MixtureResult& r, const data::Gaus
 const char* mixture_name(MixtureDist d) { return name_of(kDists, d); }
 const char* mixture_name(MixtureLoss l) { return name_of(kLosses, l); }
 const char* mixture_name(MixtureOptimizer o) { return name_of(kOptimizers, o); }
-MixtureDist parse_mixture_dist(const std::string& n) { return parse_named(kDists, n, "distribution"); }
-MixtureLoss parse_mixture_loss(const std::string& n) { return parse_named(kLosses, n, "loss"); }
-MixtureOptimizer parse_mixture_optimizer(const std::string& n) { return parse_named(kOptimizers, n, "optimizer"); }
+MixtureDist parse_mixture_dist(const std::string& n) { return cli::parse_named(kDists, n, "mixture", "distribution"); }
+MixtureLoss parse_mixture_loss(const std::string& n) { return cli::parse_named(kLosses, n, "mixture", "loss"); }
+MixtureOptimizer parse_mixture_optimizer(const std::string& n) {
+  return cli::parse_named(kOptimizers, n, "mixture", "optimizer");
+}
 const char* mixture_name(MixtureDNorm n) { return name_of(kDNorms, n); }
 const char* mixture_name(MixtureDReg r) { return name_of(kDRegs, r); }
-MixtureDNorm parse_mixture_d_norm(const std::string& n) { return parse_named(kDNorms, n, "D normalization"); }
-MixtureDReg parse_mixture_d_reg(const std::string& n) { return parse_named(kDRegs, n, "D regularizer"); }
+MixtureDNorm parse_mixture_d_norm(const std::string& n) {
+  return cli::parse_named(kDNorms, n, "mixture", "D normalization");
+}
+MixtureDReg parse_mixture_d_reg(const std::string& n) {
+  return cli::parse_named(kDRegs, n, "mixture", "D regularizer");
+}
 
 double mixture_default_lr(MixtureOptimizer o) {
   switch (o) {
