@@ -236,6 +236,7 @@ void write_outputs(const fs::path& dir, const MixtureResult& r, const data::Gaus
     << ",\n  \"lr_d\": " << fmt(cfg.lr_d) << ",\n  \"lr_g\": " << fmt(cfg.lr_g)
     << ",\n  \"gp_lambda\": " << fmt(cfg.d_reg == MixtureDReg::GP ? cfg.gp_lambda : 0.0)
     << ",\n  \"z_dim\": " << cfg.z_dim << ",\n  \"hidden\": " << cfg.hidden << ",\n  \"seed\": " << cfg.seed
+    << ",\n  \"processes\": " << r.world_size
     << ",\n  \"eval_samples\": " << cfg.eval_samples << ",\n  \"num_modes\": " << c.num_modes
     << ",\n  \"modes_covered\": " << c.modes_covered
     << ",\n  \"high_quality_share\": " << json_number(c.high_quality_share)
@@ -325,15 +326,30 @@ MixtureConfig MixtureConfig::resolved() const {
   return c;
 }
 
-MixtureResult train_mixture(const MixtureConfig& config) {
+namespace {
+std::vector<float> flat_parameters(const nn::Module& m) {
+  std::vector<float> out;
+  for (const Tensor& p : m.parameters()) {
+    std::vector<float> v = p.detach().to(Device::cpu()).contiguous().to(DType::Float32).to_vector<float>();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+}  // namespace
+
+MixtureResult train_mixture(const MixtureConfig& config, std::shared_ptr<dist::ProcessGroup> group) {
   const MixtureConfig cfg = config.resolved();
   const Clock::time_point t0 = Clock::now();
-  const bool write = !cfg.out_dir.empty();
+  if (!group && cfg.distributed) group = dist::init_process_group(dist::Backend::Auto, Device::cpu());
+  const bool parallel = group && group->world_size() > 1;
+  const dist::Shard shard = group ? dist::shard_of(*group) : dist::Shard{};
+  if (parallel) shard.local_batch(cfg.batch);  // the global batch must split evenly (clear error otherwise)
+  const bool write = !cfg.out_dir.empty() && shard.rank == 0;
   if (write) prepare_output_dir(cfg.out_dir);
   NumThreadsGuard threads(cfg.threads);  // OpenMP and the BLAS: small GEMMs run best single-threaded
 
   manual_seed(cfg.seed);  // before the networks: their initialisation draws from the default generator
-  const data::GaussianMixture2D dist = mixture_distribution(cfg.dist);
+  const data::GaussianMixture2D target = mixture_distribution(cfg.dist);
   auto G = mlp(cfg.z_dim, cfg.hidden, 2, false, MixtureDNorm::None);
   auto D = mlp(2, cfg.hidden, 1, true, cfg.d_norm);
   std::unique_ptr<optim::Optimizer> opt_d = make_optimizer(cfg, *D, cfg.lr_d);
@@ -356,13 +372,21 @@ MixtureResult train_mixture(const MixtureConfig& config) {
     to.after_d_update = [d, clip] { nn::clip_weights_(*d, clip); };
   }
   to.diagnostics = true;  // the update ratio and gradient norms of metrics.csv
+  // Data-parallel: every rank draws the global batch from the shared seed and keeps its rows (see GanDataParallel).
+  std::unique_ptr<dist::GanDataParallel> dp;
+  if (parallel) {
+    dp = std::make_unique<dist::GanDataParallel>(group, *G, *D);
+    dp->configure(to);
+  }
   optim::GanTrainer trainer(G, D, *opt_g, *opt_d, to);
-  const optim::GanTrainer::Sampler real = [&] { return dist.sample(cfg.batch); };
-  const optim::GanTrainer::Sampler latent = [&] { return randn({cfg.batch, cfg.z_dim}); };
+  const optim::GanTrainer::Sampler real = [&] { return shard.slice(target.sample(cfg.batch)); };
+  const optim::GanTrainer::Sampler latent = [&] { return shard.slice(randn({cfg.batch, cfg.z_dim})); };
 
   MixtureResult r;
   r.config = cfg;
-  cli::ProgressBar bar(cfg.steps, std::cout, !cfg.quiet && cli::ProgressBar::stdout_is_tty());
+  r.world_size = shard.count;
+  const bool talk = !cfg.quiet && shard.rank == 0;
+  cli::ProgressBar bar(cfg.steps, std::cout, talk && cli::ProgressBar::stdout_is_tty());
   MixtureLogRow acc;
   int64_t n_acc = 0;
   const Clock::time_point t_train = Clock::now();
@@ -389,20 +413,23 @@ MixtureResult train_mixture(const MixtureConfig& config) {
       acc = MixtureLogRow{};
       n_acc = 0;
     }
-    if (!cfg.quiet) bar.update(step, {{"D", s.d_loss}, {"G", s.g_loss}, {"G/D", s.update_ratio}});
+    if (talk) bar.update(step, {{"D", s.d_loss}, {"G", s.g_loss}, {"G/D", s.update_ratio}});
   }
-  if (!cfg.quiet) bar.finish();
+  if (talk) bar.finish();
   r.train_seconds = seconds_since(t_train);
+  if (dp) dp->check("after training");  // the replicas must still be identical
+  r.params_g = flat_parameters(*G);
+  r.params_d = flat_parameters(*D);
 
   {
     NoGradGuard no_grad;
     G->eval();
     Tensor x = G->forward(randn({cfg.eval_samples, cfg.z_dim}));
     r.samples = x.contiguous().to_vector<float>();
-    r.coverage = mixture_coverage(dist, x);
+    r.coverage = mixture_coverage(target, x);
   }
   r.wall_seconds = seconds_since(t0);
-  if (write) write_outputs(cfg.out_dir, r, dist);
+  if (write) write_outputs(cfg.out_dir, r, target);
   return r;
 }
 
@@ -565,7 +592,10 @@ int run_mixture(int argc, const char* const* argv, int first) {
       .add_int("log-every", def.log_every, "steps per row of metrics.csv (values averaged over them)", 1, 10000000)
       .add_int("threads", def.threads, "CPU threads for the kernels and the BLAS (0: leave the process default)", 0,
                1024)
-      .add_bool("quiet", def.quiet, "no progress bar and no summary on stdout");
+      .add_bool("quiet", def.quiet, "no progress bar and no summary on stdout")
+      .add_bool("distributed", def.distributed,
+                "data-parallel over the processes of an MPI launch (mpirun -np N nash mixture --distributed): "
+                "--batch is the global batch, rank 0 writes the outputs");
   const char* name = "nash mixture";
   MixtureConfig cfg;
   int64_t seeds = 1;
@@ -605,9 +635,13 @@ int run_mixture(int argc, const char* const* argv, int first) {
   cfg.log_every = p.get_int("log-every");
   cfg.threads = static_cast<int>(p.get_int("threads"));
   cfg.quiet = p.get_bool("quiet");
+  cfg.distributed = p.get_bool("distributed");
   seeds = p.get_int("seeds");
   jobs = static_cast<int>(p.get_int("jobs"));
   try {
+    NASH_CHECK(!cfg.distributed || seeds == 1, "mixture: --distributed trains one run over all processes; it "
+               "cannot be combined with --seeds ", seeds);
+    if (cfg.distributed && dist::launch_info().rank != 0) cfg.quiet = true;  // rank 0 reports
     if (seeds == 1) {
       MixtureResult r = train_mixture(cfg);
       if (!cfg.quiet) {
@@ -618,6 +652,9 @@ int run_mixture(int argc, const char* const* argv, int first) {
                     rc.d_norm != MixtureDNorm::None ? (std::string(" + D ") + mixture_name(rc.d_norm)).c_str() : "",
                     rc.lr_d, rc.lr_g,
                     static_cast<long long>(rc.n_dis));
+        if (r.world_size > 1)
+          std::printf("data-parallel over %d processes (global batch %lld, %lld per process)\n", r.world_size,
+                      static_cast<long long>(rc.batch), static_cast<long long>(rc.batch / r.world_size));
         std::printf("modes covered: %lld/%lld  high-quality: %.1f%%  KL(modes||uniform): %.4f  wall: %.2f s "
                     "(train %.2f s, %.0f it/s)\n",
                     static_cast<long long>(c.modes_covered), static_cast<long long>(c.num_modes),

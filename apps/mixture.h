@@ -3,12 +3,14 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "apps/cli.h"
 #include "nash/data/synthetic.h"
+#include "nash/dist/dist.h"
 #include "nash/metrics/mode_coverage.h"
 
 namespace nash {
@@ -72,6 +74,9 @@ struct MixtureConfig {
   // OpenMP threads for nash's CPU kernels while training (0: leave the process setting). This model's tensors are
   // too small to gain from threads, and spinning OpenMP workers on a busy machine slow it down many times over.
   int threads = 1;
+  // Data-parallel over the processes an MPI launcher started (`mpirun -np N nash mixture --distributed`): batch is
+  // the global batch (divisible by N), each rank trains on its rows of it, rank 0 writes the outputs.
+  bool distributed = false;
 
   // n_dis and the learning rates filled in, every value checked (nash::Error).
   MixtureConfig resolved() const;
@@ -91,6 +96,8 @@ struct MixtureResult {
   metrics::ModeCoverage coverage;  // of eval_samples generated points
   std::vector<MixtureLogRow> log;
   std::vector<float> samples;      // eval_samples x 2, row-major
+  std::vector<float> params_g, params_d;  // the final parameters, concatenated in registration order
+  int world_size = 1;              // processes that trained (distributed)
   double train_seconds = 0;        // the training loop alone
   double wall_seconds = 0;         // everything, evaluation and files included
 };
@@ -101,7 +108,10 @@ using OutputError = cli::OutputError;
 // Trains and evaluates; throws nash::Error (bad config, non-finite loss) or OutputError. Seeds nash's default
 // generator with cfg.seed, so equal configs give equal results. Writes samples.csv, metrics.csv, summary.json,
 // samples.png and training.png to cfg.out_dir when it is set.
-MixtureResult train_mixture(const MixtureConfig& cfg);
+// With a process group (or cfg.distributed, which makes one from the launcher's environment), trains data-parallel
+// over its ranks: the result equals a single process's on the same global batch up to float32 summation order, and
+// only rank 0 writes files.
+MixtureResult train_mixture(const MixtureConfig& cfg, std::shared_ptr<dist::ProcessGroup> group = nullptr);
 
 // What a batch run reports per configuration.
 struct MixtureRunRecord {

@@ -22,6 +22,24 @@ int64_t Node::live_count() { return g_live_nodes.load(); }
 
 AccumulateGrad::AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : Node("AccumulateGrad"), leaf_(leaf) {}
 
+int AccumulateGrad::add_post_hook(PostHook h) {
+  NASH_CHECK(h, "AccumulateGrad::add_post_hook: the hook is empty");
+  post_hooks_.emplace_back(next_hook_id_, std::move(h));
+  return next_hook_id_++;
+}
+
+void AccumulateGrad::remove_post_hook(int id) {
+  for (auto it = post_hooks_.begin(); it != post_hooks_.end(); ++it)
+    if (it->first == id) {
+      post_hooks_.erase(it);
+      return;
+    }
+}
+
+void AccumulateGrad::run_post_hooks() const {
+  for (const auto& h : post_hooks_) h.second();
+}
+
 SavedTensor::SavedTensor(const Tensor& t, bool is_output) : is_output_(is_output) {
   if (!t.defined()) return;
   // An output is saved before record() marks it as requiring grad; it always will.
@@ -221,6 +239,7 @@ void run_engine(const std::vector<Tensor>& outputs, const std::vector<Tensor>& g
             if (!owned) lg = lg.clone();
           }
           leaf->grad = lg.impl_ptr();
+          acc->run_post_hooks();
         }
       }
     } else if (run && g.defined()) {

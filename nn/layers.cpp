@@ -24,7 +24,8 @@ void default_bias_(Tensor& bias, int64_t fan_in) {
 // Shared by BatchNorm1d/2d: normalises x over every dim but 1 (the channels). In training the batch statistics
 // are used (biased variance) and the running ones are updated with the unbiased variance, as in PyTorch.
 Tensor batch_norm(const char* op, bool training, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                  const Tensor& running_mean, const Tensor& running_var, double eps, double momentum) {
+                  const Tensor& running_mean, const Tensor& running_var, double eps, double momentum,
+                  const BatchStatsReducer* sync) {
   const int64_t c = running_mean.numel();
   Shape pshape(static_cast<std::size_t>(x.dim()), 1);
   pshape[1] = c;
@@ -34,11 +35,20 @@ Tensor batch_norm(const char* op, bool training, const Tensor& x, const Tensor& 
 
   Tensor y;
   if (training) {
-    const int64_t n = x.numel() / c;
+    const bool synced = sync && sync->sum && sync->replicas > 1;
+    const int64_t n = x.numel() / c * (synced ? sync->replicas : 1);
     NASH_CHECK(n > 1, op, ": training needs more than 1 value per channel, got input of shape ",
                shape_str(x.shape()));
-    Tensor mu = mean(x, dims, true);
-    Tensor v = var(x, dims, false, true);
+    Tensor mu, v;
+    if (synced) {
+      // Two passes over the global batch, as var() does over a local one: the mean, then the mean squared
+      // deviation from it, each a local sum all-reduced over the replicas.
+      mu = mul(sync->sum(sum(x, dims, true)), 1.0 / static_cast<double>(n));
+      v = mul(sync->sum(sum(square(sub(x, mu)), dims, true)), 1.0 / static_cast<double>(n));
+    } else {
+      mu = mean(x, dims, true);
+      v = var(x, dims, false, true);
+    }
     y = mul(sub(x, mu), pow(add(v, eps), -0.5));
     NoGradGuard ng;
     Tensor rm = running_mean, rv = running_var;
@@ -149,7 +159,8 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps_, double momentum_, bo
 Tensor BatchNorm2d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == running_mean.numel(), "BatchNorm2d: expected input (N, ",
              running_mean.numel(), ", H, W), got ", input_str(x));
-  return batch_norm("BatchNorm2d", is_training(), x, weight, bias, running_mean, running_var, eps, momentum);
+  return batch_norm("BatchNorm2d", is_training(), x, weight, bias, running_mean, running_var, eps, momentum,
+                    stats_reducer.get());
 }
 
 BatchNorm1d::BatchNorm1d(int64_t num_features, double eps_, double momentum_, bool affine)
@@ -167,7 +178,8 @@ Tensor BatchNorm1d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && (x.dim() == 2 || x.dim() == 3) && x.size(1) == running_mean.numel(),
              "BatchNorm1d: expected input (N, ", running_mean.numel(), ") or (N, ", running_mean.numel(), ", L), got ",
              input_str(x));
-  return batch_norm("BatchNorm1d", is_training(), x, weight, bias, running_mean, running_var, eps, momentum);
+  return batch_norm("BatchNorm1d", is_training(), x, weight, bias, running_mean, running_var, eps, momentum,
+                    stats_reducer.get());
 }
 
 // ---- shapes and containers ---------------------------------------------------------------------------------

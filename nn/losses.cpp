@@ -112,18 +112,38 @@ Tensor g_loss(GanLoss kind, const Tensor& fake) {
   detail::fail("g_loss: unknown GanLoss value ", static_cast<int>(kind));
 }
 
+namespace {
+Shape gp_eps_shape(const Tensor& real) {
+  Shape es(static_cast<std::size_t>(real.dim()), 1);
+  es[0] = real.size(0);
+  return es;
+}
+}  // namespace
+
 Tensor gradient_penalty(const Critic& D, const Tensor& real, const Tensor& fake, double lambda, Generator* gen) {
+  const char* op = "gradient_penalty";
+  check_batch(op, "real", real);
+  Tensor eps;
+  {
+    NoGradGuard ng;
+    eps = rand(gp_eps_shape(real), real.dtype(), real.device(), gen);
+  }
+  return gradient_penalty(D, real, fake, eps, lambda);
+}
+
+Tensor gradient_penalty(const Critic& D, const Tensor& real, const Tensor& fake, const Tensor& eps, double lambda) {
   const char* op = "gradient_penalty";
   check_batch(op, "real", real);
   check_batch(op, "fake", fake);
   NASH_CHECK(real.shape() == fake.shape() && real.device() == fake.device() && real.dtype() == fake.dtype(), op,
              ": real (", real.str(), ") and fake (", fake.str(), ") must match in shape, device and dtype");
-  Shape es(static_cast<std::size_t>(real.dim()), 1);
-  es[0] = real.size(0);
+  NASH_CHECK(eps.defined() && eps.shape() == gp_eps_shape(real) && eps.device() == real.device() &&
+                 eps.dtype() == real.dtype(),
+             op, ": eps must be ", real.dtype() == DType::Float64 ? "float64 " : "float32 ", real.device().str(),
+             " ", shape_str(gp_eps_shape(real)), ", got ", eps.defined() ? eps.str() : std::string("undefined"));
   Tensor xhat;
   {
     NoGradGuard ng;
-    Tensor eps = rand(es, real.dtype(), real.device(), gen);
     Tensor f = fake.detach();
     xhat = add(f, mul(eps, sub(real.detach(), f)));
   }

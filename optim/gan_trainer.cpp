@@ -8,6 +8,7 @@
 
 #include "nash/core/autograd.h"
 #include "nash/core/ops.h"
+#include "nash/core/random.h"
 #include "nash/optim/balanced.h"
 
 namespace nash {
@@ -28,6 +29,8 @@ GanTrainer::GanTrainer(std::shared_ptr<nn::Module> generator, std::shared_ptr<nn
   NASH_CHECK(opt_.n_dis >= 1, "GanTrainer: n_dis must be >= 1, got ", opt_.n_dis);
   NASH_CHECK(opt_.gp_lambda >= 0 && std::isfinite(opt_.gp_lambda), "GanTrainer: gp_lambda must be >= 0, got ",
              opt_.gp_lambda);
+  NASH_CHECK(opt_.shard_count >= 1 && opt_.shard_rank >= 0 && opt_.shard_rank < opt_.shard_count,
+             "GanTrainer: shard_rank must be in [0, shard_count), got ", opt_.shard_rank, " of ", opt_.shard_count);
   NASH_CHECK(opt_.r1_gamma >= 0 && std::isfinite(opt_.r1_gamma), "GanTrainer: r1_gamma must be >= 0, got ",
              opt_.r1_gamma);
   if (!opt_.log_path.empty()) {
@@ -124,13 +127,15 @@ double GanTrainer::update(char who, nn::Module& player, Optimizer& opt, Snapshot
   const bool skip = opt_.on_nonfinite == NonFinitePolicy::Skip;
   *applied = false;
   grad_norm = update_norm = param_norm = 0;
-  const double value = loss.item();
+  const double value = opt_.reduce_scalar ? opt_.reduce_scalar(loss.item()) : loss.item();
   if (!std::isfinite(value)) {
     if (!skip) fail_nonfinite(who, "loss", value);
     return value;
   }
   opt.zero_grad();
+  if (opt_.before_backward) opt_.before_backward(who);
   loss.backward();
+  if (opt_.after_backward) opt_.after_backward(who);
   if (skip) {
     const double gsq = grad_sumsq(player.parameters());
     if (!std::isfinite(gsq)) {
@@ -228,7 +233,22 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
     Tensor loss = nn::d_loss(opt_.loss, d_->forward(real), d_->forward(fake));
     Tensor penalty;
     nn::Critic critic = [this](const Tensor& x) { return d_->forward(x); };
-    if (opt_.gp_lambda > 0) penalty = nn::gradient_penalty(critic, real, fake, opt_.gp_lambda);
+    if (opt_.gp_lambda > 0) {
+      if (opt_.shard_count > 1) {
+        // eps for the whole global batch, this rank's rows of it: the draws a single process would make.
+        Shape es(static_cast<std::size_t>(real.dim()), 1);
+        es[0] = real.size(0) * opt_.shard_count;
+        Tensor eps;
+        {
+          NoGradGuard ng;
+          eps = rand(es, real.dtype(), real.device()).narrow(0, opt_.shard_rank * real.size(0), real.size(0))
+                    .contiguous();
+        }
+        penalty = nn::gradient_penalty(critic, real, fake, eps, opt_.gp_lambda);
+      } else {
+        penalty = nn::gradient_penalty(critic, real, fake, opt_.gp_lambda);
+      }
+    }
     if (opt_.r1_gamma > 0) {
       Tensor r1 = nn::r1_penalty(critic, real, opt_.r1_gamma);
       penalty = penalty.defined() ? add(penalty, r1) : r1;
@@ -239,7 +259,7 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
       penalty = penalty.defined() ? add(penalty, r) : r;
     }
     if (penalty.defined()) {
-      s.penalty = penalty.item();
+      s.penalty = opt_.reduce_scalar ? opt_.reduce_scalar(penalty.item()) : penalty.item();
       loss = add(loss, penalty);
     }
     bool applied = false;

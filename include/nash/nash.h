@@ -10,6 +10,7 @@
 #include "nash/core/random.h"
 #include "nash/core/tensor.h"
 #include "nash/core/threads.h"
+#include "nash/dist/dist.h"
 #include "nash/nn/equalized.h"
 #include "nash/nn/gan_layers.h"
 #include "nash/nn/init.h"

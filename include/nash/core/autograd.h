@@ -92,8 +92,18 @@ class AccumulateGrad : public Node {
   void release() override {}  // leaves outlive any one graph
   std::shared_ptr<TensorImpl> leaf() const { return leaf_.lock(); }
 
+  // Called by backward() right after this leaf's .grad received its gradient for the pass (once per pass: the
+  // engine sums every contribution first). Data-parallel training starts reducing a bucket of gradients from here
+  // while the rest of the backward pass runs. Returns the hook's id for remove_post_hook.
+  using PostHook = std::function<void()>;
+  int add_post_hook(PostHook h);
+  void remove_post_hook(int id);
+  void run_post_hooks() const;
+
  private:
   std::weak_ptr<TensorImpl> leaf_;
+  std::vector<std::pair<int, PostHook>> post_hooks_;
+  int next_hook_id_ = 0;
 };
 
 // Context handed to a backward function: saved tensors (unpacked) and which inputs need grads.

@@ -1,6 +1,8 @@
 // Layers: Linear, Conv2d, ConvTranspose2d, BatchNorm2d, activations, Flatten, Reshape and Sequential.
 #pragma once
+#include <functional>
 #include <initializer_list>
+#include <memory>
 
 #include "nash/core/ops.h"
 #include "nash/nn/module.h"
@@ -37,12 +39,20 @@ class ConvTranspose2d : public Module {
 };
 
 // Batch normalisation over (N, H, W) per channel; running statistics used in eval mode.
+// Sums a per-channel batch statistic over data-parallel replicas, differentiably (dist::sync_batch_norm sets it):
+// with it, batch norm normalizes with the statistics of the global batch (replicas x the local batch).
+struct BatchStatsReducer {
+  std::function<Tensor(const Tensor&)> sum;
+  int64_t replicas = 1;
+};
+
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true);
   Tensor forward(const Tensor& x) override;
   Tensor weight, bias, running_mean, running_var;
   double eps, momentum;
+  std::shared_ptr<BatchStatsReducer> stats_reducer;  // null: statistics of the local batch
 };
 
 // Batch normalisation over N per feature for (N, C) inputs.
@@ -52,6 +62,7 @@ class BatchNorm1d : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor weight, bias, running_mean, running_var;
   double eps, momentum;
+  std::shared_ptr<BatchStatsReducer> stats_reducer;  // null: statistics of the local batch
 };
 
 class ReLU : public Module {

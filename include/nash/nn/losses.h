@@ -38,6 +38,9 @@ using Critic = std::function<Tensor(const Tensor&)>;
 // create_graph, so backward() reaches D's parameters (double backward through D).
 Tensor gradient_penalty(const Critic& D, const Tensor& real, const Tensor& fake, double lambda = 10.0,
                         Generator* gen = nullptr);
+// The same with the interpolation weights given: eps of shape (N, 1, ..., 1) (data-parallel training draws them for
+// the global batch and hands each rank its rows, so the run matches a single process).
+Tensor gradient_penalty(const Critic& D, const Tensor& real, const Tensor& fake, const Tensor& eps, double lambda);
 // R1 (Mescheder et al.): gamma / 2 * mean(||∇x D(x)||²) on real data (detached), also through double backward.
 Tensor r1_penalty(const Critic& D, const Tensor& real, double gamma = 10.0);
 

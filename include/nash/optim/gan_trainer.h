@@ -42,6 +42,15 @@ struct GanTrainerOptions {
   // Called after every D update that was applied (e.g. nn::clip_weights_(*D, c), the original WGAN's clipping).
   std::function<void()> after_d_update;
   NonFinitePolicy on_nonfinite = NonFinitePolicy::Stop;
+  // Data-parallel training (nash::dist): called around every backward pass with the player being updated ('D' or
+  // 'G'); after_backward must leave that player's gradients averaged over the ranks (dist::GradReducer's prepare()
+  // and finish()). reduce_scalar turns a rank's loss into the global batch's (the mean over ranks), so that every
+  // rank logs the same values and takes the same non-finite decisions. shard_rank/shard_count: this process trains
+  // rows [rank*n, (rank+1)*n) of each global batch of count*n; per-sample draws inside the step (the gradient
+  // penalty's eps) are made for the global batch and sliced the same way.
+  std::function<void(char player)> before_backward, after_backward;
+  std::function<double(double)> reduce_scalar;
+  int64_t shard_rank = 0, shard_count = 1;
   std::string log_path;      // CSV of every step's StepStats (empty: no file); per-layer norms of balanced
                              // optimizers go to <log_path>.layers.csv (step, player, group, grad_norm, oracle_norm)
 };

@@ -1,0 +1,175 @@
+// Data-parallel training across processes: the collectives, the gradient reducer with real MPI, and the apps' GANs
+// trained on N ranks against the same training in one process over the same global batch. Each rank runs the
+// single-process reference itself, so no files pass between ranks.
+//
+// Tolerance: the ranks sum their halves of a batch separately, so float32 sums are taken in another order than in
+// one process; after 10-30 steps the parameters agree to 6e-8 .. 2.5e-6 (relative; each test prints its figure).
+// The tests allow |a - b| <= 1e-4 * max(1, |b|) per element, and require the ranks' replicas to be bit-identical
+// (dist::check_replicas inside the apps).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "apps/mixture.h"
+#include "nash/core/autograd.h"
+#include "nash/core/cuda.h"
+#include "nash/core/ops.h"
+#include "nash/core/random.h"
+#include "nash/dist/dist.h"
+#include "nash/nn/layers.h"
+#include "tests/mpi/world.h"
+
+namespace {
+
+using namespace nash;
+using nash::testing_mpi::world;
+
+// The largest |a - b| / max(1, |b|) over two equally long vectors.
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]) / std::max(1.0, std::fabs(static_cast<double>(b[i]))));
+  return m;
+}
+
+TEST(DistMpi, Collectives) {
+  dist::ProcessGroup& pg = *world();
+  const int r = pg.rank(), n = pg.world_size();
+  Tensor t = full({3}, r + 1.0);
+  pg.all_reduce_sum(t);
+  EXPECT_EQ(t.to_vector<float>(), std::vector<float>(3, static_cast<float>(n * (n + 1) / 2)));
+  Tensor b = full({2}, 10.0 * r, DType::Float64);
+  pg.broadcast(b, n - 1);
+  EXPECT_EQ(b.to_vector<double>(), std::vector<double>(2, 10.0 * (n - 1)));
+  const std::vector<double> all = pg.all_gather(r * 2.0);
+  ASSERT_EQ(static_cast<int>(all.size()), n);
+  for (int k = 0; k < n; ++k) EXPECT_EQ(all[static_cast<std::size_t>(k)], 2.0 * k);
+  Tensor a = full({4}, 1.0);
+  auto w = pg.all_reduce_sum_async(a);
+  w->wait();
+  EXPECT_EQ(a.to_vector<float>(), std::vector<float>(4, static_cast<float>(n)));
+  pg.barrier();
+  EXPECT_DOUBLE_EQ(dist::mean_over_ranks(pg, static_cast<double>(r)), (n - 1) / 2.0);
+}
+
+TEST(DistMpi, GradReducerAveragesRankGradients) {
+  auto pg = world();
+  const int n = pg->world_size();
+  manual_seed(7);  // the same network on every rank
+  auto net = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+      std::make_shared<nn::Linear>(5, 16), std::make_shared<nn::Tanh>(), std::make_shared<nn::Linear>(16, 8),
+      std::make_shared<nn::Tanh>(), std::make_shared<nn::Linear>(8, 1)});
+  auto input_of = [](int rank) {
+    Generator g(100 + static_cast<uint64_t>(rank));
+    return randn({6, 5}, DType::Float32, Device::cpu(), &g);
+  };
+  // The expected average, computed here from every rank's input.
+  std::vector<Tensor> params = net->parameters();
+  std::vector<std::vector<double>> expect(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) expect[i].assign(static_cast<std::size_t>(params[i].numel()), 0.0);
+  for (int r = 0; r < n; ++r) {
+    for (Tensor p : params) p.zero_grad();
+    sum(square(net->forward(input_of(r)))).backward();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const std::vector<float> g = params[i].grad().to_vector<float>();
+      for (std::size_t k = 0; k < g.size(); ++k) expect[i][k] += g[k] / n;
+    }
+  }
+  for (Tensor p : params) p.zero_grad();
+  dist::GradReducer red(pg, params, 256);  // small buckets: several, started during backward
+  ASSERT_GE(red.num_buckets(), 3);
+  red.prepare();
+  sum(square(net->forward(input_of(pg->rank())))).backward();
+  if (n > 1) EXPECT_EQ(red.started_in_backward(), red.num_buckets());
+  red.finish();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::vector<float> g = params[i].grad().to_vector<float>();
+    for (std::size_t k = 0; k < g.size(); ++k) EXPECT_NEAR(g[k], expect[i][k], 1e-5 * std::max(1.0, std::fabs(expect[i][k])));
+  }
+}
+
+apps::MixtureConfig small_mixture() {
+  apps::MixtureConfig c;
+  c.steps = 30;
+  c.batch = 64;
+  c.hidden = 32;
+  c.out_dir = "";
+  c.quiet = true;
+  c.eval_samples = 64;
+  c.log_every = 10;
+  return c;
+}
+
+// Trains c data-parallel over the world and alone, and compares.
+void expect_same_training(const apps::MixtureConfig& c, const char* what) {
+  apps::MixtureResult par = apps::train_mixture(c, world());
+  apps::MixtureResult one = apps::train_mixture(c, nullptr);
+  EXPECT_EQ(par.world_size, world()->world_size());
+  const double dg = max_rel_diff(par.params_g, one.params_g), dd = max_rel_diff(par.params_d, one.params_d);
+  EXPECT_LE(dg, 1e-4) << what << ": generator";
+  EXPECT_LE(dd, 1e-4) << what << ": discriminator";
+  ASSERT_EQ(par.log.size(), one.log.size());
+  EXPECT_NEAR(par.log.back().d_loss, one.log.back().d_loss, 1e-4 * std::max(1.0, std::fabs(one.log.back().d_loss)))
+      << what;
+  if (world()->rank() == 0)
+    std::printf("[ rank 0   ] %s over %d ranks vs 1 process, %lld steps: max rel. difference G %.2e, D %.2e\n",
+                what, world()->world_size(), static_cast<long long>(c.steps), dg, dd);
+}
+
+TEST(DistMpi, MixtureMatchesOneProcess) { expect_same_training(small_mixture(), "mixture (ns, adam)"); }
+
+TEST(DistMpi, MixtureWithSyncBatchNormMatchesOneProcess) {
+  apps::MixtureConfig c = small_mixture();
+  c.d_norm = apps::MixtureDNorm::BN;
+  // SGD, not Adam: batch norm makes the gradient of the bias before it zero up to rounding (about 1e-9), and Adam's
+  // first steps turn such noise into full +-lr steps whose signs depend on the summation order.
+  c.optimizer = apps::MixtureOptimizer::SGDA;
+  expect_same_training(c, "mixture (D with batch norm, synchronized; sgda)");
+}
+
+TEST(DistMpi, MixtureWganGpMatchesOneProcess) {
+  apps::MixtureConfig c = small_mixture();
+  c.loss = apps::MixtureLoss::WganGP;  // 5 critic steps, gradient penalty: eps drawn for the global batch
+  c.steps = 10;
+  c.optimizer = apps::MixtureOptimizer::NSGDA;
+  c.d_norm = apps::MixtureDNorm::SN;
+  expect_same_training(c, "mixture (wgan-gp, nsgda, spectral norm)");
+}
+
+TEST(DistMpi, UnevenBatchIsAClearError) {
+  if (world()->world_size() == 1) GTEST_SKIP() << "needs several ranks";
+  apps::MixtureConfig c = small_mixture();
+  c.batch = 64 * world()->world_size() + 1;
+  try {
+    apps::train_mixture(c, world());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not split evenly"), std::string::npos) << e.what();
+  }
+}
+
+// NCCL with a world of one (the GPU check runs this binary alone): the collectives through a real communicator.
+TEST(DistNccl, WorldOfOne) {
+  if (!dist::backend_available(dist::Backend::NCCL)) GTEST_SKIP() << "nash was built without NCCL";
+  if (!cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
+  if (world()->world_size() != 1) GTEST_SKIP() << "runs in a world of one (one GPU per rank is not assumed)";
+  auto pg = dist::init_process_group(dist::Backend::NCCL, Device::cuda(0));
+  EXPECT_EQ(pg->backend(), dist::Backend::NCCL);
+  Tensor t = full({1000}, 1.5, DType::Float32, Device::cuda(0));
+  pg->all_reduce_sum(t);
+  EXPECT_EQ(t.to(Device::cpu()).to_vector<float>(), std::vector<float>(1000, 1.5f));
+  Tensor b = full({7}, 2.0, DType::Float64, Device::cuda(0));
+  pg->broadcast(b, 0);
+  EXPECT_EQ(b.to(Device::cpu()).to_vector<double>(), std::vector<double>(7, 2.0));
+  EXPECT_EQ(pg->all_gather(3.0), std::vector<double>{3.0});
+  auto w = pg->all_reduce_sum_async(t);
+  w->wait();
+  EXPECT_EQ(t.to(Device::cpu()).to_vector<float>()[999], 1.5f);
+  EXPECT_THROW(pg->all_reduce_sum(t = full({3}, 1.0)), Error);  // a CPU tensor for a CUDA group
+}
+
+}  // namespace
