@@ -1,8 +1,14 @@
 // nash_bench_elementwise: memory-bound ops on float32 (Google Benchmark): add, mul, relu and a full sum
-// reduction, each beside a clone of the same bytes (read once, written once: the copy bandwidth the others can at
-// best reach). Sizes are bytes per input tensor: 1 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB; the CPU cases stop at
-// --cpu_max_mib (64 by default). Counter bytes/s: the bytes an op must move (add, mul: 2 reads + 1 write; relu,
-// clone: 1 read + 1 write; sum: 1 read), divided by the time.
+// reduction, each beside a clone of the same bytes (read once, written once into a new tensor: the copy bandwidth
+// the others, which also allocate their result, can at best reach). Two more copies without an allocation give
+// the floor: copy_ (nash's Tensor::copy_ into a tensor allocated once) and, on the CPU only, memcpy (std::memcpy,
+// in one chunk per nash thread from 1 MiB up, into a buffer written once before timing: the memory system's copy
+// bandwidth without the page faults of fresh allocations). Sizes are bytes per input tensor: 1 KiB, 64 KiB,
+// 1 MiB, 16 MiB, 256 MiB; the CPU cases stop at --cpu_max_mib (64 by default). Counter bytes/s: the bytes an op
+// must move (add, mul: 2 reads + 1 write; relu, clone, copy_, memcpy: 1 read + 1 write; sum: 1 read), divided by
+// the time.
+#include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -11,11 +17,13 @@
 using namespace nash;
 namespace {
 
-enum class Op { Clone, Add, Mul, Relu, Sum };
+enum class Op { Clone, CopyInto, Memcpy, Add, Mul, Relu, Sum };
 
 const char* op_name(Op op) {
   switch (op) {
     case Op::Clone: return "clone";
+    case Op::CopyInto: return "copy_";
+    case Op::Memcpy: return "memcpy";
     case Op::Add: return "add";
     case Op::Mul: return "mul";
     case Op::Relu: return "relu";
@@ -40,9 +48,25 @@ void BM_Elementwise(benchmark::State& state, Op op, int64_t bytes, bool on_cuda)
   const std::vector<Tensor> a = nash_bench::rotating_randn({n}, dev);
   const std::vector<Tensor> b =
       op == Op::Add || op == Op::Mul ? nash_bench::rotating_randn({n}, dev) : std::vector<Tensor>();
+  // The destination of copy_ and memcpy, allocated and written once (its pages are mapped before timing).
+  Tensor dst = op == Op::CopyInto || op == Op::Memcpy ? a[0].clone() : Tensor();
+  const int threads = std::max(1, get_num_threads());
   nash_bench::timed_loop(state, dev, [&](int k) {
     switch (op) {
       case Op::Clone: a[k].clone(); break;
+      case Op::CopyInto: dst.copy_(a[k]); break;
+      case Op::Memcpy: {
+        const char* src = static_cast<const char*>(a[k].raw_data());
+        char* out = static_cast<char*>(dst.raw_data());
+        const int team = bytes >= (int64_t(1) << 20) ? threads : 1;  // below 1 MiB a team costs more than it brings
+        const int64_t chunk = (bytes + team - 1) / team;
+#pragma omp parallel for num_threads(team) schedule(static)
+        for (int t = 0; t < team; ++t) {
+          const int64_t lo = std::min<int64_t>(bytes, t * chunk), hi = std::min<int64_t>(bytes, lo + chunk);
+          if (hi > lo) std::memcpy(out + lo, src + lo, static_cast<std::size_t>(hi - lo));
+        }
+        break;
+      }
       case Op::Add: add(a[k], b[k]); break;
       case Op::Mul: mul(a[k], b[k]); break;
       case Op::Relu: relu(a[k]); break;
@@ -57,11 +81,12 @@ constexpr const char* kFlags =
 
 void register_all(int* argc, char** argv) {
   const int64_t cpu_max_mib = nash_bench::take_flag(argc, argv, "cpu_max_mib", 64);
-  for (Op op : {Op::Clone, Op::Add, Op::Mul, Op::Relu, Op::Sum})
+  for (Op op : {Op::Clone, Op::CopyInto, Op::Memcpy, Op::Add, Op::Mul, Op::Relu, Op::Sum})
     for (int64_t bytes : {int64_t(1) << 10, int64_t(64) << 10, int64_t(1) << 20, int64_t(16) << 20,
                           int64_t(256) << 20})
       for (bool on_cuda : {false, true}) {
         if (!on_cuda && bytes > (cpu_max_mib << 20)) continue;
+        if (on_cuda && op == Op::Memcpy) continue;  // nash_gpu_bench times cudaMemcpy
         const std::string name =
             std::string("elementwise/") + op_name(op) + "/" + size_name(bytes) + (on_cuda ? "/cuda" : "/cpu");
         benchmark::RegisterBenchmark(name.c_str(), BM_Elementwise, op, bytes, on_cuda)

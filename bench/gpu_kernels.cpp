@@ -247,28 +247,39 @@ void bench_optimizer_step() {
              "", /*compare=*/false);
 }
 
-// One whole DCGAN training step (32x32x1, batch 64, width 64; n_dis 1; Adam (0.5, 0.999) for both players; the
-// non-saturating loss; GanTrainer with its diagnostics) with nash's convolutions against the same step with
-// cuDNN's. Work is the step's convolution and linear flops (3 forward-equivalents per trained forward).
-void bench_train_step(const std::string& cudnn_skip) {
+// One whole training step (32x32x1, batch 64, width 64, n_dis 1) with nash's convolutions against the same step
+// with cuDNN's. dcgan: DCGAN's G and D, the non-saturating loss, Adam 2e-4 (0.5, 0.999), GanTrainer with its
+// diagnostics. wgan-gp: the work of nash_step_bench's BM_WganGpStep and bench/peers/wgan_gp_step.py: D without
+// batch norm, Wasserstein loss, gradient penalty 10 (a double backward through D), one critic and one G update,
+// Adam 1e-4 (0.5, 0.9), diagnostics off. Work is the step's convolution and linear flops (3 forward-equivalents
+// per trained forward, 4 more for the penalty).
+void bench_train_step(const std::string& cudnn_skip, bool wgan_gp) {
   nn::DcganOptions o;
+  o.d_batch_norm = !wgan_gp;
   const int64_t batch = 64;
   auto g = nn::dcgan_generator(o), d = nn::dcgan_discriminator(o);
   g->to(Device::cuda());
   d->to(Device::cuda());
   optim::AdamOptions ao;
-  ao.lr = 2e-4;
+  ao.lr = wgan_gp ? 1e-4 : 2e-4;
   ao.beta1 = 0.5;
+  if (wgan_gp) ao.beta2 = 0.9;
   optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
-  optim::GanTrainer trainer(g, d, opt_g, opt_d);
+  optim::GanTrainerOptions to;
+  if (wgan_gp) {
+    to.loss = nn::GanLoss::Wasserstein;
+    to.gp_lambda = 10.0;
+    to.diagnostics = false;
+  }
+  optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
   std::vector<Tensor> reals, zs;
   for (int i = 0; i < kSets; ++i) {
     reals.push_back(clamp(rnd({batch, 1, 32, 32}), -1, 1));
     zs.push_back(rnd({batch, o.z_dim}));
   }
   const double gf = nn::dcgan_generator_flops(o, batch), df = nn::dcgan_discriminator_flops(o, batch);
-  // D step: G forward, D forward+backward on real and fake; G step: G and D forward+backward.
-  const double flops = gf + 2 * 3 * df + 3 * gf + 3 * df;
+  // D step: G forward, D forward+backward on real and fake (+ the penalty); G step: G and D forward+backward.
+  const double flops = gf + 2 * 3 * df + (wgan_gp ? 4 * df : 0) + 3 * gf + 3 * df;
   auto run = [&](ConvEngine e) {
     return [&, e](int i) {
       ConvEngineGuard guard(e);
@@ -277,8 +288,8 @@ void bench_train_step(const std::string& cudnn_skip) {
     };
   };
   Row r;
-  r.kernel = "dcgan step";
-  r.shape = "32x32x1 b64 w64 Adam, D+G";
+  r.kernel = wgan_gp ? "wgan-gp step" : "dcgan step";
+  r.shape = wgan_gp ? "32x32x1 b64 w64 GP10 Adam, 1 D+G" : "32x32x1 b64 w64 Adam, D+G";
   r.vendor = "cudnn";
   r.work = flops;
   bench_pair(r, run(ConvEngine::Nash), run(ConvEngine::CuDNN), cudnn_skip, /*compare=*/false);
@@ -328,7 +339,8 @@ int main() {
     for (int64_t n : {1024, 4096}) bench_matmul(n);
     bench_bandwidth();
     bench_optimizer_step();
-    bench_train_step(cudnn_skip);
+    bench_train_step(cudnn_skip, /*wgan_gp=*/false);
+    bench_train_step(cudnn_skip, /*wgan_gp=*/true);
   } catch (const std::exception& e) {
     print_table();
     std::printf("nash_gpu_bench: aborted: %s\n", e.what());

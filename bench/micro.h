@@ -40,7 +40,8 @@ inline std::vector<nash::Tensor> rotating_randn(const nash::Shape& shape, nash::
 // Skips a CUDA case with the reason when no device answers; true when the case can run.
 inline bool usable(benchmark::State& state, nash::Device d) {
   if (d.is_cuda() && !nash::cuda::is_available()) {
-    state.SkipWithError(("no CUDA device: " + nash::cuda::unavailable_reason()).c_str());
+    const std::string reason = nash::cuda::unavailable_reason();  // may already say "no CUDA device"
+    state.SkipWithError((reason.rfind("no CUDA device", 0) == 0 ? reason : "no CUDA device: " + reason).c_str());
     return false;
   }
   return true;
