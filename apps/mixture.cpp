@@ -375,7 +375,7 @@ MixtureResult train_mixture(const MixtureConfig& config, std::shared_ptr<dist::P
   // Data-parallel: every rank draws the global batch from the shared seed and keeps its rows (see GanDataParallel).
   std::unique_ptr<dist::GanDataParallel> dp;
   if (parallel) {
-    dp = std::make_unique<dist::GanDataParallel>(group, *G, *D);
+    dp = std::make_unique<dist::GanDataParallel>(group, *G, *D, cfg.sync_bn);
     dp->configure(to);
   }
   optim::GanTrainer trainer(G, D, *opt_g, *opt_d, to);
@@ -595,7 +595,9 @@ int run_mixture(int argc, const char* const* argv, int first) {
       .add_bool("quiet", def.quiet, "no progress bar and no summary on stdout")
       .add_bool("distributed", def.distributed,
                 "data-parallel over the processes of an MPI launch (mpirun -np N nash mixture --distributed): "
-                "--batch is the global batch, rank 0 writes the outputs");
+                "--batch is the global batch, rank 0 writes the outputs")
+      .add_bool("sync-bn", def.sync_bn, "with --distributed and --d-norm bn: batch statistics over all processes "
+                "(--sync-bn=false: per process)");
   const char* name = "nash mixture";
   MixtureConfig cfg;
   int64_t seeds = 1;
@@ -636,6 +638,7 @@ int run_mixture(int argc, const char* const* argv, int first) {
   cfg.threads = static_cast<int>(p.get_int("threads"));
   cfg.quiet = p.get_bool("quiet");
   cfg.distributed = p.get_bool("distributed");
+  cfg.sync_bn = p.get_bool("sync-bn");
   seeds = p.get_int("seeds");
   jobs = static_cast<int>(p.get_int("jobs"));
   try {
@@ -712,9 +715,11 @@ int run_mixture(int argc, const char* const* argv, int first) {
     return failed ? cli::kRuntimeExit : 0;
   } catch (const OutputError& e) {
     std::cerr << name << ": " << e.what() << '\n';
+    if (cfg.distributed) dist::abort_job(cli::kUsageExit);
     return cli::kUsageExit;
   } catch (const std::exception& e) {
     std::cerr << name << ": " << e.what() << '\n';
+    if (cfg.distributed) dist::abort_job(cli::kRuntimeExit);
     return cli::kRuntimeExit;
   }
 }

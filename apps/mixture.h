@@ -77,6 +77,7 @@ struct MixtureConfig {
   // Data-parallel over the processes an MPI launcher started (`mpirun -np N nash mixture --distributed`): batch is
   // the global batch (divisible by N), each rank trains on its rows of it, rank 0 writes the outputs.
   bool distributed = false;
+  bool sync_bn = true;  // distributed: batch norm over the global batch (else per rank)
 
   // n_dis and the learning rates filled in, every value checked (nash::Error).
   MixtureConfig resolved() const;

@@ -15,6 +15,8 @@ std::shared_ptr<ProcessGroup> make_mpi_group();
 bool mpi_rank_world(int* rank, int* world);
 // Broadcasts `bytes` bytes from rank 0 over MPI_COMM_WORLD (NCCL's unique id).
 void mpi_broadcast_bytes(void* data, int bytes);
+// MPI_Abort(MPI_COMM_WORLD, code) when MPI is initialised; returns otherwise (and without MPI).
+void mpi_abort(int code);
 
 // A NCCL communicator over `world` ranks for tensors on a CUDA device.
 std::shared_ptr<ProcessGroup> make_nccl_group(Device device, const LaunchInfo& info);

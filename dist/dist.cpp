@@ -4,6 +4,7 @@
 #include "nash/dist/dist.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -113,6 +114,10 @@ class DoneWork : public Work {
 std::unique_ptr<Work> ProcessGroup::all_reduce_sum_async(Tensor& t) {
   all_reduce_sum(t);
   return std::make_unique<DoneWork>();
+}
+
+void ProcessGroup::abort(int code) {
+  if (world_ > 1) std::_Exit(code);
 }
 
 std::string ProcessGroup::str() const {
@@ -407,6 +412,13 @@ void GradReducer::finish() {
 
 // ---- GanDataParallel -----------------------------------------------------------------------------------------------
 
+void abort_job(int code) {
+  if (launch_info().world_size <= 1) return;
+  std::fflush(nullptr);
+  detail::mpi_abort(code);
+  std::_Exit(code);
+}
+
 double mean_over_ranks(ProcessGroup& pg, double v) {
   if (pg.world_size() == 1) return v;
   Tensor t = full({1}, v, DType::Float64, Device::cpu());
@@ -457,6 +469,7 @@ namespace detail {
 #ifndef NASH_WITH_MPI
 std::shared_ptr<ProcessGroup> make_mpi_group() { nash::detail::fail("dist: this nash was built without MPI"); }
 bool mpi_rank_world(int*, int*) { return false; }
+void mpi_abort(int) {}
 void mpi_broadcast_bytes(void*, int) { nash::detail::fail("dist: this nash was built without MPI"); }
 #endif
 #ifndef NASH_WITH_NCCL

@@ -93,6 +93,9 @@ class MpiGroup : public ProcessGroup {
     check_mpi(MPI_Bcast(t.raw_data(), mpi_count(t), mpi_type(t), root, MPI_COMM_WORLD), "MPI_Bcast");
   }
   void barrier() override { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  void abort(int code) override {
+    if (world_size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  }
   std::vector<double> all_gather(double v) override {
     std::vector<double> out(static_cast<std::size_t>(world_size()));
     check_mpi(MPI_Allgather(&v, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD), "MPI_Allgather");
@@ -112,6 +115,13 @@ bool mpi_rank_world(int* rank, int* world) {
 void mpi_broadcast_bytes(void* data, int bytes) {
   ensure_init();
   check_mpi(MPI_Bcast(data, bytes, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast (bytes)");
+}
+
+void mpi_abort(int code) {
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (inited && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 std::shared_ptr<ProcessGroup> make_mpi_group() {

@@ -6,6 +6,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -119,6 +120,13 @@ class NcclGroup : public ProcessGroup {
                              comm_, stream_),
                "ncclBroadcast");
     leave()->wait();
+  }
+  void abort(int code) override {
+    if (world_size() == 1) return;
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    mpi_abort(code);
+    std::_Exit(code);
   }
   void barrier() override {
     double v = 0;

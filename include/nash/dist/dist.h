@@ -78,6 +78,10 @@ class ProcessGroup {
   virtual std::vector<double> all_gather(double v) = 0;
   // A short description for logs: "mpi rank 1/2 (cpu)".
   std::string str() const;
+  // After a fatal error on this rank: ends the whole job (the other ranks would otherwise wait forever in their next
+  // collective). MPI: MPI_Abort; NCCL: aborts the communicator, then MPI_Abort when nash has MPI, else exits this
+  // process (the launcher ends the rest). Returns without doing anything in a world of one.
+  virtual void abort(int code);
 
  protected:
   ProcessGroup(Backend b, int rank, int world, Device d) : backend_(b), rank_(rank), world_(world), device_(d) {}
@@ -197,6 +201,11 @@ class GanDataParallel {
   nn::Module &g_module_, &d_module_;
   std::unique_ptr<GradReducer> g_, d_;
 };
+
+// For a program's error path in a distributed run: ends the whole job with `code` when the launcher started several
+// processes (MPI_Abort when MPI is up, else exits this process); returns in a world of one. A rank that merely
+// returned would leave the others waiting forever in their next collective.
+void abort_job(int code);
 
 // The mean over ranks of one value per rank (a loss, a metric); the value itself for world size 1.
 double mean_over_ranks(ProcessGroup& pg, double v);
