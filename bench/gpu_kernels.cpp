@@ -170,6 +170,65 @@ void bench_conv(const ConvShape& c, const std::string& cudnn_skip) {
   }
 }
 
+// The fused conv + bias + leaky ReLU (one implicit-GEMM launch, bias and activation in its epilogue) against cuDNN's
+// convolution followed by the bias add and the activation as separate kernels, what a framework without the
+// fusion runs.
+void bench_fused_conv(const ConvShape& c, const std::string& cudnn_skip) {
+  std::vector<Tensor> x, w, b;
+  for (int i = 0; i < kSets; ++i) {
+    x.push_back(rnd({c.n, c.cin, c.h, c.w}));
+    w.push_back(rnd({c.cout, c.cin, c.k, c.k}) * 0.05);
+    b.push_back(rnd({c.cout}));
+  }
+  const int64_t oh = (c.h + 2 * c.pad - c.k) / c.stride + 1, ow = (c.w + 2 * c.pad - c.k) / c.stride + 1;
+  Row r;
+  r.kernel = "conv+bias+lrelu";
+  r.shape = conv_str(c);
+  r.vendor = "cudnn";
+  r.work = 2.0 * c.n * c.cout * oh * ow * c.cin * c.k * c.k;
+  bench_pair(
+      r,
+      [&](int i) {
+        ConvEngineGuard g(ConvEngine::Nash);
+        return conv2d_scaled_bias_act(x[i], w[i], 1.0, b[i], 1.0, 0.2, 1.0, c.stride, c.pad);
+      },
+      [&](int i) {
+        ConvEngineGuard g(ConvEngine::CuDNN);
+        Tensor y = conv2d(x[i], w[i], Tensor(), c.stride, c.pad);
+        return leaky_relu(add(y, b[i].reshape({1, c.cout, 1, 1})), 0.2);
+      },
+      cudnn_skip);
+  g_rows.back().note += (g_rows.back().note.empty() ? "" : "; ") + std::string("vendor: conv, then bias and lrelu");
+}
+
+// Spectral normalization's power iteration over every layer of SN-GAN's D (width 64): all layers in one launch
+// (power_iteration_many, what spectral_norm_update_all runs once per D step) against one launch per layer. Work is
+// the weight bytes read (twice per iteration: Wᵀu, then W v).
+void bench_power_iteration() {
+  nn::DcganOptions o;
+  auto d = nn::sngan_discriminator(o);
+  d->to(Device::cuda());
+  std::vector<PowerIterationItem> items;
+  double bytes = 0;
+  for (nn::SpectralNorm* l : nn::spectral_norm_layers(*d)) {
+    items.push_back({nn::spectral_iteration_view(l->weight(), l->dim()), l->weight_u, l->weight_v});
+    bytes += 2.0 * 4 * l->weight().numel();
+  }
+  Row r;
+  r.kernel = "sn power iter";
+  r.shape = "SN-GAN D w64, " + std::to_string(items.size()) + " layers, 1 iter";
+  r.vendor = "loop";
+  r.work = bytes;
+  r.bytes = true;
+  bench_pair(
+      r, [&](int) { power_iteration_many(items, 1); return items[0].u; },
+      [&](int) {
+        for (const PowerIterationItem& it : items) power_iteration(it.w, it.u, it.v, 1);
+        return items[0].u;
+      },
+      "", /*compare=*/false);
+}
+
 void bench_matmul(int64_t n) {
   std::vector<Tensor> a, b;
   for (int i = 0; i < kSets; ++i) {
@@ -253,11 +312,13 @@ void bench_optimizer_step() {
 // batch norm, Wasserstein loss, gradient penalty 10 (a double backward through D), one critic and one G update,
 // Adam 1e-4 (0.5, 0.9), diagnostics off. Work is the step's convolution and linear flops (3 forward-equivalents
 // per trained forward, 4 more for the penalty).
-void bench_train_step(const std::string& cudnn_skip, bool wgan_gp) {
+void bench_train_step(const std::string& cudnn_skip, bool wgan_gp, bool sngan = false) {
   nn::DcganOptions o;
   o.d_batch_norm = !wgan_gp;
   const int64_t batch = 64;
-  auto g = nn::dcgan_generator(o), d = nn::dcgan_discriminator(o);
+  auto g = nn::dcgan_generator(o);
+  std::shared_ptr<nn::Module> d = sngan ? std::shared_ptr<nn::Module>(nn::sngan_discriminator(o))
+                                        : std::shared_ptr<nn::Module>(nn::dcgan_discriminator(o));
   g->to(Device::cuda());
   d->to(Device::cuda());
   optim::AdamOptions ao;
@@ -266,6 +327,7 @@ void bench_train_step(const std::string& cudnn_skip, bool wgan_gp) {
   if (wgan_gp) ao.beta2 = 0.9;
   optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
   optim::GanTrainerOptions to;
+  if (sngan) to.loss = nn::GanLoss::Hinge;
   if (wgan_gp) {
     to.loss = nn::GanLoss::Wasserstein;
     to.gp_lambda = 10.0;
@@ -277,7 +339,7 @@ void bench_train_step(const std::string& cudnn_skip, bool wgan_gp) {
     reals.push_back(clamp(rnd({batch, 1, 32, 32}), -1, 1));
     zs.push_back(rnd({batch, o.z_dim}));
   }
-  const double gf = nn::dcgan_generator_flops(o, batch), df = nn::dcgan_discriminator_flops(o, batch);
+  const double gf = nn::dcgan_generator_flops(o, batch), df = sngan ? 0.0 : nn::dcgan_discriminator_flops(o, batch);
   // D step: G forward, D forward+backward on real and fake (+ the penalty); G step: G and D forward+backward.
   const double flops = gf + 2 * 3 * df + (wgan_gp ? 4 * df : 0) + 3 * gf + 3 * df;
   auto run = [&](ConvEngine e) {
@@ -288,8 +350,10 @@ void bench_train_step(const std::string& cudnn_skip, bool wgan_gp) {
     };
   };
   Row r;
-  r.kernel = wgan_gp ? "wgan-gp step" : "dcgan step";
-  r.shape = wgan_gp ? "32x32x1 b64 w64 GP10 Adam, 1 D+G" : "32x32x1 b64 w64 Adam, D+G";
+  r.kernel = wgan_gp ? "wgan-gp step" : sngan ? "sngan step" : "dcgan step";
+  r.shape = wgan_gp ? "32x32x1 b64 w64 GP10 Adam, 1 D+G"
+            : sngan ? "32x32x1 b64 w64 hinge Adam, D+G (G flops)"
+                    : "32x32x1 b64 w64 Adam, D+G";
   r.vendor = "cudnn";
   r.work = flops;
   bench_pair(r, run(ConvEngine::Nash), run(ConvEngine::CuDNN), cudnn_skip, /*compare=*/false);
@@ -339,8 +403,21 @@ int main() {
     for (int64_t n : {1024, 4096}) bench_matmul(n);
     bench_bandwidth();
     bench_optimizer_step();
+    for (int k = 0; k < 3; ++k) bench_fused_conv(convs[k], cudnn_skip);
     bench_train_step(cudnn_skip, /*wgan_gp=*/false);
     bench_train_step(cudnn_skip, /*wgan_gp=*/true);
+    bench_train_step(cudnn_skip, /*wgan_gp=*/false, /*sngan=*/true);
+    bench_power_iteration();
+    // The target: all layers' power iteration at most 2% of a step of the model that uses it.
+    double step_ms = NAN;
+    for (const Row& r : g_rows)
+      if (r.kernel == "sngan step") step_ms = r.nash_ms;
+    Row& sn = g_rows.back();
+    if (std::isfinite(step_ms) && std::isfinite(sn.nash_ms) && step_ms > 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.2f%% of the sngan step", 100.0 * sn.nash_ms / step_ms);
+      sn.note = buf;
+    }
   } catch (const std::exception& e) {
     print_table();
     std::printf("nash_gpu_bench: aborted: %s\n", e.what());
