@@ -392,9 +392,11 @@ void remove_stale_temp_files(const fs::path& dir) {
 }
 
 std::string run_title(const FmnistConfig& c) {
+  const std::string calibrated = " (calibrated)";
   return std::string(fmnist_name(c.arch)) + " (D " + fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
-         (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) + "), " + fmnist_name(c.opt_d) + "/" +
-         fmnist_name(c.opt_g) + ", lr D " +
+         (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) + "), " + fmnist_name(c.opt_d) +
+         (c.calibration_d.empty() ? "" : calibrated) + "/" + fmnist_name(c.opt_g) +
+         (c.calibration_g.empty() ? "" : calibrated) + ", lr D " +
          fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", batch " + std::to_string(c.batch) + ", seed " +
          std::to_string(c.seed);
 }
@@ -442,6 +444,118 @@ void save_training_plot(const FmnistResult& r, const fs::path& path) {
   plot::save_png(panels, path.string());
 }
 
+// ---- adaptive magnitudes and calibration --------------------------------------------------------------------------
+
+// Players whose optimizer computes Adam's oracle A (its per-layer ||A|| is what Fig. 2b/c and 5b plot).
+bool has_oracle(FmnistOptimizer o) { return o == FmnistOptimizer::AdaNSGDA || o == FmnistOptimizer::AdaDir; }
+
+const char* kMagnitudesHeader = "step,player,group,grad_norm,oracle_norm,oracle_rel\n";
+
+std::string magnitudes_csv(const std::vector<FmnistMagnitudeRow>& rows) {
+  std::ostringstream s;
+  s << kMagnitudesHeader;
+  for (const FmnistMagnitudeRow& m : rows)
+    s << m.step << ',' << m.player << ',' << m.group << ',' << fmt(m.grad_norm, 8) << ',' << fmt(m.oracle_norm, 8)
+      << ',' << fmt(m.oracle_rel, 8) << '\n';
+  return s.str();
+}
+
+// The rows of an earlier run's magnitudes.csv up to `step` (as load_earlier_logs does for metrics.csv).
+void load_earlier_magnitudes(const fs::path& dir, int64_t step, FmnistResult* r) {
+  for (const auto& c : read_csv_rows(dir / "magnitudes.csv")) {
+    if (c.size() != 6 || c[1].size() != 1) continue;
+    try {
+      FmnistMagnitudeRow m;
+      m.step = std::stoll(c[0]);
+      if (m.step > step) continue;
+      m.player = c[1][0];
+      m.group = c[2];
+      m.grad_norm = std::stod(c[3]);
+      m.oracle_norm = std::stod(c[4]);
+      m.oracle_rel = c[5] == "nan" ? NAN : std::stod(c[5]);
+      r->magnitudes.push_back(m);
+    } catch (const std::exception&) {
+    }
+  }
+}
+
+// A list of doubles as checkpoint metadata ("v0,v1,...", exact) and back; errors name the checkpoint and the key.
+std::string exact_list(const std::vector<double>& v) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + exact(v[i]);
+  return s;
+}
+std::vector<double> parse_exact_list(const std::string& text, const std::string& path, const char* key,
+                                     std::size_t want) {
+  std::vector<double> v;
+  std::stringstream ss(text);
+  try {
+    for (std::string cell; std::getline(ss, cell, ',');) v.push_back(std::stod(cell));
+  } catch (const std::exception&) {
+    detail::fail("fmnist: checkpoint ", path, " has a malformed '", key, "' in its metadata: '", text, "'");
+  }
+  NASH_CHECK(v.size() == want, "fmnist: checkpoint ", path, " has ", v.size(), " values in '", key, "', the model has ",
+             want, " layers");
+  return v;
+}
+
+// The i-th layer's colour: the plot palette's ten, then hues spread by the golden angle (never 0, which would mean
+// "palette").
+uint32_t layer_colour(std::size_t i) {
+  if (i < 10) return plot::palette(i);
+  const double h = std::fmod(static_cast<double>(i) * 0.618033988749895, 1.0) * 6.0;
+  const double x = 1.0 - std::fabs(std::fmod(h, 2.0) - 1.0);
+  double rgb[3] = {0, 0, 0};
+  const int k = static_cast<int>(h);
+  const int hi[6][2] = {{0, 1}, {1, 0}, {1, 2}, {2, 1}, {2, 0}, {0, 2}};  // which channel is 1 and which is x
+  rgb[hi[k][0]] = 1.0;
+  rgb[hi[k][1]] = x;
+  uint32_t c = 0;
+  for (double v : rgb) c = (c << 8) | static_cast<uint32_t>(std::lround(40 + 170 * v));
+  return c;
+}
+
+// magnitudes_d.png / magnitudes_g.png: one curve per layer of ||A(t)|| / ||A(0)|| (Fig. 2b/c) above one of ||A(t)||
+// itself on a log axis (Fig. 5b: each layer keeps its own level, the constant a calibrated nSGDA step takes).
+void save_magnitude_plots(const FmnistResult& r, const fs::path& dir) {
+  for (char player : {'D', 'G'}) {
+    std::map<std::string, std::size_t> index;
+    std::vector<plot::Series> rel, abs;
+    for (const FmnistMagnitudeRow& m : r.magnitudes) {
+      if (m.player != player) continue;
+      auto it = index.find(m.group);
+      if (it == index.end()) {
+        it = index.emplace(m.group, rel.size()).first;
+        const uint32_t c = layer_colour(rel.size());
+        rel.push_back(plot::Series{m.group, {}, {}, false, c});
+        abs.push_back(plot::Series{m.group, {}, {}, false, c});
+      }
+      const double x = static_cast<double>(m.step);
+      rel[it->second].x.push_back(x);
+      rel[it->second].y.push_back(m.oracle_rel);
+      abs[it->second].x.push_back(x);
+      abs[it->second].y.push_back(m.oracle_norm);
+    }
+    if (rel.empty()) continue;
+    const FmnistConfig& c = r.config;
+    const std::string who = player == 'D' ? "D" : "G";
+    plot::Figure f_rel, f_abs;
+    f_rel.title = who + ": Adam-oracle magnitude per layer, ||A(t)|| / ||A(0)|| (" + fmnist_name(c.arch) + ", " +
+                  fmnist_name(player == 'D' ? c.opt_d : c.opt_g) + " lr " + fmt(player == 'D' ? c.lr_d : c.lr_g, 3) +
+                  ", seed " + std::to_string(c.seed) + ")";
+    f_abs.title = who + ": ||A(t)|| per layer (its mean over the run is the layer's calibration)";
+    f_rel.xlabel = f_abs.xlabel = "step";
+    f_rel.ylabel = "||A(t)|| / ||A(0)||";
+    f_abs.ylabel = "||A(t)||";
+    f_rel.height = f_abs.height = 560;
+    f_rel.log_y = f_abs.log_y = true;
+    f_rel.series = rel;
+    f_abs.series = abs;
+    plot::save_png(std::vector<plot::Figure>{f_rel, f_abs},
+                   (dir / (player == 'D' ? "magnitudes_d.png" : "magnitudes_g.png")).string());
+  }
+}
+
 void write_summary(const FmnistResult& r, const fs::path& path) {
   const FmnistConfig& c = r.config;
   std::ostringstream j;
@@ -458,6 +572,8 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << (r.fid >= 0 ? json_number(r.fid) : "null") << ",\n  \"classifier_score\": "
     << (r.classifier_score >= 0 ? json_number(r.classifier_score) : "null") << ",\n  \"classifier_score_real\": "
     << (r.classifier_score_real >= 0 ? json_number(r.classifier_score_real) : "null")
+    << ",\n  \"calibration_d\": " << (c.calibration_d.empty() ? "null" : "\"" + c.calibration_d + "\"")
+    << ",\n  \"calibration_g\": " << (c.calibration_g.empty() ? "null" : "\"" + c.calibration_g + "\"")
     << ",\n  \"fid_samples\": " << c.fid_samples
     << ",\n  \"fid_features\": \"Fashion-MNIST classifier (" << c.fid_net << "), not Inception\""
     << ",\n  \"train_seconds\": " << json_number(r.train_seconds)
@@ -532,8 +648,21 @@ FmnistConfig FmnistConfig::resolved() const {
   if (c.ttur == 0) c.ttur = 1;
   NASH_CHECK(std::isfinite(c.lr_g) && c.lr_g >= 0, "fmnist: lr_g must be finite and >= 0 (0: default), got ", c.lr_g);
   NASH_CHECK(std::isfinite(c.lr_d) && c.lr_d >= 0, "fmnist: lr_d must be finite and >= 0 (0: default), got ", c.lr_d);
-  if (c.lr_g == 0) c.lr_g = default_lr(c.opt_g, c.arch);
-  if (c.lr_d == 0) c.lr_d = default_lr(c.opt_d, c.arch) * c.ttur;
+  NASH_CHECK(c.calibration_d.empty() || c.opt_d == FmnistOptimizer::NSGDA, "fmnist: --calibration-d sets nsgda's "
+             "per-layer step sizes, but D's optimizer is ", fmnist_name(c.opt_d), " (give --opt-d nsgda)");
+  NASH_CHECK(c.calibration_g.empty() || c.opt_g == FmnistOptimizer::NSGDA, "fmnist: --calibration-g sets nsgda's "
+             "per-layer step sizes, but G's optimizer is ", fmnist_name(c.opt_g), " (give --opt-g nsgda)");
+  NASH_CHECK(c.calibrate_out.empty() || c.opt_d == FmnistOptimizer::AdaNSGDA || c.opt_g == FmnistOptimizer::AdaNSGDA,
+             "fmnist: --calibrate-out saves an ada-nsgda player's mean Adam-oracle norm per layer, but D's optimizer "
+             "is ", fmnist_name(c.opt_d), " and G's is ", fmnist_name(c.opt_g));
+  // A calibrated nsgda player's lr scales the calibration's ||A|| per layer: the ada-nsgda default reproduces the
+  // calibrating run's mean step norm per layer.
+  if (c.lr_g == 0) c.lr_g = default_lr(c.calibration_g.empty() ? c.opt_g : FmnistOptimizer::AdaNSGDA, c.arch);
+  if (c.lr_d == 0)
+    c.lr_d = default_lr(c.calibration_d.empty() ? c.opt_d : FmnistOptimizer::AdaNSGDA, c.arch) * c.ttur;
+  NASH_CHECK(c.magnitudes_every >= 0, "fmnist: magnitudes_every must be >= 0 (0: the preset's), got ",
+             c.magnitudes_every);
+  if (c.magnitudes_every == 0) c.magnitudes_every = c.preset == FmnistPreset::Quick ? 1 : 10;
   if (c.fid_samples == 0) c.fid_samples = p.fid_samples;
   if (c.log_every == 0) c.log_every = p.log_every;
   if (c.fid_every == 0) c.fid_every = std::max<int64_t>(1, c.steps / (p.evaluations + 1));
@@ -649,6 +778,24 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     }
   }
 
+  // Calibration files read (and --calibrate-out's folder made) before any time is spent; errors name the flag.
+  auto read_calibration = [](const std::string& file, const char* flag) {
+    optim::Calibration c;
+    if (file.empty()) return c;
+    try {
+      c = optim::load_calibration(file);
+    } catch (const Error& e) {
+      detail::fail("fmnist: --", flag, " ", file, ": ", e.what());
+    }
+    return c;
+  };
+  const optim::Calibration cal_d = read_calibration(cfg.calibration_d, "calibration-d");
+  const optim::Calibration cal_g = read_calibration(cfg.calibration_g, "calibration-g");
+  if (!cfg.calibrate_out.empty()) {
+    const fs::path parent = fs::path(cfg.calibrate_out).parent_path();
+    if (!parent.empty()) cli::prepare_output_dir(parent.string());
+  }
+
   // Data: the training set padded to 32 x 32; the FID's real statistics from the test set.
   data::FashionMnistOptions fo;
   fo.dir = cfg.data_dir;
@@ -681,6 +828,31 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   pl.d->to(dev);
   std::unique_ptr<optim::Optimizer> opt_d = make_optimizer(cfg.opt_d, cfg, *pl.d, cfg.lr_d);
   std::unique_ptr<optim::Optimizer> opt_g = make_optimizer(cfg.opt_g, cfg, *pl.g, cfg.lr_g);
+  // nSGDA's per-layer constant step sizes: lr * the calibration's mean ||A|| of each layer (Fig. 5).
+  auto calibrate = [&](optim::Optimizer& opt, const optim::Calibration& cal, double lr, const std::string& file,
+                       const char* flag) {
+    if (file.empty()) return;
+    try {
+      dynamic_cast<optim::NSGDA&>(opt).apply_calibration(cal, lr);
+    } catch (const Error& e) {
+      detail::fail("fmnist: --", flag, " ", file, " does not fit this model: ", e.what());
+    }
+  };
+  calibrate(*opt_d, cal_d, cfg.lr_d, cfg.calibration_d, "calibration-d");
+  calibrate(*opt_g, cal_g, cfg.lr_g, cfg.calibration_g, "calibration-g");
+  // The players whose optimizer has Adam's oracle, and each layer's reference ||A(0)|| (0 until it is known).
+  struct OraclePlayer {
+    char name;
+    optim::FusedOptimizer* opt;
+    std::vector<double> ref;
+  };
+  std::vector<OraclePlayer> oracle_players;
+  if (has_oracle(cfg.opt_d)) oracle_players.push_back({'D', dynamic_cast<optim::FusedOptimizer*>(opt_d.get()), {}});
+  if (has_oracle(cfg.opt_g)) oracle_players.push_back({'G', dynamic_cast<optim::FusedOptimizer*>(opt_g.get()), {}});
+  for (OraclePlayer& op : oracle_players) {
+    NASH_CHECK(op.opt, "fmnist: the ", op.name, " optimizer reports no per-layer norms");
+    op.ref.assign(op.opt->param_groups().size(), 0.0);
+  }
   const ArchDefaults a = arch_defaults(cfg.arch);
   optim::GanTrainerOptions to;
   to.loss = a.loss;
@@ -728,6 +900,16 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     ck.metadata["trainer_d0"] = exact(st.d0);
     ck.metadata["trainer_skipped"] = std::to_string(st.skipped);
     ck.metadata["loader_batches"] = std::to_string(step * cfg.n_dis);
+    // What the optimizers' state leaves out: nSGDA's per-layer step sizes (a calibration's) and the magnitude
+    // traces' reference ||A(0)|| per layer.
+    for (const auto& p : {std::make_pair('d', opt_d.get()), std::make_pair('g', opt_g.get())}) {
+      if ((p.first == 'd' ? cfg.opt_d : cfg.opt_g) != FmnistOptimizer::NSGDA) continue;
+      std::vector<double> lrs;
+      for (std::size_t i = 0; i < p.second->param_groups().size(); ++i) lrs.push_back(p.second->lr(i));
+      ck.metadata[std::string("group_lrs_") + p.first] = exact_list(lrs);
+    }
+    for (const OraclePlayer& op : oracle_players)
+      ck.metadata[op.name == 'D' ? "oracle_ref_d" : "oracle_ref_g"] = exact_list(op.ref);
     nn::save_checkpoint(ckpt_path, ck);
     r.checkpoint = ckpt_path;
   };
@@ -752,7 +934,33 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     }
     trainer.restore(st);
     loader.seek(start * cfg.n_dis);
+    // nSGDA's per-layer step sizes come from the checkpoint; a calibration given again must agree with them.
+    for (const auto& p : {std::make_pair('d', opt_d.get()), std::make_pair('g', opt_g.get())}) {
+      const std::string key = std::string("group_lrs_") + p.first;
+      const std::string& file = p.first == 'd' ? cfg.calibration_d : cfg.calibration_g;
+      const char* flag = p.first == 'd' ? "--calibration-d" : "--calibration-g";
+      auto it = ck_meta.find(key);
+      if (it == ck_meta.end()) {
+        NASH_CHECK(file.empty(), "fmnist: checkpoint ", cfg.resume, " has no per-layer step sizes, so ", flag, " ",
+                   file, " cannot be checked against it (resume without ", flag, ")");
+        continue;
+      }
+      auto* f = dynamic_cast<optim::FusedOptimizer*>(p.second);
+      const std::vector<double> lrs = parse_exact_list(it->second, cfg.resume, key.c_str(),
+                                                       p.second->param_groups().size());
+      for (std::size_t i = 0; i < lrs.size(); ++i) {
+        NASH_CHECK(file.empty() || p.second->lr(i) == lrs[i], "fmnist: checkpoint ", cfg.resume, " was trained with "
+                   "lr ", exact(lrs[i]), " for layer '", f ? f->group_name(i) : std::to_string(i), "', ", flag, " ",
+                   file, " gives ", exact(p.second->lr(i)), " (resume without ", flag, ")");
+        p.second->set_lr(i, lrs[i]);
+      }
+    }
+    for (OraclePlayer& op : oracle_players) {
+      auto it = ck_meta.find(op.name == 'D' ? "oracle_ref_d" : "oracle_ref_g");
+      if (it != ck_meta.end()) op.ref = parse_exact_list(it->second, cfg.resume, "oracle_ref", op.ref.size());
+    }
     if (write) load_earlier_logs(dir, start, &r);
+    if (write && !oracle_players.empty()) load_earlier_magnitudes(dir, start, &r);
   }
   r.start_step = start;
 
@@ -789,9 +997,31 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     r.fid = e.fid;
     r.classifier_score = e.classifier_score;
   };
+  // One row per layer of each oracle player at step 1, every magnitudes_every steps and at the last step; the
+  // references are taken at every step (a layer's first non-zero ||A||).
+  auto record_magnitudes = [&](int64_t step, const optim::StepStats& s) {
+    const bool row = step == 1 || step % cfg.magnitudes_every == 0 || step == cfg.steps;
+    for (OraclePlayer& op : oracle_players) {
+      const std::vector<double>& g = op.name == 'D' ? s.layer_grad_norms_d : s.layer_grad_norms_g;
+      const std::vector<double>& A = op.name == 'D' ? s.layer_oracle_norms_d : s.layer_oracle_norms_g;
+      for (std::size_t i = 0; i < op.ref.size() && i < A.size(); ++i) {
+        if (op.ref[i] == 0 && A[i] > 0 && std::isfinite(A[i])) op.ref[i] = A[i];
+        if (!row) continue;
+        FmnistMagnitudeRow m;
+        m.step = step;
+        m.player = op.name;
+        m.group = op.opt->group_name(i);
+        m.grad_norm = i < g.size() ? g[i] : 0.0;
+        m.oracle_norm = A[i];
+        m.oracle_rel = op.ref[i] > 0 ? A[i] / op.ref[i] : NAN;
+        r.magnitudes.push_back(m);
+      }
+    }
+  };
   auto write_logs = [&] {
     if (!write) return;
     cli::write_atomic((dir / "metrics.csv").string(), metrics_csv(r.log));
+    if (!oracle_players.empty()) cli::write_atomic((dir / "magnitudes.csv").string(), magnitudes_csv(r.magnitudes));
     if (fid_net || !r.fid_log.empty()) cli::write_atomic((dir / "fid.csv").string(), fid_csv(r));
   };
 
@@ -808,6 +1038,7 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
       const double dt = seconds_since(ts);
       train_s += dt;
       ++step;
+      record_magnitudes(step, s);
       auto add = [](double& to, double v) { to += std::isfinite(v) ? v : 0.0; };
       add(acc.d_loss, s.d_loss);
       add(acc.g_loss, s.g_loss);
@@ -867,9 +1098,19 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     evaluate(step);
     write_logs();
   }
+  // The calibration: each ada-nsgda player's mean ||A|| per layer over the whole run (the optimizer state keeps the
+  // running sums across a resume); an interrupted run leaves it to the run that finishes.
+  if (!cfg.calibrate_out.empty() && !r.interrupted)
+    for (const auto& p : {std::make_pair('d', opt_d.get()), std::make_pair('g', opt_g.get())}) {
+      if ((p.first == 'd' ? cfg.opt_d : cfg.opt_g) != FmnistOptimizer::AdaNSGDA) continue;
+      const std::string path = cfg.calibrate_out + "." + p.first + ".txt";
+      dynamic_cast<optim::AdaNSGDA&>(*p.second).save_calibration(path);
+      r.calibration_files.push_back(path);
+    }
   r.wall_seconds = seconds_since(t0);
   if (write) {
     if (cfg.plots) save_training_plot(r, dir / "training.png");
+    if (cfg.plots) save_magnitude_plots(r, dir);
     write_summary(r, dir / "summary.json");
   }
   return r;
@@ -887,6 +1128,10 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                 "Writes samples/*.png, samples.png, metrics.csv, fid.csv, training.png, summary.json and\n"
                 "checkpoint.safetensors to --out. Ctrl-C (or SIGTERM) saves a checkpoint and stops; --resume continues\n"
                 "a run exactly (model flags are taken from the checkpoint unless given).\n"
+                "Ada-nSGDA/AdaDir players also write magnitudes.csv and magnitudes_{d,g}.png (each layer's Adam-oracle\n"
+                "norm ||A(t)|| and ||A(t)||/||A(0)||, \"Dissecting adaptive methods in GANs\" Fig. 2b/c); --calibrate-out\n"
+                "saves an Ada-nSGDA run's mean ||A|| per layer, which --calibration-d/-g turn into an nSGDA run's\n"
+                "constant per-layer step sizes (Fig. 5).\n"
                 "Exit codes: 0 ok, 1 training failed, 2 bad flags or unwritable --out, 130 stopped by a signal.");
   p.add_string("arch", "dcgan", "dcgan, sngan, wgan-gp or progan")
       .add_string("preset", "quick", "quick or full: the defaults of the flags below that are 0")
@@ -921,6 +1166,13 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_int("checkpoint-every", 0, "a checkpoint every N steps besides the final one (0: the preset's)", 0)
       .add_int("log-every", 0, "steps per metrics.csv row (0: quick 10, full 50)", 0)
       .add_string("resume", "", "continue from this checkpoint", true)
+      .add_int("magnitudes-every", 0, "for ada-nsgda/adadir players: magnitudes.csv rows (per layer ||g||, ||A|| and "
+               "||A(t)||/||A(0)||) every N steps and at step 1, and magnitudes_{d,g}.png (0: quick 1, full 10)", 0)
+      .add_string("calibrate-out", "", "at the end, save each ada-nsgda player's mean ||A|| per layer over the run "
+                  "to PREFIX.d.txt / PREFIX.g.txt (for --calibration-d/-g)", true)
+      .add_string("calibration-d", "", "D's nsgda per-layer step sizes: lr-d times each layer's mean ||A|| in this "
+                  "file (from --calibrate-out; lr-d then defaults to the ada-nsgda rate)", true)
+      .add_string("calibration-g", "", "G's, likewise (--opt-g nsgda)", true)
       .add_string("on-nonfinite", "stop", "stop (the default: report and stop) or skip (drop that update, count it)")
       .add_int("threads", 0, "CPU threads for the kernels and the BLAS (0: the process default)", 0, 1024)
       .add_bool("plots", true, "write training.png")
@@ -984,6 +1236,10 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     cfg.sample_every = p.get_int("sample-every");
     cfg.checkpoint_every = p.get_int("checkpoint-every");
     cfg.log_every = p.get_int("log-every");
+    cfg.magnitudes_every = p.get_int("magnitudes-every");
+    cfg.calibrate_out = p.get_string("calibrate-out");
+    cfg.calibration_d = p.get_string("calibration-d");
+    cfg.calibration_g = p.get_string("calibration-g");
     const std::string nf = p.get_string("on-nonfinite");
     if (nf == "stop")
       cfg.on_nonfinite = optim::NonFinitePolicy::Stop;
@@ -1026,8 +1282,9 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       else if (!r.fid_note.empty() && !r.interrupted)
         std::printf("%s\n", r.fid_note.c_str());
       if (!c.out_dir.empty())
-        std::printf("outputs in %s/: samples.png, training.png, metrics.csv, summary.json, checkpoint.safetensors\n",
-                    c.out_dir.c_str());
+        std::printf("outputs in %s/: samples.png, training.png, metrics.csv, summary.json, checkpoint.safetensors%s\n",
+                    c.out_dir.c_str(), r.magnitudes.empty() ? "" : ", magnitudes.csv, magnitudes_{d,g}.png");
+      for (const std::string& f : r.calibration_files) std::printf("calibration (mean ||A|| per layer): %s\n", f.c_str());
     }
     if (r.interrupted) {
       std::fprintf(stderr, "%s: stopped at step %lld; checkpoint %s (continue with --resume %s)\n", name,

@@ -67,6 +67,17 @@ struct FmnistConfig {
   int64_t checkpoint_every = 0; // a checkpoint every N steps besides the one at exit (0: the preset's)
   int64_t log_every = 0;        // rows of metrics.csv (0: the preset's)
   std::string resume;           // a checkpoint of an earlier run with the same model flags
+  // Adaptive magnitudes ("Dissecting adaptive methods in GANs", Fig. 2b/c): for a player whose optimizer has Adam's
+  // oracle (ada-nsgda, adadir), a row of magnitudes.csv per layer every N steps and at step 1 (0: the preset's:
+  // quick 1, full 10), and magnitudes_d.png / magnitudes_g.png at the end.
+  int64_t magnitudes_every = 0;
+  // Non-empty: at the end of the run, each ada-nsgda player's mean ||A|| per layer over the whole run (Fig. 5's
+  // calibration) goes to <calibrate_out>.d.txt / .g.txt (optim::save_calibration). Needs an ada-nsgda player.
+  std::string calibrate_out;
+  // Non-empty: an nsgda player's per-layer constant step sizes are lr * the file's value per layer
+  // (optim::NSGDA::apply_calibration); that player's lr then defaults to the architecture's Adam rate (the
+  // ada-nsgda default, so the steps have the calibrating run's mean norm per layer). Needs --opt-d/-g nsgda.
+  std::string calibration_d, calibration_g;
   optim::NonFinitePolicy on_nonfinite = optim::NonFinitePolicy::Stop;
   int threads = 0;              // CPU threads (0: the process default)
   bool quiet = false;           // no progress and no summary on stdout
@@ -94,10 +105,21 @@ struct FmnistLogRow {
   double step_seconds = 0; // mean wall time of one step
 };
 
+// One layer's norms at one step, for a player whose optimizer has Adam's oracle A (magnitudes.csv).
+struct FmnistMagnitudeRow {
+  int64_t step = 0;
+  char player = 'D';      // 'D' or 'G'
+  std::string group;      // the parameter's name (optim::FusedOptimizer::group_name)
+  double grad_norm = 0, oracle_norm = 0;
+  double oracle_rel = 0;  // ||A(t)|| / ||A(0)||, A(0) the layer's first non-zero oracle norm (NaN before it)
+};
+
 struct FmnistResult {
   FmnistConfig config;  // resolved
   std::vector<FmnistLogRow> log;                    // the whole run's rows, earlier runs' included when resumed
   std::vector<std::pair<int64_t, double>> fid_log;  // (step, FID) of every evaluation
+  std::vector<FmnistMagnitudeRow> magnitudes;       // the whole run's (earlier runs' included when resumed)
+  std::vector<std::string> calibration_files;       // written by calibrate_out
   double fid = -1;              // the final FID (< 0: not computed: no feature network, or interrupted)
   // The Inception-score formula on the same classifier's class probabilities (NOT an Inception score), of the
   // images each FID used, and of the 10000 test images as the real-data reference; < 0 when not computed.
@@ -117,7 +139,8 @@ struct FmnistResult {
 // Trains (or resumes) and evaluates. Throws nash::Error for a bad config, missing data, a checkpoint that does not
 // match, or divergence (NonFiniteError under the Stop policy: the last checkpoint is left as it was);
 // cli::OutputError for an output directory that cannot be written. Writes to cfg.out_dir: samples/step_NNNNNN.png,
-// samples.png (the latest grid), metrics.csv, fid.csv, training.png, summary.json and checkpoint.safetensors.
+// samples.png (the latest grid), metrics.csv, fid.csv, training.png, summary.json and checkpoint.safetensors, and
+// for players with Adam's oracle magnitudes.csv and magnitudes_{d,g}.png.
 FmnistResult train_fmnist(const FmnistConfig& cfg);
 
 // The subcommand: exit 0 ok, 1 runtime failure (divergence, bad data or checkpoint), 2 bad flags or an unwritable

@@ -1,5 +1,6 @@
 // Tests for `nash fmnist`: the config table, a two-step run of each architecture on a small IDX stand-in with its
-// outputs, exact resume after an interruption, checkpoint mismatches, the FID path and the subcommand's exit codes.
+// outputs, exact resume after an interruption, checkpoint mismatches, the FID path, the subcommand's exit codes, and
+// the adaptive-magnitude traces and nSGDA calibration of an Ada-nSGDA run.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -18,6 +20,7 @@
 #include "idx_fixture.h"
 #include "nash/io/png.h"
 #include "nash/io/safetensors.h"
+#include "nash/optim/calibration.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
@@ -327,5 +330,182 @@ TEST(FmnistApp, SubcommandExitCodes) {
             0)
       << err;
   EXPECT_EQ(apps::fmnist_config_from_checkpoint((good / "checkpoint.safetensors").string()).steps, 2);
+  fs::remove_all(out);
+}
+
+namespace {
+
+// magnitudes.csv's cells, header first.
+std::vector<std::vector<std::string>> csv_cells(const fs::path& p) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream s(read_file(p));
+  for (std::string line; std::getline(s, line);) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cells.push_back(c);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+FmnistConfig tiny_with(FmnistOptimizer opt, const fs::path& out, int64_t steps) {
+  FmnistConfig c = tiny(FmnistArch::DCGAN, out, steps);
+  c.opt_d = c.opt_g = opt;
+  c.limit = 20;
+  return c;
+}
+
+}  // namespace
+
+TEST(FmnistApp, AdaNsgdaRunWritesPerLayerMagnitudesRelativeToTheFirstStep) {
+  const fs::path out = temp_dir("magnitudes");
+  FmnistConfig c = tiny_with(FmnistOptimizer::AdaNSGDA, out, 5);
+  c.magnitudes_every = 2;  // rows at steps 1 (the reference), 2, 4 and 5 (the last)
+  const apps::FmnistResult r = apps::train_fmnist(c);
+  const auto rows = csv_cells(out / "magnitudes.csv");
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"step", "player", "group", "grad_norm", "oracle_norm", "oracle_rel"}));
+  std::map<std::string, int> per_step;
+  std::map<char, std::set<std::string>> groups;
+  bool moved = false;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    ASSERT_EQ(rows[i].size(), 6u) << i;
+    ++per_step[rows[i][0]];
+    groups[rows[i][1][0]].insert(rows[i][2]);
+    EXPECT_GT(std::stod(rows[i][3]), 0) << i;
+    EXPECT_GT(std::stod(rows[i][4]), 0) << i;
+    if (rows[i][0] == "1") EXPECT_EQ(std::stod(rows[i][5]), 1.0) << rows[i][2];  // ||A(0)|| is its own reference
+    else moved = moved || std::stod(rows[i][5]) != 1.0;
+  }
+  EXPECT_TRUE(moved);
+  // DCGAN with BN: G has 4 (transposed) convs and 3 BNs (weight, bias); D 4 convs (the last with a bias), 2 BNs.
+  EXPECT_EQ(groups['G'].size(), 10u);
+  EXPECT_EQ(groups['D'].size(), 9u);
+  EXPECT_TRUE(groups['D'].count("0.weight"));
+  EXPECT_EQ(per_step, (std::map<std::string, int>{{"1", 19}, {"2", 19}, {"4", 19}, {"5", 19}}));
+  EXPECT_EQ(r.magnitudes.size(), rows.size() - 1);
+  for (const char* f : {"magnitudes_d.png", "magnitudes_g.png"}) EXPECT_TRUE(fs::exists(out / f)) << f;
+  // Adam has no per-layer oracle: no magnitudes.
+  const fs::path adam = temp_dir("magnitudes_adam");
+  EXPECT_TRUE(apps::train_fmnist(tiny_with(FmnistOptimizer::Adam, adam, 1)).magnitudes.empty());
+  EXPECT_FALSE(fs::exists(adam / "magnitudes.csv"));
+  fs::remove_all(out);
+  fs::remove_all(adam);
+}
+
+TEST(FmnistApp, MagnitudesContinueExactlyAcrossAResume) {
+  const fs::path a = temp_dir("mag_whole"), b = temp_dir("mag_parts");
+  FmnistConfig ca = tiny_with(FmnistOptimizer::AdaNSGDA, a, 4);
+  ca.opt_g = FmnistOptimizer::Adam;  // only D's rows
+  apps::train_fmnist(ca);
+  FmnistConfig cb = ca;
+  cb.out_dir = b.string();
+  cb.interrupt_after = 2;
+  apps::train_fmnist(cb);
+  cb.interrupt_after = 0;
+  cb.resume = (b / "checkpoint.safetensors").string();
+  const apps::FmnistResult r = apps::train_fmnist(cb);
+  EXPECT_EQ(r.start_step, 2);
+  const std::string whole = read_file(a / "magnitudes.csv");
+  EXPECT_EQ(read_file(b / "magnitudes.csv"), whole);  // the reference ||A(0)|| came back with the checkpoint
+  EXPECT_EQ(whole.find(",G,"), std::string::npos);
+  EXPECT_EQ(r.magnitudes.size(), 4u * 9u);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST(FmnistApp, CalibrationOfAnAdaNsgdaRunSetsNsgdaPerLayerStepSizes) {
+  const fs::path out = temp_dir("calibrate");
+  FmnistConfig ca = tiny_with(FmnistOptimizer::AdaNSGDA, out / "ada", 3);
+  ca.calibrate_out = (out / "cal" / "dcgan").string();
+  const apps::FmnistResult ra = apps::train_fmnist(ca);
+  ASSERT_EQ(ra.calibration_files.size(), 2u);
+  const optim::Calibration cd = optim::load_calibration((out / "cal" / "dcgan.d.txt").string());
+  const optim::Calibration cg = optim::load_calibration((out / "cal" / "dcgan.g.txt").string());
+  EXPECT_EQ(cd.steps, 3);
+  ASSERT_EQ(cd.names.size(), 9u);
+  EXPECT_EQ(cg.names.size(), 10u);
+  // The mean of the run's ||A|| per layer (every step logged).
+  double sum = 0;
+  for (const auto& m : ra.magnitudes)
+    if (m.player == 'D' && m.group == cd.names[0]) sum += m.oracle_norm;
+  EXPECT_NEAR(cd.values[0], sum / 3, 1e-6 * cd.values[0]);
+
+  // nSGDA from it: lr-d scales the calibration (default: the ada-nsgda rate, 2e-4 for DCGAN).
+  FmnistConfig cn = tiny_with(FmnistOptimizer::NSGDA, out / "nsgda", 3);
+  cn.calibration_d = (out / "cal" / "dcgan.d.txt").string();
+  cn.calibration_g = (out / "cal" / "dcgan.g.txt").string();
+  cn.lr_g = 0.5;
+  const apps::FmnistResult rn = apps::train_fmnist(cn);
+  EXPECT_DOUBLE_EQ(rn.config.lr_d, 2e-4);
+  const auto meta = io::load_safetensors((out / "nsgda" / "checkpoint.safetensors").string()).metadata;
+  auto lrs = [&](const char* key) {
+    std::vector<double> v;
+    std::stringstream ss(meta.at(key));
+    for (std::string x; std::getline(ss, x, ',');) v.push_back(std::stod(x));
+    return v;
+  };
+  const std::vector<double> ld = lrs("group_lrs_d"), lg = lrs("group_lrs_g");
+  ASSERT_EQ(ld.size(), 9u);
+  ASSERT_EQ(lg.size(), 10u);
+  EXPECT_DOUBLE_EQ(ld[0], 2e-4 * cd.values[0]);
+  EXPECT_DOUBLE_EQ(lg[3], 0.5 * cg.values[3]);
+  EXPECT_NE(ld[0], ld[1]);
+
+  // A resume without the files keeps the checkpoint's step sizes: bit for bit the uninterrupted run.
+  FmnistConfig cp = cn;
+  cp.out_dir = (out / "parts").string();
+  cp.interrupt_after = 2;
+  apps::train_fmnist(cp);
+  cp.interrupt_after = 0;
+  cp.calibration_d = cp.calibration_g = "";
+  cp.lr_d = rn.config.lr_d;  // as the subcommand takes it from the checkpoint (without the file, nsgda's is 0.01)
+  cp.resume = (out / "parts" / "checkpoint.safetensors").string();
+  apps::train_fmnist(cp);
+  const auto wa = checkpoint_values(out / "nsgda" / "checkpoint.safetensors");
+  const auto wb = checkpoint_values(out / "parts" / "checkpoint.safetensors");
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& kv : wa) EXPECT_EQ(kv.second, wb.at(kv.first)) << kv.first;
+  fs::remove_all(out);
+}
+
+TEST(FmnistApp, BadCalibrationFilesAndFlagsAreNamedInTheError) {
+  const fs::path out = temp_dir("badcal");
+  FmnistConfig ca = tiny_with(FmnistOptimizer::AdaNSGDA, out / "ada", 1);
+  ca.calibrate_out = (out / "cal").string();
+  apps::train_fmnist(ca);
+  const std::string cal_d = (out / "cal.d.txt").string(), cal_g = (out / "cal.g.txt").string();
+
+  FmnistConfig c = tiny_with(FmnistOptimizer::NSGDA, out / "run", 1);
+  c.calibration_d = (out / "missing.txt").string();
+  expect_error([&] { apps::train_fmnist(c); }, {"--calibration-d", "missing.txt"});
+  c.calibration_d = cal_g;  // G's layers for D
+  expect_error([&] { apps::train_fmnist(c); }, {"--calibration-d", "cal.g.txt", "group"});
+  std::ofstream(out / "junk.txt") << "not a calibration\n";
+  c.calibration_d = (out / "junk.txt").string();
+  expect_error([&] { apps::train_fmnist(c); }, {"junk.txt", "not a calibration file"});
+  c = tiny_with(FmnistOptimizer::Adam, out / "run", 1);
+  c.calibration_g = cal_g;
+  expect_error([&] { apps::train_fmnist(c); }, {"--calibration-g", "nsgda", "adam"});
+  c = tiny_with(FmnistOptimizer::Adam, out / "run", 1);
+  c.calibrate_out = (out / "x").string();
+  expect_error([&] { apps::train_fmnist(c); }, {"--calibrate-out", "ada-nsgda"});
+  // A resume cannot switch to a calibration the checkpoint was not trained with.
+  c = tiny_with(FmnistOptimizer::NSGDA, out / "plain", 1);
+  apps::train_fmnist(c);
+  c.steps = 2;
+  c.lr_d = 0.01;  // the checkpoint's: only the per-layer step sizes differ
+  c.calibration_d = cal_d;
+  c.resume = (out / "plain" / "checkpoint.safetensors").string();
+  expect_error([&] { apps::train_fmnist(c); }, {"--calibration-d", "cal.d.txt", "0.weight"});
+  // The subcommand: a runtime failure (exit 1) whose message names the file.
+  std::string err;
+  EXPECT_EQ(run({"nash", "fmnist", "--opt-d", "nsgda", "--calibration-d", (out / "nope.txt").string(), "--steps", "1",
+                 "--device", "cpu", "--data", data_dir().string(), "--out", "", "--fid-net", "", "--quiet"},
+                &err),
+            1);
+  EXPECT_NE(err.find("nope.txt"), std::string::npos) << err;
+  EXPECT_EQ(run({"nash", "fmnist", "--calibration-d", cal_d, "--data", data_dir().string(), "--out", ""}, &err), 2);
+  EXPECT_NE(err.find("--opt-d nsgda"), std::string::npos) << err;
   fs::remove_all(out);
 }
