@@ -568,7 +568,8 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"n_dis\": " << c.n_dis << ",\n  \"batch\": " << c.batch << ",\n  \"width\": " << c.width
     << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"seed\": " << c.seed << ",\n  \"steps\": " << r.steps_done
     << ",\n  \"start_step\": " << r.start_step << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false")
-    << ",\n  \"skipped_updates\": " << r.skipped << ",\n  \"device\": \"" << r.device << "\",\n  \"fid\": "
+    << ",\n  \"skipped_updates\": " << r.skipped << ",\n  \"device\": \"" << r.device << "\",\n  \"processes\": " << r.world_size
+    << ",\n  \"fid\": "
     << (r.fid >= 0 ? json_number(r.fid) : "null") << ",\n  \"classifier_score\": "
     << (r.classifier_score >= 0 ? json_number(r.classifier_score) : "null") << ",\n  \"classifier_score_real\": "
     << (r.classifier_score_real >= 0 ? json_number(r.classifier_score_real) : "null")
@@ -743,10 +744,22 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
   return c;
 }
 
-FmnistResult train_fmnist(const FmnistConfig& config) {
+FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::ProcessGroup> group) {
   const FmnistConfig cfg = config.resolved();
   const Clock::time_point t0 = Clock::now();
-  const bool write = !cfg.out_dir.empty();
+  // Data-parallel: each rank on its own GPU (local rank mod the device count), the group from the launcher.
+  Device dev = cli::pick_device(cfg.device, "fmnist");
+  if (!group && cfg.distributed) {
+    if (dev.is_cuda()) dev = Device::cuda(dist::launch_info().local_rank % std::max(1, cuda::device_count()));
+    group = dist::init_process_group(dist::Backend::Auto, dev);
+  }
+  NASH_CHECK(!group || group->device() == dev, "fmnist: the process group works on ", group ? group->device().str() : "",
+             " but training runs on ", dev.str());
+  const bool parallel = group && group->world_size() > 1;
+  const dist::Shard shard = group ? dist::shard_of(*group) : dist::Shard{};
+  if (parallel) shard.local_batch(cfg.batch);  // the global batch must split evenly (clear error otherwise)
+  const bool rank0 = shard.rank == 0;
+  const bool write = !cfg.out_dir.empty() && rank0;  // rank 0 writes every file
   const fs::path dir(cfg.out_dir);
   if (write) {
     cli::prepare_output_dir(cfg.out_dir);
@@ -754,11 +767,11 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
     remove_stale_temp_files(dir);
   }
   NumThreadsGuard threads(cfg.threads);
-  const Device dev = cli::pick_device(cfg.device, "fmnist");
 
   FmnistResult r;
   r.config = cfg;
   r.device = dev.str();
+  r.world_size = static_cast<int>(shard.count);
 
   // The checkpoint to resume, checked before any time is spent.
   std::map<std::string, std::string> ck_meta;
@@ -791,7 +804,7 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   };
   const optim::Calibration cal_d = read_calibration(cfg.calibration_d, "calibration-d");
   const optim::Calibration cal_g = read_calibration(cfg.calibration_g, "calibration-g");
-  if (!cfg.calibrate_out.empty()) {
+  if (!cfg.calibrate_out.empty() && rank0) {
     const fs::path parent = fs::path(cfg.calibrate_out).parent_path();
     if (!parent.empty()) cli::prepare_output_dir(parent.string());
   }
@@ -807,7 +820,9 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
 
   std::shared_ptr<metrics::FeatureNet> fid_net;
   metrics::FeatureStats real_stats;
-  if (cfg.fid_net.empty()) {
+  if (!rank0) {
+    r.fid_note = "FID is computed by rank 0";
+  } else if (cfg.fid_net.empty()) {
     r.fid_note = "no FID: no feature network given";
   } else if (!fs::exists(cfg.fid_net)) {
     r.fid_note = "no FID: feature network " + cfg.fid_net + " not found (train it with `nash classifier`)";
@@ -871,6 +886,12 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   }
   to.diagnostics = true;
   to.on_nonfinite = cfg.on_nonfinite;
+  // Data-parallel: rank 0's models on every rank, gradients averaged after each backward, synchronized batch norm.
+  std::unique_ptr<dist::GanDataParallel> dp;
+  if (parallel) {
+    dp = std::make_unique<dist::GanDataParallel>(group, *pl.g, *pl.d, cfg.sync_bn);
+    dp->configure(to);
+  }
   optim::GanTrainer trainer(pl.g, pl.d, *opt_g, *opt_d, to);
 
   data::LoaderOptions lo;
@@ -964,15 +985,18 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   }
   r.start_step = start;
 
+  // Every rank draws the global batch (loader order and latents from the shared seed) and keeps its rows of it.
   const optim::GanTrainer::Sampler real = [&] {
     data::Batch b;
     if (!loader.next(&b)) {
       loader.start_epoch(loader.epoch() + 1);
       loader.next(&b);
     }
-    return b.images;
+    return shard.slice(b.images);
   };
-  const optim::GanTrainer::Sampler latent = [&] { return randn({cfg.batch, cfg.z_dim}, DType::Float32, dev); };
+  const optim::GanTrainer::Sampler latent = [&] {
+    return shard.slice(randn({cfg.batch, cfg.z_dim}, DType::Float32, dev));
+  };
 
   auto grid = [&](int64_t step) {
     if (!write) return;
@@ -1026,7 +1050,8 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   };
 
   SignalScope signals(cfg.handle_signals);
-  cli::ProgressBar bar(cfg.steps - start, std::cout, !cfg.quiet && cli::ProgressBar::stdout_is_tty());
+  const bool talk = !cfg.quiet && rank0;
+  cli::ProgressBar bar(cfg.steps - start, std::cout, talk && cli::ProgressBar::stdout_is_tty());
   FmnistLogRow acc;
   int64_t n_acc = 0;
   double train_s = 0;
@@ -1052,8 +1077,10 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
       acc.skipped += s.skipped_d + s.skipped_g;
       acc.step_seconds += dt;
       ++n_acc;
-      const bool stop = step < cfg.steps &&
-                        (g_stop_signal.load() != 0 || (cfg.interrupt_after > 0 && step >= cfg.interrupt_after));
+      bool stop = step < cfg.steps &&
+                  (g_stop_signal.load() != 0 || (cfg.interrupt_after > 0 && step >= cfg.interrupt_after));
+      // A signal may reach the ranks at different steps: they stop together when any of them saw it.
+      if (parallel) stop = dist::mean_over_ranks(*group, stop ? 1.0 : 0.0) > 0;
       if (step % cfg.log_every == 0 || step == cfg.steps || stop) {
         const double k = 1.0 / static_cast<double>(n_acc);
         FmnistLogRow row = acc;
@@ -1066,7 +1093,7 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
         acc = FmnistLogRow{};
         n_acc = 0;
       }
-      if (!cfg.quiet) bar.update(step - start, {{"D", s.d_loss}, {"G", s.g_loss}, {"G/D", s.update_ratio}});
+      if (talk) bar.update(step - start, {{"D", s.d_loss}, {"G", s.g_loss}, {"G/D", s.update_ratio}});
       if (stop) {
         r.interrupted = true;
         break;
@@ -1076,18 +1103,20 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
       if (step % cfg.checkpoint_every == 0 && step < cfg.steps) {
         // Logs first: a kill between the two leaves rows past the checkpoint, which a resume drops and
         // recomputes; the other order would lose rows for good.
+        if (dp) dp->check("at step " + std::to_string(step));  // a checkpoint must hold every rank's state
         write_logs();
         save(step);
       }
     }
   } catch (const optim::NonFiniteError& e) {
-    if (!cfg.quiet) bar.finish();
+    if (talk) bar.finish();
     write_logs();
     throw Error(std::string("fmnist: training diverged: ") + e.what() +
                 (r.checkpoint.empty() ? std::string(cfg.resume.empty() ? "" : "; resume from " + cfg.resume)
                                       : "; the last good checkpoint is " + r.checkpoint));
   }
-  if (!cfg.quiet) bar.finish();
+  if (talk) bar.finish();
+  if (dp) dp->check("at step " + std::to_string(step));
   r.steps_done = step;
   r.skipped = trainer.skipped_updates();
   r.train_seconds = train_s;
@@ -1100,12 +1129,17 @@ FmnistResult train_fmnist(const FmnistConfig& config) {
   }
   // The calibration: each ada-nsgda player's mean ||A|| per layer over the whole run (the optimizer state keeps the
   // running sums across a resume); an interrupted run leaves it to the run that finishes.
-  if (!cfg.calibrate_out.empty() && !r.interrupted)
+  if (!cfg.calibrate_out.empty() && !r.interrupted && rank0)
     for (const auto& p : {std::make_pair('d', opt_d.get()), std::make_pair('g', opt_g.get())}) {
       if ((p.first == 'd' ? cfg.opt_d : cfg.opt_g) != FmnistOptimizer::AdaNSGDA) continue;
       const std::string path = cfg.calibrate_out + "." + p.first + ".txt";
       dynamic_cast<optim::AdaNSGDA&>(*p.second).save_calibration(path);
       r.calibration_files.push_back(path);
+    }
+  for (const auto& p : {std::make_pair(pl.g.get(), &r.params_g), std::make_pair(pl.d.get(), &r.params_d)})
+    for (const Tensor& t : p.first->parameters()) {
+      const std::vector<float> v = t.detach().to(Device::cpu()).contiguous().to_vector<float>();
+      p.second->insert(p.second->end(), v.begin(), v.end());
     }
   r.wall_seconds = seconds_since(t0);
   if (write) {
@@ -1176,6 +1210,10 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_string("on-nonfinite", "stop", "stop (the default: report and stop) or skip (drop that update, count it)")
       .add_int("threads", 0, "CPU threads for the kernels and the BLAS (0: the process default)", 0, 1024)
       .add_bool("plots", true, "write training.png")
+      .add_bool("distributed", false,
+                "data-parallel over the processes of an MPI launch (mpirun -np N nash fmnist --distributed): "
+                "--batch is the global batch, rank 0 writes every file, --resume works on any N")
+      .add_bool("sync-bn", true, "with --distributed: batch norm over the global batch (--sync-bn=false: per process)")
       .add_bool("quiet", false, "no progress and no summary on stdout");
   const char* name = "nash fmnist";
   FmnistConfig cfg;
@@ -1250,6 +1288,9 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     cfg.threads = static_cast<int>(p.get_int("threads"));
     cfg.plots = p.get_bool("plots");
     cfg.quiet = p.get_bool("quiet");
+    cfg.distributed = p.get_bool("distributed");
+    cfg.sync_bn = p.get_bool("sync-bn");
+    if (cfg.distributed && dist::launch_info().rank != 0) cfg.quiet = true;  // rank 0 reports
     if (cfg.device != "auto") {
       try {
         Device::parse(cfg.device);
@@ -1270,10 +1311,11 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     const FmnistResult r = train_fmnist(cfg);
     if (!cfg.quiet) {
       const FmnistConfig& c = r.config;
-      std::printf("%s: %lld steps (%s), %.1f s training, %.1f s wall, on %s\n", run_title(c).c_str(),
+      std::printf("%s: %lld steps (%s), %.1f s training, %.1f s wall, on %s%s\n", run_title(c).c_str(),
                   static_cast<long long>(r.steps_done),
                   r.start_step > 0 ? ("resumed at " + std::to_string(r.start_step)).c_str() : "from scratch",
-                  r.train_seconds, r.wall_seconds, r.device.c_str());
+                  r.train_seconds, r.wall_seconds, r.device.c_str(),
+                  r.world_size > 1 ? (" x " + std::to_string(r.world_size) + " processes").c_str() : "");
       if (r.skipped > 0) std::printf("skipped updates (non-finite): %lld\n", static_cast<long long>(r.skipped));
       if (r.fid >= 0)
         std::printf("FID %.2f (%lld generated vs the 10000 test images, Fashion-MNIST classifier features); "
@@ -1295,9 +1337,11 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     return 0;
   } catch (const cli::OutputError& e) {
     std::cerr << name << ": " << e.what() << '\n';
+    if (cfg.distributed) dist::abort_job(cli::kUsageExit);  // the other ranks would wait in their next collective
     return cli::kUsageExit;
   } catch (const std::exception& e) {
     std::cerr << name << ": " << e.what() << '\n';
+    if (cfg.distributed) dist::abort_job(cli::kRuntimeExit);
     return cli::kRuntimeExit;
   }
 }

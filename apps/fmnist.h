@@ -4,11 +4,13 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "apps/cli.h"
+#include "nash/dist/dist.h"
 #include "nash/optim/gan_trainer.h"
 
 namespace nash {
@@ -83,6 +85,11 @@ struct FmnistConfig {
   bool quiet = false;           // no progress and no summary on stdout
   bool plots = true;            // training.png
   bool handle_signals = false;  // SIGINT/SIGTERM: checkpoint and stop (the subcommand sets it)
+  // Data-parallel over the processes an MPI launcher started (`mpirun -np N nash fmnist --distributed`): batch is the
+  // global batch (divisible by N), each rank trains on its rows of it, rank 0 writes every file. With CUDA, rank r
+  // uses cuda:(local rank mod the device count).
+  bool distributed = false;
+  bool sync_bn = true;          // distributed: batch norm over the global batch (else per process)
   int64_t interrupt_after = 0;  // > 0: stop as a signal would after this step (tests)
 
   // Defaults filled in, every value checked (nash::Error naming the field and the value).
@@ -133,6 +140,8 @@ struct FmnistResult {
   double wall_seconds = 0;
   std::string device;
   std::string checkpoint;       // the last checkpoint written ("" when none)
+  int world_size = 1;           // processes that trained (distributed)
+  std::vector<float> params_g, params_d;  // the final parameters, concatenated in registration order
   std::string fid_note;         // why there is no FID, when there is none
 };
 
@@ -141,7 +150,9 @@ struct FmnistResult {
 // cli::OutputError for an output directory that cannot be written. Writes to cfg.out_dir: samples/step_NNNNNN.png,
 // samples.png (the latest grid), metrics.csv, fid.csv, training.png, summary.json and checkpoint.safetensors, and
 // for players with Adam's oracle magnitudes.csv and magnitudes_{d,g}.png.
-FmnistResult train_fmnist(const FmnistConfig& cfg);
+// With a process group (or cfg.distributed, which makes one from the launcher's environment), trains data-parallel
+// over its ranks; the result equals one process on the same global batch up to the order of float32 sums.
+FmnistResult train_fmnist(const FmnistConfig& cfg, std::shared_ptr<dist::ProcessGroup> group = nullptr);
 
 // The subcommand: exit 0 ok, 1 runtime failure (divergence, bad data or checkpoint), 2 bad flags or an unwritable
 // output directory, 130 stopped by SIGINT/SIGTERM after saving a checkpoint.

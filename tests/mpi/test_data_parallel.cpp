@@ -8,11 +8,15 @@
 // (dist::check_replicas inside the apps).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "apps/fmnist.h"
 #include "apps/mixture.h"
 #include "nash/core/autograd.h"
 #include "nash/core/cuda.h"
@@ -20,6 +24,7 @@
 #include "nash/core/random.h"
 #include "nash/dist/dist.h"
 #include "nash/nn/layers.h"
+#include "tests/apps/idx_fixture.h"
 #include "tests/mpi/world.h"
 
 namespace {
@@ -150,6 +155,91 @@ TEST(DistMpi, UnevenBatchIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("does not split evenly"), std::string::npos) << e.what();
   }
+}
+
+// ---- Fashion-MNIST (the app on a small IDX stand-in) -----------------------------------------------------------
+
+namespace fs = std::filesystem;
+
+// A folder every rank sees under the same name (rank 0's pid), with the data written by rank 0.
+const fs::path& shared_dir() {
+  static const fs::path d = [] {
+    const std::vector<double> pids = world()->all_gather(static_cast<double>(::getpid()));
+    fs::path p = fs::temp_directory_path() / ("nash_dist_fmnist_" + std::to_string(static_cast<long long>(pids[0])));
+    if (world()->rank() == 0) {
+      fs::remove_all(p);
+      fs::create_directories(p / "data");
+      nash_test::write_split(p / "data", "train", 96, 3);
+      nash_test::write_split(p / "data", "t10k", 40, 4);
+    }
+    world()->barrier();
+    return p;
+  }();
+  return d;
+}
+
+apps::FmnistConfig tiny_fmnist(apps::FmnistArch arch, int64_t steps) {
+  apps::FmnistConfig c;
+  c.arch = arch;
+  c.width = 4;
+  c.batch = 8;
+  c.z_dim = 8;
+  c.steps = steps;
+  c.device = "cpu";
+  c.data_dir = (shared_dir() / "data").string();
+  c.out_dir = "";
+  c.fid_net = "";
+  c.quiet = true;
+  c.plots = false;
+  c.log_every = 1;
+  c.sample_every = 1000;
+  c.checkpoint_every = 1000;
+  c.threads = 1;
+  return c;
+}
+
+void expect_same_fmnist(const apps::FmnistResult& par, const apps::FmnistResult& one, const char* what,
+                        int world_size) {
+  EXPECT_EQ(par.world_size, world_size);
+  const double dg = max_rel_diff(par.params_g, one.params_g), dd = max_rel_diff(par.params_d, one.params_d);
+  EXPECT_LE(dg, 1e-4) << what << ": generator";
+  EXPECT_LE(dd, 1e-4) << what << ": discriminator";
+  if (world()->rank() == 0)
+    std::printf("[ rank 0   ] %s over %d ranks vs 1 process: max rel. difference G %.2e, D %.2e\n", what,
+                world()->world_size(), dg, dd);
+}
+
+TEST(DistMpi, FmnistDcganMatchesOneProcess) {
+  const apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::DCGAN, 6);  // batch norm in G and D, Adam
+  expect_same_fmnist(apps::train_fmnist(c, world()), apps::train_fmnist(c, nullptr), "fmnist dcgan, 6 steps",
+                     world()->world_size());
+}
+
+TEST(DistMpi, FmnistWganGpMatchesOneProcess) {
+  const apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::WganGP, 3);  // 5 critic steps with the penalty
+  expect_same_fmnist(apps::train_fmnist(c, world()), apps::train_fmnist(c, nullptr), "fmnist wgan-gp, 3 steps",
+                     world()->world_size());
+}
+
+// A checkpoint written by rank 0 of a distributed run resumes in one process (another world size) and ends where
+// one process training all the way ends.
+TEST(DistMpi, FmnistCheckpointResumesOnAnotherWorldSize) {
+  apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::DCGAN, 4);
+  c.out_dir = (shared_dir() / "par").string();
+  const apps::FmnistResult first = apps::train_fmnist(c, world());
+  world()->barrier();  // rank 0's checkpoint is on disk
+  const std::string ckpt = (shared_dir() / "par" / "checkpoint.safetensors").string();
+  ASSERT_TRUE(fs::exists(ckpt));
+  EXPECT_EQ(first.checkpoint.empty(), world()->rank() != 0);  // only rank 0 wrote one
+  apps::FmnistConfig resume = tiny_fmnist(apps::FmnistArch::DCGAN, 8);
+  resume.resume = ckpt;
+  const apps::FmnistResult resumed = apps::train_fmnist(resume, nullptr);
+  const apps::FmnistResult straight = apps::train_fmnist(tiny_fmnist(apps::FmnistArch::DCGAN, 8), nullptr);
+  EXPECT_EQ(resumed.start_step, 4);
+  EXPECT_EQ(first.world_size, world()->world_size());
+  expect_same_fmnist(resumed, straight, "fmnist dcgan, 4 steps on the world + 4 resumed alone", 1);
+  world()->barrier();
+  if (world()->rank() == 0) fs::remove_all(shared_dir());
 }
 
 // NCCL with a world of one (the GPU check runs this binary alone): the collectives through a real communicator.
