@@ -1,6 +1,8 @@
 // Tensor basics: storage, metadata, factories, host access, device/dtype conversion, in-place ops and printing.
 #include "nash/core/tensor.h"
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +19,10 @@ namespace nash {
 namespace {
 std::atomic<int64_t> g_live_bytes{0};
 constexpr std::size_t kAlign = 64;
+constexpr std::size_t kHugeAlign = std::size_t(2) << 20;  // x86-64's huge page
+// Blocks from here on use huge pages: glibc serves larger blocks by a fresh mmap every time (its mmap threshold
+// stops growing at 32 MiB), so each one faults in all its pages; smaller blocks are reused from the heap.
+constexpr std::size_t kHugeMin = std::size_t(32) << 20;
 }  // namespace
 
 std::string shape_str(const Shape& s) {
@@ -44,7 +50,17 @@ Shape contiguous_strides(const Shape& s) {
 Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   if (device.is_host_memory()) {
     std::size_t rounded = (std::max<std::size_t>(nbytes, 1) + kAlign - 1) / kAlign * kAlign;
-    data_ = std::aligned_alloc(kAlign, rounded);
+    if (rounded >= kHugeMin) {
+      // Large blocks on 2 MiB boundaries, marked for transparent huge pages: a fresh block then faults in 512
+      // times fewer pages (a 256 MiB result took 65,536 page faults, ~20x the time of the copy that fills it).
+      rounded = (rounded + kHugeAlign - 1) / kHugeAlign * kHugeAlign;
+      data_ = std::aligned_alloc(kHugeAlign, rounded);
+#ifdef MADV_HUGEPAGE
+      if (data_) ::madvise(data_, rounded, MADV_HUGEPAGE);
+#endif
+    } else {
+      data_ = std::aligned_alloc(kAlign, rounded);
+    }
     NASH_CHECK(data_ != nullptr, "out of host memory allocating ", nbytes, " bytes");
     g_live_bytes += static_cast<int64_t>(nbytes);
     // Emulated device memory starts as NaN, so a kernel that leaves an output element unwritten is caught.

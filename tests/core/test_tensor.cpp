@@ -156,3 +156,14 @@ TEST(Threads, SetAndRestoreThreadCount) {
   EXPECT_EQ(get_num_threads(), before);
   expect_error([] { set_num_threads(0); }, {"set_num_threads", "0"});
 }
+
+// Host blocks of 32 MiB and more sit on 2 MiB boundaries (marked for transparent huge pages), and work as any other.
+TEST(Tensor, LargeHostBlocksAreHugePageAligned) {
+  const int64_t n = int64_t(10) << 20;  // 40 MiB of float32
+  nash::Tensor t = nash::empty({n});
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % (uintptr_t(2) << 20), 0u);
+  t.fill_(0.5);
+  EXPECT_EQ(t.data_ptr<float>()[n - 1], 0.5f);
+  nash::Tensor small = nash::empty({1000});
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.raw_data()) % 64, 0u);
+}
