@@ -185,23 +185,13 @@ class SignalScope {
   struct sigaction old_int_ {}, old_term_ {};
 };
 
-// DCGAN's discriminator with the chosen normalization: batch norm in the hidden layers, or none, or every conv
-// wrapped in spectral or weight normalization (after DCGAN's initialisation).
-std::shared_ptr<nn::Sequential> normed_discriminator(nn::DcganOptions o, FmnistDNorm norm) {
-  o.d_batch_norm = norm == FmnistDNorm::BN;
-  auto base = nn::dcgan_discriminator(o);
-  if (norm != FmnistDNorm::SN && norm != FmnistDNorm::WN) return base;
-  auto d = std::make_shared<nn::Sequential>();
-  for (const auto& child : base->named_children()) {
-    const nn::ModulePtr& m = child.second;
-    if (!dynamic_cast<nn::Conv2d*>(m.get()))
-      d->push_back(m);
-    else if (norm == FmnistDNorm::SN)
-      d->push_back(nn::spectral_norm(m));
-    else
-      d->push_back(nn::weight_norm(m));
-  }
-  return d;
+// DCGAN's discriminator with the chosen normalization (nn::dcgan_discriminator's baselines).
+std::shared_ptr<nn::Sequential> normed_discriminator(const nn::DcganOptions& o, FmnistDNorm norm) {
+  const nn::DNorm n = norm == FmnistDNorm::BN   ? nn::DNorm::BatchNorm
+                      : norm == FmnistDNorm::SN ? nn::DNorm::Spectral
+                      : norm == FmnistDNorm::WN ? nn::DNorm::Weight
+                                                : nn::DNorm::None;
+  return nn::dcgan_discriminator(o, n);
 }
 
 // The two networks of an architecture (c resolved: d_norm is never Default).

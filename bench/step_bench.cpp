@@ -61,6 +61,23 @@ std::vector<double> timed_steps(benchmark::State& state, Device dev, F&& f) {
 
 // One DCGAN training step (32x32x1, batch 64, width 64): n_dis 1, non-saturating loss, Adam (2e-4, 0.5, 0.999)
 // for both players; args: device (0 cpu, 1 cuda), diagnostics (0/1).
+// Times trainer.step on 3 rotating (real, latent) input sets of a 32x32x1 batch after 2 warm-up steps.
+void time_trainer_steps(benchmark::State& state, Device dev, optim::GanTrainer& trainer, int64_t batch,
+                        int64_t z_dim) {
+  std::vector<Tensor> reals, zs;
+  for (int i = 0; i < 3; ++i) {
+    reals.push_back(clamp(randn({batch, 1, 32, 32}), -1, 1).to(dev));
+    zs.push_back(randn({batch, z_dim}).to(dev));
+  }
+  for (int w = 0; w < 2; ++w) trainer.step([&] { return reals[0]; }, [&] { return zs[0]; });
+  sync(dev);
+  int i = 0;
+  timed_steps(state, dev, [&] {
+    const int k = i++ % 3;
+    trainer.step([&] { return reals[k]; }, [&] { return zs[k]; });
+  });
+}
+
 void BM_DcganStep(benchmark::State& state) {
   const Device dev = device_of(state.range(0));
   if (!usable(state, dev)) return;
@@ -77,18 +94,7 @@ void BM_DcganStep(benchmark::State& state) {
   optim::GanTrainerOptions to;
   to.diagnostics = state.range(1) != 0;
   optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
-  std::vector<Tensor> reals, zs;
-  for (int i = 0; i < 3; ++i) {  // rotating inputs
-    reals.push_back(clamp(randn({batch, 1, 32, 32}), -1, 1).to(dev));
-    zs.push_back(randn({batch, o.z_dim}).to(dev));
-  }
-  int i = 0;
-  for (int w = 0; w < 2; ++w) trainer.step([&] { return reals[0]; }, [&] { return zs[0]; });
-  sync(dev);
-  timed_steps(state, dev, [&] {
-    const int k = i++ % 3;
-    trainer.step([&] { return reals[k]; }, [&] { return zs[k]; });
-  });
+  time_trainer_steps(state, dev, trainer, batch, o.z_dim);
   const double flops = 4 * nn::dcgan_generator_flops(o, batch) + 9 * nn::dcgan_discriminator_flops(o, batch);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -126,18 +132,7 @@ void BM_WganGpStep(benchmark::State& state) {
   to.gp_lambda = 10.0;
   to.diagnostics = false;
   optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
-  std::vector<Tensor> reals, zs;
-  for (int i = 0; i < 3; ++i) {
-    reals.push_back(clamp(randn({batch, 1, 32, 32}), -1, 1).to(dev));
-    zs.push_back(randn({batch, o.z_dim}).to(dev));
-  }
-  int i = 0;
-  for (int w = 0; w < 2; ++w) trainer.step([&] { return reals[0]; }, [&] { return zs[0]; });
-  sync(dev);
-  timed_steps(state, dev, [&] {
-    const int k = i++ % 3;
-    trainer.step([&] { return reals[k]; }, [&] { return zs[k]; });
-  });
+  time_trainer_steps(state, dev, trainer, batch, o.z_dim);
   // D update: G forward, D forward + backward on real and fake (6 df), the penalty's forward, input gradient and
   // its backward (4 df); G update: G and D forward + backward.
   const double gf = nn::dcgan_generator_flops(o, batch), df = nn::dcgan_discriminator_flops(o, batch);
@@ -293,24 +288,6 @@ int64_t g_dcost_gan_iters = 20;
 // Every timed BM_DCost call's seconds per 100 D updates, by device and variant, for the ratios printed at the end.
 std::map<std::string, std::map<std::string, std::vector<double>>> g_dcost;
 
-// DCGAN's D without batch norm, every conv wrapped in spectral (sn) or weight (wn) normalization after DCGAN's
-// initialisation, as the fmnist app builds it for --d-norm sn / wn.
-std::shared_ptr<nn::Sequential> normed_discriminator(nn::DcganOptions o, bool spectral) {
-  o.d_batch_norm = false;
-  auto base = nn::dcgan_discriminator(o);
-  auto d = std::make_shared<nn::Sequential>();
-  for (const auto& child : base->named_children()) {
-    const nn::ModulePtr& m = child.second;
-    if (!dynamic_cast<nn::Conv2d*>(m.get()))
-      d->push_back(m);
-    else if (spectral)
-      d->push_back(nn::spectral_norm(m));
-    else
-      d->push_back(nn::weight_norm(m));
-  }
-  return d;
-}
-
 // One timed call: --dcost_gan_iters GAN iterations (5 D updates and one G update each; 20 make 100 D updates).
 // Counters: s_per_100D (the median call scaled to 100 D updates) and median_ms (of a call).
 void BM_DCost(benchmark::State& state, DVariant v, bool on_cuda) {
@@ -328,8 +305,8 @@ void BM_DCost(benchmark::State& state, DVariant v, bool on_cuda) {
   std::shared_ptr<nn::Sequential> g = nn::dcgan_generator(o), d;
   switch (v) {
     case DVariant::Vanilla: d = nn::dcgan_discriminator(o); break;
-    case DVariant::SN: d = normed_discriminator(o, true); break;
-    case DVariant::WN: d = normed_discriminator(o, false); break;
+    case DVariant::SN: d = nn::dcgan_discriminator(o, nn::DNorm::Spectral); break;
+    case DVariant::WN: d = nn::dcgan_discriminator(o, nn::DNorm::Weight); break;
     case DVariant::WganGP:
       to.loss = nn::GanLoss::Wasserstein;
       to.gp_lambda = 10.0;

@@ -6,6 +6,7 @@
 #include "nash/nn/gan_layers.h"
 #include "nash/nn/init.h"
 #include "nash/nn/spectral_norm.h"
+#include "nash/nn/weight_norm.h"
 
 namespace nash {
 namespace nn {
@@ -145,6 +146,23 @@ double dcgan_discriminator_flops(const DcganOptions& o, int64_t batch) {
   }
   f += 2.0 * ch * 16;  // the 4x4 -> 1 logit
   return f * static_cast<double>(batch);
+}
+
+std::shared_ptr<Sequential> dcgan_discriminator(DcganOptions o, DNorm norm) {
+  o.d_batch_norm = norm == DNorm::BatchNorm;
+  auto base = dcgan_discriminator(o);
+  if (norm != DNorm::Spectral && norm != DNorm::Weight) return base;
+  auto d = std::make_shared<Sequential>();
+  for (const auto& child : base->named_children()) {
+    const ModulePtr& m = child.second;
+    if (!dynamic_cast<Conv2d*>(m.get()))
+      d->push_back(m);
+    else if (norm == DNorm::Spectral)
+      d->push_back(spectral_norm(m));
+    else
+      d->push_back(weight_norm(m));
+  }
+  return d;
 }
 
 }  // namespace nn

@@ -17,6 +17,7 @@
 
 #include "apps/classifier.h"
 #include "apps/fmnist.h"
+#include "fmnist_fixture.h"
 #include "idx_fixture.h"
 #include "nash/io/png.h"
 #include "nash/io/safetensors.h"
@@ -52,22 +53,8 @@ const fs::path& data_dir() {
 
 // A tiny, fast config: width 4, batch 8, no FID.
 FmnistConfig tiny(FmnistArch arch, const fs::path& out, int64_t steps) {
-  FmnistConfig c;
-  c.arch = arch;
-  c.width = 4;
-  c.batch = 8;
-  c.z_dim = 8;
-  c.steps = steps;
-  c.device = "cpu";
-  c.data_dir = data_dir().string();
-  c.out_dir = out.string();
-  c.fid_net = "";
-  c.quiet = true;
+  FmnistConfig c = nash_test::tiny_fmnist_config(arch, data_dir().string(), out.string(), steps);
   c.plots = true;
-  c.log_every = 1;
-  c.sample_every = 1000;
-  c.checkpoint_every = 1000;
-  c.threads = 1;
   return c;
 }
 

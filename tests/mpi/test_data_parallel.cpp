@@ -24,6 +24,7 @@
 #include "nash/core/random.h"
 #include "nash/dist/dist.h"
 #include "nash/nn/layers.h"
+#include "tests/apps/fmnist_fixture.h"
 #include "tests/apps/idx_fixture.h"
 #include "tests/mpi/world.h"
 
@@ -179,22 +180,8 @@ const fs::path& shared_dir() {
 }
 
 apps::FmnistConfig tiny_fmnist(apps::FmnistArch arch, int64_t steps) {
-  apps::FmnistConfig c;
-  c.arch = arch;
-  c.width = 4;
-  c.batch = 8;
-  c.z_dim = 8;
-  c.steps = steps;
-  c.device = "cpu";
-  c.data_dir = (shared_dir() / "data").string();
-  c.out_dir = "";
-  c.fid_net = "";
-  c.quiet = true;
+  apps::FmnistConfig c = nash_test::tiny_fmnist_config(arch, (shared_dir() / "data").string(), "", steps);
   c.plots = false;
-  c.log_every = 1;
-  c.sample_every = 1000;
-  c.checkpoint_every = 1000;
-  c.threads = 1;
   return c;
 }
 

@@ -56,3 +56,29 @@ TEST(Models, DcganInitialisationAndFlops) {
   o.width = 0;
   nash_test::expect_error([&] { nn::dcgan_discriminator(o); }, {"dcgan_discriminator", "width"});
 }
+
+// The SN-GAN paper's baselines on DCGAN's D: which modules wrap or follow its convs, and the same output shape.
+TEST(Models, DcganDiscriminatorNormalizations) {
+  manual_seed(0);
+  nn::DcganOptions o;
+  o.width = 8;
+  auto children = [](nn::Module& m, auto pred) {
+    int n = 0;
+    for (const auto& c : m.named_children()) n += pred(c.second.get()) ? 1 : 0;
+    return n;
+  };
+  auto is_bn = [](nn::Module* m) { return dynamic_cast<nn::BatchNorm2d*>(m) != nullptr; };
+  auto is_wn = [](nn::Module* m) { return dynamic_cast<nn::WeightNorm*>(m) != nullptr; };
+  auto none = nn::dcgan_discriminator(o, nn::DNorm::None);
+  auto bn = nn::dcgan_discriminator(o, nn::DNorm::BatchNorm);
+  auto sn = nn::dcgan_discriminator(o, nn::DNorm::Spectral);
+  auto wn = nn::dcgan_discriminator(o, nn::DNorm::Weight);
+  EXPECT_EQ(children(*none, is_bn), 0);
+  EXPECT_EQ(children(*bn, is_bn), 2);  // after the 2nd and 3rd convs, as DCGAN
+  EXPECT_EQ(nn::spectral_norm_layers(*sn).size(), 4u);  // every conv
+  EXPECT_EQ(children(*sn, is_bn), 0);
+  EXPECT_EQ(children(*wn, is_wn), 4);
+  EXPECT_TRUE(nn::spectral_norm_layers(*wn).empty());
+  Tensor x = randn({2, 1, 32, 32});
+  for (auto* d : {none.get(), bn.get(), sn.get(), wn.get()}) EXPECT_EQ(d->forward(x).numel(), 2);
+}

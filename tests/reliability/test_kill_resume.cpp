@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "apps/fmnist.h"
+#include "apps/fmnist_fixture.h"
 #include "apps/idx_fixture.h"
 #include "nash/io/safetensors.h"
 #include "support.h"
@@ -63,22 +64,10 @@ const fs::path& data_dir() {
 
 // The tiny run every test kills: no FID, no plots, a metrics row and a checkpoint after every step.
 FmnistConfig tiny(const fs::path& out) {
-  FmnistConfig c;
-  c.width = 4;
-  c.batch = 8;
-  c.z_dim = 8;
-  c.steps = kSteps;
+  FmnistConfig c = nash_test::tiny_fmnist_config(nash::apps::FmnistArch::DCGAN, data_dir().string(), out.string(), kSteps);
   c.limit = 20;
-  c.device = "cpu";
-  c.data_dir = data_dir().string();
-  c.out_dir = out.string();
-  c.fid_net = "";
-  c.quiet = true;
   c.plots = false;
-  c.log_every = 1;
-  c.sample_every = 1000;
   c.checkpoint_every = 1;
-  c.threads = 1;
   return c;
 }
 

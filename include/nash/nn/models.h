@@ -22,6 +22,11 @@ struct DcganOptions {
 std::shared_ptr<Sequential> dcgan_generator(const DcganOptions& o = {});
 // D: (N, channels, image_size, image_size) -> (N, 1) logits (no sigmoid; the losses take logits).
 std::shared_ptr<Sequential> dcgan_discriminator(const DcganOptions& o = {});
+// DCGAN's discriminator with another normalization of its hidden convs (the SN-GAN paper's baselines): DCGAN's batch
+// norm, none, or every conv wrapped in spectral or weight normalization after DCGAN's initialisation (no batch
+// norm). o.d_batch_norm is ignored.
+enum class DNorm { None, BatchNorm, Spectral, Weight };
+std::shared_ptr<Sequential> dcgan_discriminator(DcganOptions o, DNorm norm);
 // SN-GAN's discriminator in DCGAN's shape (Miyato et al.): the same strided 4x4 convs, every conv wrapped in
 // spectral normalization, no batch norm, LeakyReLU(0.1), biases, PyTorch's default initialisation. Use it with the
 // hinge loss and DCGAN's generator. d_batch_norm is ignored.
