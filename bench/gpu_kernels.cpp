@@ -359,6 +359,63 @@ void bench_train_step(const std::string& cudnn_skip, bool wgan_gp, bool sngan = 
   bench_pair(r, run(ConvEngine::Nash), run(ConvEngine::CuDNN), cudnn_skip, /*compare=*/false);
 }
 
+// The cost of D's normalizations (the SN-GAN paper's timing comparison; BM_DCost on the CPU): one call is one GAN
+// iteration of 5 D updates and 1 G update at the fmnist quick preset's size (width 32, batch 64, Adam 2e-4 (0.5,
+// 0.999), diagnostics on as the app trains), with DCGAN's D (batch norm), SN, WN, or no batch norm and the
+// gradient penalty 10 (wgan-gp). The note gives seconds per 100 D updates and the ratio to WN.
+void bench_d_cost() {
+  const char* names[] = {"vanilla", "sn", "wn", "wgan-gp"};
+  const nn::DNorm norms[] = {nn::DNorm::BatchNorm, nn::DNorm::Spectral, nn::DNorm::Weight, nn::DNorm::None};
+  const int64_t batch = 64;
+  std::vector<std::size_t> rows;
+  for (int v = 0; v < 4; ++v) {
+    manual_seed(0);
+    nn::DcganOptions o;
+    o.width = 32;
+    auto g = nn::dcgan_generator(o);
+    auto d = nn::dcgan_discriminator(o, norms[v]);
+    g->to(Device::cuda());
+    d->to(Device::cuda());
+    optim::AdamOptions ao;
+    ao.lr = 2e-4;
+    ao.beta1 = 0.5;
+    optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
+    optim::GanTrainerOptions to;
+    to.n_dis = 5;
+    if (v == 3) {
+      to.loss = nn::GanLoss::Wasserstein;
+      to.gp_lambda = 10.0;
+    }
+    optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
+    std::vector<Tensor> reals, zs;
+    for (int i = 0; i < kSets; ++i) {
+      reals.push_back(clamp(rnd({batch, 1, 32, 32}), -1, 1));
+      zs.push_back(rnd({batch, o.z_dim}));
+    }
+    Row r;
+    r.kernel = "d cost";
+    r.shape = std::string(names[v]) + " w32 b64, 5 D + 1 G";
+    r.vendor = "-";
+    bench_pair(
+        r,
+        [&](int i) {
+          trainer.step([&] { return reals[i]; }, [&] { return zs[i]; });
+          return Tensor();
+        },
+        nullptr, "per call: 5 D updates + 1 G update", /*compare=*/false);
+    rows.push_back(g_rows.size() - 1);
+  }
+  const double wn = g_rows[rows[2]].nash_ms;
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    Row& r = g_rows[rows[k]];
+    if (!std::isfinite(r.nash_ms)) continue;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%.3f s / 100 D updates, %.2fx WN", r.nash_ms * 20 / 1e3,
+                  std::isfinite(wn) && wn > 0 ? r.nash_ms / wn : NAN);
+    r.note = buf;
+  }
+}
+
 void print_table() {
   std::printf("%-15s %-34s %9s %9s %-6s %8s %14s %8s  %s\n", "kernel", "shape", "nash ms", "vendor ms", "vendor",
               "nash/v", "nash rate", "rel.err", "note");
@@ -367,7 +424,7 @@ void print_table() {
     if (std::isfinite(r.nash_ms)) {
       std::snprintf(nash_ms, sizeof nash_ms, "%.4f", r.nash_ms);
       const double per_s = r.work / (r.nash_ms * 1e-3);
-      std::snprintf(rate, sizeof rate, r.bytes ? "%.0f GB/s" : "%.0f GFLOP/s", per_s / 1e9);
+      if (r.work > 0) std::snprintf(rate, sizeof rate, r.bytes ? "%.0f GB/s" : "%.0f GFLOP/s", per_s / 1e9);
     }
     if (std::isfinite(r.vendor_ms)) std::snprintf(vendor_ms, sizeof vendor_ms, "%.4f", r.vendor_ms);
     if (std::isfinite(r.nash_ms) && std::isfinite(r.vendor_ms) && r.vendor_ms > 0)
@@ -418,6 +475,7 @@ int main() {
       std::snprintf(buf, sizeof buf, "%.2f%% of the sngan step", 100.0 * sn.nash_ms / step_ms);
       sn.note = buf;
     }
+    bench_d_cost();
   } catch (const std::exception& e) {
     print_table();
     std::printf("nash_gpu_bench: aborted: %s\n", e.what());
