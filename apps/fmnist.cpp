@@ -558,8 +558,8 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"n_dis\": " << c.n_dis << ",\n  \"batch\": " << c.batch << ",\n  \"width\": " << c.width
     << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"seed\": " << c.seed << ",\n  \"steps\": " << r.steps_done
     << ",\n  \"start_step\": " << r.start_step << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false")
-    << ",\n  \"skipped_updates\": " << r.skipped << ",\n  \"device\": \"" << r.device << "\",\n  \"processes\": " << r.world_size
-    << ",\n  \"fid\": "
+    << ",\n  \"skipped_updates\": " << r.skipped << ",\n  \"device\": \"" << r.device
+    << "\",\n  \"processes\": " << r.world_size << ",\n  \"fid\": "
     << (r.fid >= 0 ? json_number(r.fid) : "null") << ",\n  \"classifier_score\": "
     << (r.classifier_score >= 0 ? json_number(r.classifier_score) : "null") << ",\n  \"classifier_score_real\": "
     << (r.classifier_score_real >= 0 ? json_number(r.classifier_score_real) : "null")
@@ -743,8 +743,8 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     if (dev.is_cuda()) dev = Device::cuda(dist::launch_info().local_rank % std::max(1, cuda::device_count()));
     group = dist::init_process_group(dist::Backend::Auto, dev);
   }
-  NASH_CHECK(!group || group->device() == dev, "fmnist: the process group works on ", group ? group->device().str() : "",
-             " but training runs on ", dev.str());
+  NASH_CHECK(!group || group->device() == dev, "fmnist: the process group works on ",
+             group ? group->device().str() : "", " but training runs on ", dev.str());
   const bool parallel = group && group->world_size() > 1;
   const dist::Shard shard = group ? dist::shard_of(*group) : dist::Shard{};
   if (parallel) shard.local_batch(cfg.batch);  // the global batch must split evenly (clear error otherwise)
@@ -1150,12 +1150,13 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                 "norm, minibatch stddev, Wasserstein + GP, Adam betas (0, 0.99)). Presets: quick (width 32, ~2.5 min\n"
                 "of training on 2 CPU cores, FID on 5000 samples) and full (width 64, 20000 steps, the GPU run).\n"
                 "Writes samples/*.png, samples.png, metrics.csv, fid.csv, training.png, summary.json and\n"
-                "checkpoint.safetensors to --out. Ctrl-C (or SIGTERM) saves a checkpoint and stops; --resume continues\n"
-                "a run exactly (model flags are taken from the checkpoint unless given).\n"
-                "Ada-nSGDA/AdaDir players also write magnitudes.csv and magnitudes_{d,g}.png (each layer's Adam-oracle\n"
-                "norm ||A(t)|| and ||A(t)||/||A(0)||, \"Dissecting adaptive methods in GANs\" Fig. 2b/c); --calibrate-out\n"
-                "saves an Ada-nSGDA run's mean ||A|| per layer, which --calibration-d/-g turn into an nSGDA run's\n"
-                "constant per-layer step sizes (Fig. 5).\n"
+                "checkpoint.safetensors to --out. Ctrl-C (or SIGTERM) saves a checkpoint and stops;\n"
+                "--resume continues a run exactly (model flags are taken from the checkpoint unless given).\n"
+                "Ada-nSGDA/AdaDir players also write magnitudes.csv and magnitudes_{d,g}.png (each layer's\n"
+                "Adam-oracle norm ||A(t)|| and ||A(t)||/||A(0)||, \"Dissecting adaptive methods in GANs\" Fig. 2b/c);\n"
+                "--calibrate-out saves an Ada-nSGDA run's mean ||A|| per layer, which --calibration-d/-g turn into an\n"
+                "nSGDA run's constant per-layer step sizes (Fig. 5).\n"
+                "Several processes: mpirun -np N nash fmnist --distributed (one process per GPU with --device cuda).\n"
                 "Exit codes: 0 ok, 1 training failed, 2 bad flags or unwritable --out, 130 stopped by a signal.");
   p.add_string("arch", "dcgan", "dcgan, sngan, wgan-gp or progan")
       .add_string("preset", "quick", "quick or full: the defaults of the flags below that are 0")
@@ -1316,12 +1317,14 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       if (!c.out_dir.empty())
         std::printf("outputs in %s/: samples.png, training.png, metrics.csv, summary.json, checkpoint.safetensors%s\n",
                     c.out_dir.c_str(), r.magnitudes.empty() ? "" : ", magnitudes.csv, magnitudes_{d,g}.png");
-      for (const std::string& f : r.calibration_files) std::printf("calibration (mean ||A|| per layer): %s\n", f.c_str());
+      for (const std::string& f : r.calibration_files)
+        std::printf("calibration (mean ||A|| per layer): %s\n", f.c_str());
     }
     if (r.interrupted) {
-      std::fprintf(stderr, "%s: stopped at step %lld; checkpoint %s (continue with --resume %s)\n", name,
-                   static_cast<long long>(r.steps_done), r.checkpoint.empty() ? "(none: no --out)" : r.checkpoint.c_str(),
-                   r.checkpoint.c_str());
+      if (!r.checkpoint.empty() || !cfg.distributed)  // one message per job: rank 0 holds the checkpoint
+        std::fprintf(stderr, "%s: stopped at step %lld; checkpoint %s (continue with --resume %s)\n", name,
+                     static_cast<long long>(r.steps_done),
+                     r.checkpoint.empty() ? "(none: no --out)" : r.checkpoint.c_str(), r.checkpoint.c_str());
       return 130;
     }
     return 0;

@@ -461,7 +461,7 @@ void GanDataParallel::check(const std::string& when) {
 }  // namespace dist
 }  // namespace nash
 
-// ---- backends this build lacks: clear errors instead of link failures ------------------------------------------------
+// ---- backends this build lacks: clear errors instead of link failures ---------------------------------------------
 
 namespace nash {
 namespace dist {

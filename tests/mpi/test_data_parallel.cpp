@@ -94,7 +94,8 @@ TEST(DistMpi, GradReducerAveragesRankGradients) {
   red.finish();
   for (std::size_t i = 0; i < params.size(); ++i) {
     const std::vector<float> g = params[i].grad().to_vector<float>();
-    for (std::size_t k = 0; k < g.size(); ++k) EXPECT_NEAR(g[k], expect[i][k], 1e-5 * std::max(1.0, std::fabs(expect[i][k])));
+    for (std::size_t k = 0; k < g.size(); ++k)
+      EXPECT_NEAR(g[k], expect[i][k], 1e-5 * std::max(1.0, std::fabs(expect[i][k])));
   }
 }
 
