@@ -209,6 +209,19 @@ TEST(DistMpi, FmnistWganGpMatchesOneProcess) {
                      world()->world_size());
 }
 
+// A stop request that reaches one rank only (a signal delivered to one process) stops every rank at the same step,
+// after which rank 0 saves the checkpoint: no rank is left waiting in a collective.
+TEST(DistMpi, FmnistStopSeenByOneRankStopsAll) {
+  if (world()->world_size() == 1) GTEST_SKIP() << "needs several ranks";
+  apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::DCGAN, 10);
+  if (world()->rank() == world()->world_size() - 1) c.interrupt_after = 3;  // as if only this rank saw SIGINT
+  const apps::FmnistResult r = apps::train_fmnist(c, world());
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_EQ(r.steps_done, 3);
+  const std::vector<double> steps = world()->all_gather(static_cast<double>(r.steps_done));
+  for (double s : steps) EXPECT_EQ(s, 3.0);
+}
+
 // A checkpoint written by rank 0 of a distributed run resumes in one process (another world size) and ends where
 // one process training all the way ends.
 TEST(DistMpi, FmnistCheckpointResumesOnAnotherWorldSize) {
