@@ -197,7 +197,10 @@ Tensor Shard::slice(const Tensor& global) const {
              global.defined() ? global.str() : std::string("an undefined tensor"));
   if (count == 1) return global;
   const int64_t n = local_batch(global.size(0));
-  return global.narrow(0, rank * n, n).contiguous();
+  Shape s = global.shape();
+  s[0] = count;
+  s.insert(s.begin(), n);  // (n, count, ...): row i*count + r is [i, r]
+  return global.reshape(s).select(1, rank).contiguous();
 }
 
 Shard shard_of(const ProcessGroup& pg) { return Shard{pg.rank(), pg.world_size()}; }

@@ -241,8 +241,11 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
         Tensor eps;
         {
           NoGradGuard ng;
-          eps = rand(es, real.dtype(), real.device()).narrow(0, opt_.shard_rank * real.size(0), real.size(0))
-                    .contiguous();
+          // This rank's rows of the global draw: rank, rank + count, ... (as dist::Shard slices batches).
+          Shape rs = es;
+          rs[0] = opt_.shard_count;
+          rs.insert(rs.begin(), real.size(0));
+          eps = rand(es, real.dtype(), real.device()).reshape(rs).select(1, opt_.shard_rank).contiguous();
         }
         penalty = nn::gradient_penalty(critic, real, fake, eps, opt_.gp_lambda);
       } else {

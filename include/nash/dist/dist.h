@@ -101,7 +101,10 @@ class ProcessGroup {
 std::shared_ptr<ProcessGroup> init_process_group(Backend backend, Device device = Device::cpu());
 std::shared_ptr<ProcessGroup> local_group(Device device = Device::cpu());
 
-// Which rows of each global batch a rank trains on: rows [rank*n, (rank+1)*n) of count*n.
+// Which rows of each global batch a rank trains on: rows rank, rank + count, rank + 2*count, ... (n of count*n).
+// Strided rather than contiguous so that batch statistics taken over strided groups stay within one rank: StyleGAN's
+// minibatch stddev groups samples n and n' when n = n' mod N/G, and with count dividing N/G each such group lies in
+// one rank, in the same order, so the local groups are the global ones.
 struct Shard {
   int64_t rank = 0, count = 1;
   // Rows of `global` (dim 0) that belong to this rank; dim 0 must be divisible by count.

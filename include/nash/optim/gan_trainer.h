@@ -46,8 +46,8 @@ struct GanTrainerOptions {
   // 'G'); after_backward must leave that player's gradients averaged over the ranks (dist::GradReducer's prepare()
   // and finish()). reduce_scalar turns a rank's loss into the global batch's (the mean over ranks), so that every
   // rank logs the same values and takes the same non-finite decisions. shard_rank/shard_count: this process trains
-  // rows [rank*n, (rank+1)*n) of each global batch of count*n; per-sample draws inside the step (the gradient
-  // penalty's eps) are made for the global batch and sliced the same way.
+  // rows rank, rank + count, ... (dist::Shard) of each global batch of count*n; per-sample draws inside the step
+  // (the gradient penalty's eps) are made for the global batch and sliced the same way.
   std::function<void(char player)> before_backward, after_backward;
   std::function<double(double)> reduce_scalar;
   int64_t shard_rank = 0, shard_count = 1;
