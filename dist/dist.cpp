@@ -344,9 +344,10 @@ void GradReducer::prepare() {
   armed_ = overlap_ && pg_->world_size() > 1;
   for (Bucket& b : buckets_) {
     b.pending = static_cast<int64_t>(b.params.size());
-    b.started = false;
+    b.started = b.stale = false;
     b.work.reset();
   }
+  ready_.assign(params_.size(), 0);
   next_to_start_ = 0;
   started_in_backward_ = 0;
 }
@@ -384,7 +385,15 @@ void GradReducer::launch_ready_in_order() {
 void GradReducer::on_ready(int64_t param) {
   if (!armed_) return;
   Bucket& b = buckets_[static_cast<std::size_t>(bucket_of_[static_cast<std::size_t>(param)])];
-  if (b.pending > 0 && --b.pending == 0) launch_ready_in_order();
+  char& seen = ready_[static_cast<std::size_t>(param)];
+  if (seen) {
+    // A second backward pass before finish() (gradient accumulation): the gradient changed after it was counted,
+    // so a bucket already sent is stale and goes again at finish().
+    if (b.started) b.stale = true;
+    return;
+  }
+  seen = 1;
+  if (--b.pending == 0) launch_ready_in_order();
 }
 
 void GradReducer::finish() {
@@ -393,6 +402,12 @@ void GradReducer::finish() {
   if (pg_->world_size() == 1) return;  // the local gradients are the average
   if (!was_armed) prepare(), armed_ = false;
   for (; next_to_start_ < num_buckets(); ++next_to_start_) start(buckets_[static_cast<std::size_t>(next_to_start_)]);
+  for (Bucket& b : buckets_)  // in bucket order, the same on every rank (each rank saw the same passes)
+    if (b.stale) {
+      b.work->wait();
+      start(b);
+      b.stale = false;
+    }
   NoGradGuard ng;
   const double inv = 1.0 / static_cast<double>(pg_->world_size());
   for (Bucket& b : buckets_) {

@@ -195,6 +195,33 @@ TEST(Dist, GradReducerAveragesAndStartsBucketsDuringBackward) {
   EXPECT_TRUE(pg->sizes.empty());
 }
 
+// Gradient accumulation: two backward passes between prepare() and finish(). Every bucket went out during the first
+// pass; the second changes the gradients, so finish() must reduce them again and leave the accumulated sum.
+TEST(Dist, GradReducerReducesAgainAfterAnotherPass) {
+  manual_seed(6);
+  auto net = tiny_mlp();
+  Tensor x1 = randn({8, 3}), x2 = randn({8, 3});
+  sum(square(net->forward(x1))).backward();
+  sum(square(net->forward(x2))).backward();
+  std::vector<std::vector<float>> expect;
+  for (const Tensor& p : net->parameters()) expect.push_back(p.grad().to_vector<float>());
+  for (Tensor p : net->parameters()) p.zero_grad();
+
+  auto pg = std::make_shared<TwinGroup>();
+  dist::GradReducer r(pg, net->parameters(), 20);
+  r.prepare();
+  sum(square(net->forward(x1))).backward();
+  EXPECT_EQ(r.started_in_backward(), 3);
+  sum(square(net->forward(x2))).backward();
+  r.finish();
+  EXPECT_EQ(pg->sizes.size(), 6u);  // each bucket twice
+  auto params = net->parameters();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::vector<float> g = params[i].grad().to_vector<float>();
+    for (std::size_t k = 0; k < g.size(); ++k) EXPECT_NEAR(g[k], expect[i][k], 1e-5) << i;
+  }
+}
+
 TEST(Dist, GradReducerTreatsUnreachedParametersAsZero) {
   manual_seed(3);
   auto a = std::make_shared<nn::Linear>(2, 2);

@@ -136,6 +136,8 @@ void sync_batch_norm(nn::Module& m, const std::shared_ptr<ProcessGroup>& pg);
 // earlier bucket has started (buckets are filled in reverse parameter order, the order backward usually produces
 // them, and started in the same order on every rank). finish() starts what is left (parameters the pass did not
 // reach count as zero gradients), waits, divides by the world size and writes the averages back into .grad.
+// Several backward passes between prepare() and finish() (gradient accumulation) work too: a bucket whose
+// gradients change after it started is reduced again by finish().
 class GradReducer {
  public:
   static constexpr std::size_t kDefaultBucketBytes = 25u << 20;  // 25 MiB
@@ -164,7 +166,7 @@ class GradReducer {
     int64_t numel = 0;
     Tensor flat;  // persistent buffer on the group's device
     int64_t pending = 0;
-    bool started = false;
+    bool started = false, stale = false;
     std::unique_ptr<Work> work;
   };
   void on_ready(int64_t param);
@@ -174,6 +176,7 @@ class GradReducer {
   std::shared_ptr<ProcessGroup> pg_;
   std::vector<Tensor> params_;
   std::vector<int64_t> bucket_of_;
+  std::vector<char> ready_;  // per parameter: its gradient arrived in this pass
   std::vector<Bucket> buckets_;
   std::vector<std::pair<std::shared_ptr<void>, int>> hooks_;  // (accumulator node, hook id)
   bool overlap_, armed_ = false;
