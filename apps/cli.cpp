@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "nash/core/cuda.h"
+#include "nash/nn/module.h"
 
 namespace nash {
 namespace cli {
@@ -307,6 +308,15 @@ void write_atomic(const std::string& path_name, const std::string& text) {
     fs::remove(tmp, ec2);
     throw OutputError("cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
   }
+}
+
+std::vector<float> flat_parameters(const nn::Module& m) {
+  std::vector<float> out;
+  for (const Tensor& p : m.parameters()) {
+    const std::vector<float> v = p.detach().to(Device::cpu()).contiguous().to(DType::Float32).to_vector<float>();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
 }
 
 Device pick_device(const std::string& name, const char* app) {

@@ -10,6 +10,12 @@
 #include "nash/core/error.h"
 
 namespace nash {
+namespace nn {
+class Module;
+}
+}  // namespace nash
+
+namespace nash {
 namespace cli {
 
 // A bad command line (unknown flag, missing or malformed value, value out of range). Programs report
@@ -120,6 +126,10 @@ E parse_named(const Named<E> (&table)[N], const std::string& s, const char* app,
 // --device: "auto" (CUDA when a device answers, else the CPU), or a device name; asking for CUDA where none is
 // available is a nash::Error naming `app` and the reason.
 Device pick_device(const std::string& name, const char* app);
+
+// A model's parameters as float32 host values, concatenated in registration order (results the apps report, such as
+// the final weights the data-parallel tests compare).
+std::vector<float> flat_parameters(const nn::Module& m);
 
 }  // namespace cli
 }  // namespace nash

@@ -1126,11 +1126,8 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
       dynamic_cast<optim::AdaNSGDA&>(*p.second).save_calibration(path);
       r.calibration_files.push_back(path);
     }
-  for (const auto& p : {std::make_pair(pl.g.get(), &r.params_g), std::make_pair(pl.d.get(), &r.params_d)})
-    for (const Tensor& t : p.first->parameters()) {
-      const std::vector<float> v = t.detach().to(Device::cpu()).contiguous().to_vector<float>();
-      p.second->insert(p.second->end(), v.begin(), v.end());
-    }
+  r.params_g = cli::flat_parameters(*pl.g);
+  r.params_d = cli::flat_parameters(*pl.d);
   r.wall_seconds = seconds_since(t0);
   if (write) {
     if (cfg.plots) save_training_plot(r, dir / "training.png");

@@ -326,17 +326,6 @@ MixtureConfig MixtureConfig::resolved() const {
   return c;
 }
 
-namespace {
-std::vector<float> flat_parameters(const nn::Module& m) {
-  std::vector<float> out;
-  for (const Tensor& p : m.parameters()) {
-    std::vector<float> v = p.detach().to(Device::cpu()).contiguous().to(DType::Float32).to_vector<float>();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
-}  // namespace
-
 MixtureResult train_mixture(const MixtureConfig& config, std::shared_ptr<dist::ProcessGroup> group) {
   const MixtureConfig cfg = config.resolved();
   const Clock::time_point t0 = Clock::now();
@@ -418,8 +407,8 @@ MixtureResult train_mixture(const MixtureConfig& config, std::shared_ptr<dist::P
   if (talk) bar.finish();
   r.train_seconds = seconds_since(t_train);
   if (dp) dp->check("after training");  // the replicas must still be identical
-  r.params_g = flat_parameters(*G);
-  r.params_d = flat_parameters(*D);
+  r.params_g = cli::flat_parameters(*G);
+  r.params_d = cli::flat_parameters(*D);
 
   {
     NoGradGuard no_grad;

@@ -113,6 +113,14 @@ void bench_pair(Row row, const std::function<Tensor(int)>& nash_run, const std::
 
 Tensor rnd(const Shape& s) { return randn(s, DType::Float32, Device::cuda()); }
 
+// kSets real batches (32x32x1 in [-1, 1]) and latent batches on the device, for the training-step rows.
+void gan_batches(int64_t batch, int64_t z_dim, std::vector<Tensor>* reals, std::vector<Tensor>* zs) {
+  for (int i = 0; i < kSets; ++i) {
+    reals->push_back(clamp(rnd({batch, 1, 32, 32}), -1, 1));
+    zs->push_back(rnd({batch, z_dim}));
+  }
+}
+
 struct ConvShape {
   int64_t n, cin, h, w, cout, k, stride, pad;
 };
@@ -335,10 +343,7 @@ void bench_train_step(const std::string& cudnn_skip, bool wgan_gp, bool sngan = 
   }
   optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
   std::vector<Tensor> reals, zs;
-  for (int i = 0; i < kSets; ++i) {
-    reals.push_back(clamp(rnd({batch, 1, 32, 32}), -1, 1));
-    zs.push_back(rnd({batch, o.z_dim}));
-  }
+  gan_batches(batch, o.z_dim, &reals, &zs);
   const double gf = nn::dcgan_generator_flops(o, batch), df = sngan ? 0.0 : nn::dcgan_discriminator_flops(o, batch);
   // D step: G forward, D forward+backward on real and fake (+ the penalty); G step: G and D forward+backward.
   const double flops = gf + 2 * 3 * df + (wgan_gp ? 4 * df : 0) + 3 * gf + 3 * df;
@@ -388,10 +393,7 @@ void bench_d_cost() {
     }
     optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
     std::vector<Tensor> reals, zs;
-    for (int i = 0; i < kSets; ++i) {
-      reals.push_back(clamp(rnd({batch, 1, 32, 32}), -1, 1));
-      zs.push_back(rnd({batch, o.z_dim}));
-    }
+    gan_batches(batch, o.z_dim, &reals, &zs);
     Row r;
     r.kernel = "d cost";
     r.shape = std::string(names[v]) + " w32 b64, 5 D + 1 G";

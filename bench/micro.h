@@ -37,6 +37,20 @@ inline std::vector<nash::Tensor> rotating_randn(const nash::Shape& shape, nash::
   return {x, x * -1.0, x * 0.5};
 }
 
+// kSets real batches (32x32x1 images, N(0, 1) clamped to [-1, 1]) and latent batches (N, z_dim) on d, drawn in
+// turn, for the training-step benches.
+struct GanBatches {
+  std::vector<nash::Tensor> reals, zs;
+};
+inline GanBatches gan_batches(int64_t batch, int64_t z_dim, nash::Device d) {
+  GanBatches b;
+  for (int i = 0; i < kSets; ++i) {
+    b.reals.push_back(nash::clamp(nash::randn({batch, 1, 32, 32}), -1, 1).to(d));
+    b.zs.push_back(nash::randn({batch, z_dim}).to(d));
+  }
+  return b;
+}
+
 // Skips a CUDA case with the reason when no device answers; true when the case can run.
 inline bool usable(benchmark::State& state, nash::Device d) {
   if (d.is_cuda() && !nash::cuda::is_available()) {

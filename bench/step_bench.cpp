@@ -59,25 +59,21 @@ std::vector<double> timed_steps(benchmark::State& state, Device dev, F&& f) {
 
 // ---- whole training steps -------------------------------------------------------------------------------------------
 
-// One DCGAN training step (32x32x1, batch 64, width 64): n_dis 1, non-saturating loss, Adam (2e-4, 0.5, 0.999)
-// for both players; args: device (0 cpu, 1 cuda), diagnostics (0/1).
-// Times trainer.step on 3 rotating (real, latent) input sets of a 32x32x1 batch after 2 warm-up steps.
+// Times trainer.step on the rotating (real, latent) input sets of a 32x32x1 batch after 2 warm-up steps.
 void time_trainer_steps(benchmark::State& state, Device dev, optim::GanTrainer& trainer, int64_t batch,
                         int64_t z_dim) {
-  std::vector<Tensor> reals, zs;
-  for (int i = 0; i < 3; ++i) {
-    reals.push_back(clamp(randn({batch, 1, 32, 32}), -1, 1).to(dev));
-    zs.push_back(randn({batch, z_dim}).to(dev));
-  }
-  for (int w = 0; w < 2; ++w) trainer.step([&] { return reals[0]; }, [&] { return zs[0]; });
+  const nash_bench::GanBatches in = nash_bench::gan_batches(batch, z_dim, dev);
+  for (int w = 0; w < 2; ++w) trainer.step([&] { return in.reals[0]; }, [&] { return in.zs[0]; });
   sync(dev);
   int i = 0;
   timed_steps(state, dev, [&] {
-    const int k = i++ % 3;
-    trainer.step([&] { return reals[k]; }, [&] { return zs[k]; });
+    const int k = i++ % nash_bench::kSets;
+    trainer.step([&] { return in.reals[k]; }, [&] { return in.zs[k]; });
   });
 }
 
+// One DCGAN training step (32x32x1, batch 64, width 64): n_dis 1, non-saturating loss, Adam (2e-4, 0.5, 0.999)
+// for both players; args: device (0 cpu, 1 cuda), diagnostics (0/1).
 void BM_DcganStep(benchmark::State& state) {
   const Device dev = device_of(state.range(0));
   if (!usable(state, dev)) return;
@@ -320,14 +316,10 @@ void BM_DCost(benchmark::State& state, DVariant v, bool on_cuda) {
   d->to(dev);
   optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
   optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
-  std::vector<Tensor> reals, zs;
-  for (int i = 0; i < nash_bench::kSets; ++i) {
-    reals.push_back(clamp(randn({kDCostBatch, 1, 32, 32}), -1, 1).to(dev));
-    zs.push_back(randn({kDCostBatch, o.z_dim}).to(dev));
-  }
+  const nash_bench::GanBatches in = nash_bench::gan_batches(kDCostBatch, o.z_dim, dev);
   int next_real = 0, next_z = 0;
-  const optim::GanTrainer::Sampler real = [&] { return reals[next_real++ % nash_bench::kSets]; };
-  const optim::GanTrainer::Sampler latent = [&] { return zs[next_z++ % nash_bench::kSets]; };
+  const optim::GanTrainer::Sampler real = [&] { return in.reals[next_real++ % nash_bench::kSets]; };
+  const optim::GanTrainer::Sampler latent = [&] { return in.zs[next_z++ % nash_bench::kSets]; };
   trainer.step(real, latent);  // warm-up: allocations, thread teams, the optimizers' state
   sync(dev);
   const std::vector<double> s = timed_steps(state, dev, [&] {

@@ -156,6 +156,16 @@ std::shared_ptr<nn::Sequential> tiny_mlp() {
       std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::Tanh>(), std::make_shared<nn::Linear>(4, 1)});
 }
 
+// Each parameter's gradient as host values; the gradients are cleared.
+std::vector<std::vector<float>> take_grads(nn::Module& m) {
+  std::vector<std::vector<float>> out;
+  for (Tensor p : m.parameters()) {
+    out.push_back(p.grad().to_vector<float>());
+    p.zero_grad();
+  }
+  return out;
+}
+
 TEST(Dist, GradReducerBucketsInReverseOrderWithinTheLimit) {
   manual_seed(1);
   auto net = tiny_mlp();
@@ -174,9 +184,7 @@ TEST(Dist, GradReducerAveragesAndStartsBucketsDuringBackward) {
   auto net = tiny_mlp();
   Tensor x = randn({8, 3});
   sum(square(net->forward(x))).backward();
-  std::vector<std::vector<float>> expect;
-  for (const Tensor& p : net->parameters()) expect.push_back(p.grad().to_vector<float>());
-  for (Tensor p : net->parameters()) p.zero_grad();
+  const std::vector<std::vector<float>> expect = take_grads(*net);
 
   auto pg = std::make_shared<TwinGroup>();
   dist::GradReducer r(pg, net->parameters(), 20);
@@ -203,9 +211,7 @@ TEST(Dist, GradReducerReducesAgainAfterAnotherPass) {
   Tensor x1 = randn({8, 3}), x2 = randn({8, 3});
   sum(square(net->forward(x1))).backward();
   sum(square(net->forward(x2))).backward();
-  std::vector<std::vector<float>> expect;
-  for (const Tensor& p : net->parameters()) expect.push_back(p.grad().to_vector<float>());
-  for (Tensor p : net->parameters()) p.zero_grad();
+  const std::vector<std::vector<float>> expect = take_grads(*net);
 
   auto pg = std::make_shared<TwinGroup>();
   dist::GradReducer r(pg, net->parameters(), 20);
