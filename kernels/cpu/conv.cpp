@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
@@ -39,10 +40,47 @@ void valid_range(int64_t off, int64_t s, int64_t size, int64_t n_out, int64_t& l
   hi = std::max(lo, std::min(n_out, ceil_div(size - off, s)));
 }
 
+// Where each kernel tap reads for each output position: tab[(i*kw + j)*P + q] is the offset of the input element
+// that output q sees through tap (i, j) within one channel plane, or -1 where it falls into the padding. Built once
+// per call; im2col/col2im walk it instead of recomputing the window bounds per row, which is what costs for the
+// small, strided outputs of a GAN's deeper layers (4x4 or 8x8 outputs: the rows are 4-8 elements long).
+struct TapTable {
+  std::vector<int32_t> off;
+  bool use = false;
+};
+
+TapTable make_tap_table(const Geom& g) {
+  TapTable t;
+  // Long stride-1 rows copy faster with memcpy; the table pays off for short or strided rows.
+  t.use = (g.s.w != 1 || g.Wo < 16) && g.H * g.W < (int64_t(1) << 30);
+  if (!t.use) return t;
+  const int64_t P = g.P();
+  t.off.resize(static_cast<size_t>(g.kh * g.kw * P));
+  int32_t* o = t.off.data();
+  for (int64_t i = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j)
+      for (int64_t oh = 0; oh < g.Ho; ++oh)
+        for (int64_t ow = 0; ow < g.Wo; ++ow) {
+          const int64_t ih = oh * g.s.h + i * g.d.h - g.p.h, iw = ow * g.s.w + j * g.d.w - g.p.w;
+          *o++ = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? static_cast<int32_t>(ih * g.W + iw) : -1;
+        }
+  return t;
+}
+
 // Writes the (K, P) column matrix of one image into col, whose rows are ld apart.
 template <class T>
-void im2col(const T* x, const Geom& g, T* col, int64_t ld) {
+void im2col(const T* x, const Geom& g, const TapTable& tab, T* col, int64_t ld) {
   const int64_t Ho = g.Ho, Wo = g.Wo;
+  if (tab.use) {
+    const int64_t P = g.P(), taps = g.kh * g.kw;
+    for (int64_t c = 0; c < g.Cin; ++c) {
+      const T* xc = x + c * g.H * g.W;
+      const int32_t* o = tab.off.data();
+      for (int64_t t = 0; t < taps; ++t, col += ld, o += P)
+        for (int64_t q = 0; q < P; ++q) col[q] = o[q] >= 0 ? xc[o[q]] : T(0);
+    }
+    return;
+  }
   for (int64_t c = 0; c < g.Cin; ++c) {
     const T* xc = x + c * g.H * g.W;
     for (int64_t i = 0; i < g.kh; ++i) {
@@ -73,8 +111,19 @@ void im2col(const T* x, const Geom& g, T* col, int64_t ld) {
 
 // Adds the (K, P) column matrix (rows ld apart) back into one image gx (the adjoint of im2col).
 template <class T>
-void col2im(const T* col, const Geom& g, int64_t ld, T* gx) {
+void col2im(const T* col, const Geom& g, const TapTable& tab, int64_t ld, T* gx) {
   const int64_t Wo = g.Wo;
+  if (tab.use) {
+    const int64_t P = g.P(), taps = g.kh * g.kw;
+    for (int64_t c = 0; c < g.Cin; ++c) {
+      T* xc = gx + c * g.H * g.W;
+      const int32_t* o = tab.off.data();
+      for (int64_t t = 0; t < taps; ++t, col += ld, o += P)
+        for (int64_t q = 0; q < P; ++q)
+          if (o[q] >= 0) xc[o[q]] += col[q];
+    }
+    return;
+  }
   for (int64_t c = 0; c < g.Cin; ++c) {
     T* xc = gx + c * g.H * g.W;
     for (int64_t i = 0; i < g.kh; ++i) {
@@ -97,6 +146,24 @@ void col2im(const T* col, const Geom& g, int64_t ld, T* gx) {
       }
     }
   }
+}
+
+// A per-thread buffer of at least n elements, kept between calls (and never zero-filled): every call used to
+// allocate and clear its column matrices, which cost page faults, a memset and an idle second thread.
+template <class T>
+T* thread_scratch(int slot, int64_t n) {
+  struct Buf {
+    std::unique_ptr<T[]> p;
+    int64_t n = 0;
+  };
+  thread_local Buf bufs[3];
+  Buf& b = bufs[slot];
+  if (b.n < n) {
+    b.p.reset();
+    b.p.reset(new T[static_cast<size_t>(n)]);
+    b.n = n;
+  }
+  return b.p.get();
 }
 
 // How the batch is cut: each thread takes a contiguous range of images and walks it in groups of `group`
@@ -144,35 +211,39 @@ void gather_channels(const T* src, int64_t C, int64_t P, int64_t bc, T* dst) {
     for (int64_t c = 0; c < C; ++c) std::memcpy(dst + c * bc * P + b * P, src + (b * C + c) * P, sizeof(T) * P);
 }
 
-// One call's plan and each thread's reusable buffers: a column matrix (unless a pointwise conv reads the images
-// directly) and, when images are grouped, a (Cout, group*P) scratch.
+// One call's plan, its tap table and each thread's buffers: a column matrix (unless a pointwise conv reads the
+// images directly) and, when images are grouped, a (Cout, group*P) scratch. The buffers are the threads' own
+// (thread_scratch), fetched inside the parallel region.
 template <class T>
 struct Workspace {
   Plan pl;
   bool use_direct;
-  std::vector<std::vector<T>> col, tmp;
+  TapTable tab;
+  int64_t col_size, tmp_size;
 
-  explicit Workspace(const Geom& g) : pl(make_plan(g, g.pointwise())), use_direct(g.pointwise() && pl.group == 1) {
-    col.resize(pl.threads);
-    tmp.resize(pl.threads);
-    for (int t = 0; t < pl.threads; ++t) {
-      if (!use_direct) col[t].resize(static_cast<size_t>(g.K() * g.P() * pl.group));
-      if (pl.group > 1) tmp[t].resize(static_cast<size_t>(g.Cout * g.P() * pl.group));
-    }
-  }
-  // Images [n, n+bc) of x as the (K, bc*P) column matrix of thread t.
-  const T* columns(const Geom& g, const T* x, int64_t n, int64_t bc, int t) {
+  explicit Workspace(const Geom& g)
+      : pl(make_plan(g, g.pointwise())),
+        use_direct(g.pointwise() && pl.group == 1),
+        tab(use_direct ? TapTable() : make_tap_table(g)),
+        col_size(use_direct ? 0 : g.K() * g.P() * pl.group),
+        tmp_size(pl.group > 1 ? g.Cout * g.P() * pl.group : 0) {}
+  T* col() const { return thread_scratch<T>(0, col_size); }
+  T* tmp() const { return thread_scratch<T>(1, tmp_size); }
+  // Images [n, n+bc) of x as the (K, bc*P) column matrix of the calling thread.
+  const T* columns(const Geom& g, const T* x, int64_t n, int64_t bc) const {
     if (use_direct) return x + n * g.in_size();
     const int64_t cols = bc * g.P();
-    for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, col[t].data() + b * g.P(), cols);
-    return col[t].data();
+    T* c = col();
+    for (int64_t b = 0; b < bc; ++b) im2col(x + (n + b) * g.in_size(), g, tab, c + b * g.P(), cols);
+    return c;
   }
-  // Output-shaped images [n, n+bc) of gy as one (Cout, bc*P) matrix of thread t.
-  const T* gathered(const Geom& g, const T* gy, int64_t n, int64_t bc, int t) {
+  // Output-shaped images [n, n+bc) of gy as one (Cout, bc*P) matrix of the calling thread.
+  const T* gathered(const Geom& g, const T* gy, int64_t n, int64_t bc) const {
     const T* G = gy + n * g.out_size();
     if (bc == 1) return G;
-    gather_channels(G, g.Cout, g.P(), bc, tmp[t].data());
-    return tmp[t].data();
+    T* t = tmp();
+    gather_channels(G, g.Cout, g.P(), bc, t);
+    return t;
   }
 };
 
@@ -184,7 +255,7 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
     for (int64_t n = n0; n < n1; n += pl.group) {
       const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
-      const T* B = ws.columns(g, x, n, bc, t);
+      const T* B = ws.columns(g, x, n, bc);
       T* yn = y + n * g.out_size();
       if (bc == 1) {
         gemm<T>(false, false, g.Cout, P, K, T(1), w, K, B, P, T(0), yn, P);
@@ -193,7 +264,7 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
             for (int64_t q = 0; q < P; ++q) yn[co * P + q] += bias[co];
         continue;
       }
-      T* C = ws.tmp[t].data();
+      T* C = ws.tmp();
       gemm<T>(false, false, g.Cout, cols, K, T(1), w, K, B, cols, T(0), C, cols);
       for (int64_t b = 0; b < bc; ++b)
         for (int64_t co = 0; co < g.Cout; ++co) {
@@ -214,16 +285,16 @@ void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
   for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
     for (int64_t n = n0; n < n1; n += pl.group) {
       const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
-      const T* G = ws.gathered(g, gy, n, bc, t);
+      const T* G = ws.gathered(g, gy, n, bc);
       T* gxn = gx + n * g.in_size();
       if (ws.use_direct) {  // col2im of a pointwise conv is the identity
         gemm<T>(true, false, K, P, g.Cout, T(1), w, K, G, P, T(0), gxn, P);
         continue;
       }
-      T* C = ws.col[t].data();
+      T* C = ws.col();
       gemm<T>(true, false, K, cols, g.Cout, T(1), w, K, G, cols, T(0), C, cols);
       std::fill(gxn, gxn + bc * g.in_size(), T(0));
-      for (int64_t b = 0; b < bc; ++b) col2im(C + b * P, g, cols, gxn + b * g.in_size());
+      for (int64_t b = 0; b < bc; ++b) col2im(C + b * P, g, ws.tab, cols, gxn + b * g.in_size());
     }
   });
 }
@@ -233,27 +304,28 @@ void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
   const int64_t K = g.K(), P = g.P(), WK = g.Cout * K;
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
-  std::vector<std::vector<T>> part(pl.threads);
-  for (int t = 1; t < pl.threads; ++t) part[t].resize(static_cast<size_t>(WK));
+  std::vector<T*> part(pl.threads, nullptr);
   for_batch_ranges(g.N, pl.threads, [&](int64_t n0, int64_t n1, int t) {
-    T* acc = t == 0 ? gw : part[t].data();
+    T* acc = t == 0 ? gw : (part[t] = thread_scratch<T>(2, WK));
     if (n0 == n1) std::fill(acc, acc + WK, T(0));
     for (int64_t n = n0; n < n1; n += pl.group) {
       const int64_t bc = std::min(pl.group, n1 - n), cols = bc * P;
-      const T* G = ws.gathered(g, gy, n, bc, t);
-      const T* B = ws.columns(g, x, n, bc, t);
+      const T* G = ws.gathered(g, gy, n, bc);
+      const T* B = ws.columns(g, x, n, bc);
       gemm<T>(false, true, g.Cout, K, cols, T(1), G, cols, B, cols, n == n0 ? T(0) : T(1), acc, K);
     }
-  });
-  // Partials are summed in thread order, so a run is reproducible for a given thread count.
-  if (pl.threads > 1) {
-#pragma omp parallel for schedule(static) if (WK * pl.threads >= kParallelGrain)
-    for (int64_t i = 0; i < WK; ++i) {
+    if (pl.threads <= 1) return;
+    // Each thread then sums one slice of the partials into gw, in thread order, so a run is reproducible for a
+    // given thread count (and the partials live in the threads' own buffers, read while the team is alive).
+#pragma omp barrier
+    const int nt = omp_get_num_threads();
+    const int64_t lo = WK * t / nt, hi = WK * (t + 1) / nt;
+    for (int64_t i = lo; i < hi; ++i) {
       T s = gw[i];
-      for (int t = 1; t < pl.threads; ++t) s += part[t][i];
+      for (int u = 1; u < nt; ++u) s += part[u][i];
       gw[i] = s;
     }
-  }
+  });
 }
 
 template <class T>
