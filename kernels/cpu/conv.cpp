@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/strided.h"
+#include "kernels/cpu/winograd.h"
 
 namespace nash {
 namespace cpu {
@@ -156,7 +158,7 @@ T* thread_scratch(int slot, int64_t n) {
     std::unique_ptr<T[]> p;
     int64_t n = 0;
   };
-  thread_local Buf bufs[3];
+  thread_local Buf bufs[4];
   Buf& b = bufs[slot];
   if (b.n < n) {
     b.p.reset();
@@ -247,8 +249,210 @@ struct Workspace {
   }
 };
 
+// ---- Winograd F(2x2, 3x3) and F(2x2, 2x2) paths (kernels/cpu/winograd.h) ----
+
+std::atomic<int> g_conv_algorithm{static_cast<int>(ConvAlgorithm::Auto)};
+
+enum class Wino { None, K3S1, K4S2 };
+
+// Which Winograd mapping a convolution gets: 3x3 stride 1, or 4x4 stride 2 through its stride phases; dilation 1,
+// any padding. Auto keeps im2col + GEMM where the GEMMs would be too thin for the transforms to pay (fewer than
+// 32 channels on either side, fewer than 4 output pixels).
+Wino winograd_kind(const Geom& g) {
+  const auto algo = static_cast<ConvAlgorithm>(g_conv_algorithm.load(std::memory_order_relaxed));
+  if (algo == ConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
+  Wino k = Wino::None;
+  if (g.kh == 3 && g.kw == 3 && g.s.h == 1 && g.s.w == 1) k = Wino::K3S1;
+  if (g.kh == 4 && g.kw == 4 && g.s.h == 2 && g.s.w == 2) k = Wino::K4S2;
+  if (algo == ConvAlgorithm::Auto && (std::min(g.Cin, g.Cout) < 32 || g.Ho * g.Wo < 4)) return Wino::None;
+  return k;
+}
+
+// U[xi][o][i] = (G g G^T)[xi] for the R x R kernels g(a, b) = w[base(o, i) + a*ld + b*cs], o < Co, i < C.
+template <class T, int R, class Base>
+void transform_filters(int64_t Co, int64_t C, const T* w, int64_t ld, int64_t cs, Base&& base, T* U) {
+#pragma omp parallel if (Co * C >= 4096)
+  {
+    T* gl = thread_scratch<T>(1, (R * R + (R + 1) * (R + 1)) * C);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < Co; ++o) wino::transform_filters_row<R>(o, Co, C, w, ld, cs, base, gl, U);
+  }
+}
+
+int64_t half_up(int64_t v) { return (v + 1) / 2; }
+
+// Runs one Winograd problem over the batch; window(c) gives the input window of channel c, which repeats with
+// period `windows` (4 for the stride phases of the 4x4 stride-2 forward, else 1).
+template <class T, int R, class WindowOf, class Src, class Store>
+void run_winograd(const Geom& g, const wino::Problem<T, R>& pr, int windows, WindowOf&& window, Src&& src,
+                  Store&& store) {
+  const int64_t tt = pr.AA * pr.tiles();
+  std::vector<int32_t> taps(static_cast<size_t>(tt * windows));
+  for (int k = 0; k < windows; ++k) wino::make_taps(pr, window(k), taps.data() + k * tt);
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
+  const int64_t group = wino::block_images(pr, (g.N + threads - 1) / threads);
+  const int64_t elems = wino::workspace_elems(pr, group);
+  for_batch_ranges(g.N, threads, [&](int64_t n0, int64_t n1, int) {
+    wino::run(pr, n0, n1, group, thread_scratch<T>(0, elems), src,
+              [&](int64_t c) { return taps.data() + (c % windows) * tt; }, store);
+  });
+}
+
+// y = conv(x, w) + bias on the Winograd path.
+template <class T>
+void winograd_forward(Wino kind, const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t HW = g.H * g.W, P = g.P();
+  auto store = [&](int64_t n, int64_t co, const T* plane, int64_t ld) {
+    T* dst = y + (n * g.Cout + co) * P;
+    const T bv = bias ? bias[co] : T(0);
+    for (int64_t oh = 0; oh < g.Ho; ++oh)
+      for (int64_t ow = 0; ow < g.Wo; ++ow) dst[oh * g.Wo + ow] = plane[oh * ld + ow] + bv;
+  };
+  if (kind == Wino::K3S1) {
+    wino::Problem<T, 3> pr{g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
+    T* U = thread_scratch<T>(3, pr.AA * g.Cout * g.Cin);
+    transform_filters<T, 3>(g.Cout, g.Cin, w, 3, 1, [&](int64_t o, int64_t i) { return (o * g.Cin + i) * 9; }, U);
+    pr.U = U;
+    run_winograd(
+        g, pr, 1, [&](int) { return wino::Window{g.H, g.W, -g.p.h, 1, -g.p.w, 1}; },
+        [&](int64_t n, int64_t c) { return x + (n * g.Cin + c) * HW; },
+        [&](int64_t n, int64_t co, const T* plane) { store(n, co, plane, pr.out_w()); });
+    return;
+  }
+  // 4x4 stride 2: y = sum over the phases (ri, rj) of a 2x2 stride-1 convolution of the phase plane
+  // x[c][2r + ri - ph][2s + rj - pw] with the sub-kernel w[co][c][2a + ri][2b + rj]; input channel c' = 4c + 2ri + rj.
+  wino::Problem<T, 2> pr{4 * g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
+  T* U = thread_scratch<T>(3, pr.AA * g.Cout * pr.C);
+  transform_filters<T, 2>(g.Cout, pr.C, w, 8, 2,
+                          [&](int64_t o, int64_t i) { return (o * g.Cin + i / 4) * 16 + (i / 2 % 2) * 4 + i % 2; }, U);
+  pr.U = U;
+  run_winograd(
+      g, pr, 4, [&](int k) { return wino::Window{g.H, g.W, k / 2 - g.p.h, 2, k % 2 - g.p.w, 2}; },
+      [&](int64_t n, int64_t c4) { return x + (n * g.Cin + c4 / 4) * HW; },
+      [&](int64_t n, int64_t co, const T* plane) { store(n, co, plane, pr.out_w()); });
+}
+
+// gx = the input gradient on the Winograd path: a convolution of gy with the flipped, transposed kernel.
+template <class T>
+void winograd_grad_input(Wino kind, const Geom& g, const T* gy, const T* w, T* gx) {
+  const int64_t HW = g.H * g.W, P = g.P();
+  if (kind == Wino::K3S1) {
+    // gx[h][w] = sum w[co][c][i][j] gy[co][h + ph - i][w + pw - j]: a valid 3x3 convolution of gy shifted by
+    // (ph - 2, pw - 2) with the kernel flipped in both axes.
+    wino::Problem<T, 3> pr{g.Cout, g.Cin, half_up(g.H), half_up(g.W), nullptr};
+    T* U = thread_scratch<T>(3, pr.AA * g.Cout * g.Cin);
+    transform_filters<T, 3>(g.Cin, g.Cout, w, -3, -1, [&](int64_t c, int64_t co) { return (co * g.Cin + c) * 9 + 8; },
+                            U);
+    pr.U = U;
+    run_winograd(
+        g, pr, 1, [&](int) { return wino::Window{g.Ho, g.Wo, g.p.h - 2, 1, g.p.w - 2, 1}; },
+        [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; },
+                 [&](int64_t n, int64_t c, const T* plane) {
+                   T* dst = gx + (n * g.Cin + c) * HW;
+                   const int64_t ld = pr.out_w();
+                   for (int64_t h = 0; h < g.H; ++h)
+                     std::memcpy(dst + h * g.W, plane + h * ld, sizeof(T) * g.W);
+                 });
+    return;
+  }
+  // 4x4 stride 2, one stride phase (ri, rj) at a time: the elements gx[c][h][w] with h = 2r + ri - ph and
+  // w = 2s + rj - pw receive sum over co, a, b of w[co][c][2a + ri][2b + rj] gy[co][r - a][s - b], a valid 2x2
+  // convolution of gy (shifted) with the flipped sub-kernel. Each phase's output window covers exactly its
+  // elements of gx, so every element is written once and no tile is wasted on rows outside the image.
+  T* U = thread_scratch<T>(3, 9 * g.Cout * g.Cin);
+  for (int64_t ri = 0; ri < 2; ++ri)
+    for (int64_t rj = 0; rj < 2; ++rj) {
+      const int64_t h0 = ((ri - g.p.h) % 2 + 2) % 2, w0 = ((rj - g.p.w) % 2 + 2) % 2;  // first h, w of the phase
+      const int64_t nh = (g.H - h0 + 1) / 2, nw = (g.W - w0 + 1) / 2;
+      if (nh <= 0 || nw <= 0) continue;
+      const int64_t r0 = (h0 - ri + g.p.h) / 2, s0 = (w0 - rj + g.p.w) / 2;  // their r, s
+      wino::Problem<T, 2> pr{g.Cout, g.Cin, half_up(nh), half_up(nw), nullptr};
+      transform_filters<T, 2>(g.Cin, g.Cout, w, -8, -2,
+                              [&](int64_t c, int64_t co) { return (co * g.Cin + c) * 16 + (2 + ri) * 4 + 2 + rj; }, U);
+      pr.U = U;
+      run_winograd(
+          g, pr, 1, [&](int) { return wino::Window{g.Ho, g.Wo, r0 - 1, 1, s0 - 1, 1}; },
+          [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; },
+                   [&](int64_t n, int64_t c, const T* plane) {
+                     T* dst = gx + (n * g.Cin + c) * HW + h0 * g.W + w0;
+                     const int64_t ld = pr.out_w();
+                     for (int64_t r = 0; r < nh; ++r)
+                       for (int64_t q = 0; q < nw; ++q) dst[2 * r * g.W + 2 * q] = plane[r * ld + q];
+                   });
+    }
+}
+
+// gw = the weight gradient on the Winograd path: per pair (co, c), G^T [sum over tiles (A gy_t A^T) .* (B^T x_t B)] G
+// with the forward's input tiles x_t (and, for 4x4 stride 2, its stride phases) and 2x2 tiles gy_t of gy.
+template <class T, int R, class WindowOf, class Put>
+void winograd_weight_sum(const Geom& g, const wino::Problem<T, R>& pr, int windows, WindowOf&& window,
+                         const T* x, int64_t x_channels_per_plane, const T* gy, Put&& put) {
+  constexpr int AA = wino::Problem<T, R>::AA;
+  const int64_t tt = AA * pr.tiles(), HW = g.H * g.W, P = g.P(), tiles = pr.tiles(), MN = AA * pr.Co * pr.C;
+  std::vector<int32_t> taps(static_cast<size_t>(tt * windows)), ytaps(static_cast<size_t>(4 * tiles));
+  for (int k = 0; k < windows; ++k) wino::make_taps(pr, window(k), taps.data() + k * tt);
+  for (int u = 0; u < 2; ++u)
+    for (int v = 0; v < 2; ++v)
+      for (int64_t ty = 0; ty < pr.th; ++ty)
+        for (int64_t tx = 0; tx < pr.tw; ++tx) {
+          const int64_t oh = 2 * ty + u, ow = 2 * tx + v;
+          ytaps[(u * 2 + v) * tiles + ty * pr.tw + tx] =
+              oh < g.Ho && ow < g.Wo ? static_cast<int32_t>(oh * g.Wo + ow) : -1;
+        }
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
+  const int64_t group = wino::block_images(pr, (g.N + threads - 1) / threads);
+  const int64_t elems = wino::workspace_elems(pr, group);
+  std::vector<T*> acc(threads, nullptr);
+  for_batch_ranges(g.N, threads, [&](int64_t n0, int64_t n1, int t) {
+    acc[t] = thread_scratch<T>(2, MN);
+    wino::run_grad_weight(
+        pr, n0, n1, group, thread_scratch<T>(0, elems),
+        [&](int64_t n, int64_t c) { return x + (n * g.Cin + c / x_channels_per_plane) * HW; },
+        [&](int64_t c) { return taps.data() + (c % windows) * tt; },
+        [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; }, ytaps.data(), acc[t]);
+    const int nt = omp_in_parallel() ? omp_get_num_threads() : 1;
+    if (nt > 1) {  // the threads' sums, added in thread order (reproducible for a thread count)
+#pragma omp barrier
+      for (int64_t i = MN * t / nt, hi = MN * (t + 1) / nt; i < hi; ++i) {
+        T s = acc[0][i];
+        for (int u = 1; u < nt; ++u) s += acc[u][i];
+        acc[0][i] = s;
+      }
+#pragma omp barrier
+    }
+    // Back to kernel taps, rows of co split across the threads.
+    T* ml = thread_scratch<T>(1, (AA + R * R) * pr.C);
+    for (int64_t co = pr.Co * t / nt, hi = pr.Co * (t + 1) / nt; co < hi; ++co) {
+      for (int xi = 0; xi < AA; ++xi)
+        std::copy(acc[0] + (xi * pr.Co + co) * pr.C, acc[0] + (xi * pr.Co + co + 1) * pr.C, ml + xi * pr.C);
+      T* out = ml + AA * pr.C;
+      wino::transform_items<AA, R * R>(pr.C, ml, out, pr.C, [](const auto* m, auto* o) { wino::grad_output_2d<R>(m, o); });
+      for (int64_t c = 0; c < pr.C; ++c)
+        for (int k = 0; k < R * R; ++k) put(co, c, k / R, k % R, out[k * pr.C + c]);
+    }
+  });
+}
+
+template <class T>
+void winograd_grad_weight(Wino kind, const Geom& g, const T* x, const T* gy, T* gw) {
+  if (kind == Wino::K3S1) {
+    wino::Problem<T, 3> pr{g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
+    winograd_weight_sum(
+        g, pr, 1, [&](int) { return wino::Window{g.H, g.W, -g.p.h, 1, -g.p.w, 1}; }, x, 1, gy,
+        [&](int64_t co, int64_t c, int a, int b, T v) { gw[((co * g.Cin + c) * 3 + a) * 3 + b] = v; });
+    return;
+  }
+  wino::Problem<T, 2> pr{4 * g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
+  winograd_weight_sum(
+      g, pr, 4, [&](int k) { return wino::Window{g.H, g.W, k / 2 - g.p.h, 2, k % 2 - g.p.w, 2}; }, x, 4, gy,
+      [&](int64_t co, int64_t c4, int a, int b, T v) {
+        gw[(co * g.Cin + c4 / 4) * 16 + (2 * a + c4 / 2 % 2) * 4 + 2 * b + c4 % 2] = v;
+      });
+}
+
 template <class T>
 void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_forward(kind, g, x, w, bias, y);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
@@ -279,6 +483,7 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
 
 template <class T>
 void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
+  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_grad_input(kind, g, gy, w, gx);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
@@ -301,6 +506,7 @@ void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
 
 template <class T>
 void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
+  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_grad_weight(kind, g, x, gy, gw);
   const int64_t K = g.K(), P = g.P(), WK = g.Cout * K;
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
@@ -339,6 +545,9 @@ void require_contiguous(const char* op, std::initializer_list<const Tensor*> ts)
 }
 
 }  // namespace
+
+void set_conv_algorithm(ConvAlgorithm a) { g_conv_algorithm.store(static_cast<int>(a)); }
+ConvAlgorithm conv_algorithm() { return static_cast<ConvAlgorithm>(g_conv_algorithm.load()); }
 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
             const Tensor& out) {

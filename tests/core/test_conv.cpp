@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <tuple>
 
+#include "kernels/cpu/cpu.h"
 #include "nash/core/autograd.h"
 #include "nash/core/error.h"
 #include "nash/core/gradcheck.h"
@@ -53,6 +55,21 @@ const std::vector<Cfg> kConfigs = {
     {3, 6, 16, 16, 8, 4, 4, 2, 1, 1},
     {1, 2, 5, 5, 3, 5, 5, 3, 2, 1},
     {9, 3, 8, 8, 4, 3, 3, 1, 1, 1},
+    // Shapes for the Winograd paths: 3x3 stride 1 with asymmetric padding and a 1x1 output, 4x4 stride 2 with odd
+    // sizes and paddings 0 and 2 (input rows no output reads), and two with enough channels for Auto to pick them.
+    {2, 5, 8, 7, 6, 3, 3, 1, {2, 0}, 1},
+    {1, 2, 3, 3, 2, 3, 3, 1, 0, 1},
+    {3, 4, 9, 11, 5, 4, 4, 2, 0, 1},
+    {2, 3, 7, 6, 4, 4, 4, 2, {2, 1}, 1},
+    {2, 33, 8, 8, 32, 3, 3, 1, 1, 1},
+    {2, 32, 8, 8, 33, 4, 4, 2, 1, 1},
+};
+
+// Sets the CPU convolution algorithm for one scope.
+struct AlgorithmScope {
+  nash::cpu::ConvAlgorithm saved = nash::cpu::conv_algorithm();
+  explicit AlgorithmScope(nash::cpu::ConvAlgorithm a) { nash::cpu::set_conv_algorithm(a); }
+  ~AlgorithmScope() { nash::cpu::set_conv_algorithm(saved); }
 };
 
 Int2 out_hw(const Cfg& c) { return nash::conv2d_output_hw({c.H, c.W}, {c.kh, c.kw}, c.s, c.p, c.d); }
@@ -88,10 +105,15 @@ void expect_close(const Tensor& got, const std::vector<double>& want, double tol
 
 double tol_for(DType dt) { return dt == DType::Float32 ? 2e-5 : 1e-12; }
 
-class ConvDtype : public ::testing::TestWithParam<DType> {};
+// Every naive comparison runs once per algorithm: im2col + GEMM, Winograd wherever the geometry allows, and Auto.
+class ConvDtype : public ::testing::TestWithParam<std::tuple<DType, nash::cpu::ConvAlgorithm>> {
+ protected:
+  DType dtype() const { return std::get<0>(GetParam()); }
+  AlgorithmScope algo_{std::get<1>(GetParam())};
+};
 
 TEST_P(ConvDtype, ForwardMatchesNaive) {
-  DType dt = GetParam();
+  DType dt = dtype();
   uint64_t seed = 1;
   for (const Cfg& c : kConfigs) {
     for (bool with_bias : {false, true}) {
@@ -112,7 +134,7 @@ TEST_P(ConvDtype, ForwardMatchesNaive) {
 }
 
 TEST_P(ConvDtype, GradInputMatchesNaive) {
-  DType dt = GetParam();
+  DType dt = dtype();
   uint64_t seed = 100;
   for (const Cfg& c : kConfigs) {
     Int2 o = out_hw(c);
@@ -126,7 +148,7 @@ TEST_P(ConvDtype, GradInputMatchesNaive) {
 }
 
 TEST_P(ConvDtype, GradWeightMatchesNaive) {
-  DType dt = GetParam();
+  DType dt = dtype();
   uint64_t seed = 200;
   for (const Cfg& c : kConfigs) {
     Int2 o = out_hw(c);
@@ -153,7 +175,7 @@ const std::vector<TCfg> kTConfigs = {
 };
 
 TEST_P(ConvDtype, TransposeMatchesNaiveScatter) {
-  DType dt = GetParam();
+  DType dt = dtype();
   uint64_t seed = 300;
   for (const TCfg& c : kTConfigs) {
     Tensor x = rnd({c.N, c.Cin, c.H, c.W}, dt, seed++), w = rnd({c.Cin, c.Cout, c.kh, c.kw}, dt, seed++),
@@ -181,10 +203,16 @@ TEST_P(ConvDtype, TransposeMatchesNaiveScatter) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Conv, ConvDtype, ::testing::Values(DType::Float32, DType::Float64),
-                         [](const ::testing::TestParamInfo<DType>& i) {
-                           return std::string(i.param == DType::Float32 ? "Float32" : "Float64");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Conv, ConvDtype,
+    ::testing::Combine(::testing::Values(DType::Float32, DType::Float64),
+                       ::testing::Values(nash::cpu::ConvAlgorithm::Auto, nash::cpu::ConvAlgorithm::Im2col,
+                                         nash::cpu::ConvAlgorithm::Winograd)),
+    [](const ::testing::TestParamInfo<std::tuple<DType, nash::cpu::ConvAlgorithm>>& i) {
+      const auto a = std::get<1>(i.param);
+      return std::string(std::get<0>(i.param) == DType::Float32 ? "Float32" : "Float64") +
+             (a == nash::cpu::ConvAlgorithm::Auto ? "Auto" : a == nash::cpu::ConvAlgorithm::Im2col ? "Im2col" : "Winograd");
+    });
 
 TEST(ConvKernel, NonContiguousInputsAndDeterminism) {
   Tensor x = rnd({3, 4, 9, 9}, DType::Float32, 7).transpose(2, 3);  // a non-contiguous view

@@ -1,0 +1,339 @@
+// Winograd minimal filtering F(2x2, RxR) for the CPU convolutions (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016): a stride-1 "valid" convolution of C input planes with RxR kernels into
+// Co output planes, computed per 2x2 output tile as A^T [ (G g G^T) .* (B^T d B) ] A. The elementwise products
+// over all tiles of a block of images become (R+1)^2 GEMMs of (Co x C) by (C x tiles), which is where the saving
+// lies: (R+1)^2 / (4 R^2) of the direct flops, 16/36 for 3x3 kernels and 9/16 for 2x2 ones.
+//
+// kernels/cpu/conv.cpp maps convolutions onto this engine: 3x3 stride 1 directly, and 4x4 stride 2 (the DCGAN
+// layers) as a 2x2 stride-1 convolution over the four stride phases of the input (4 C planes).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/gemm.h"
+
+namespace nash {
+namespace cpu {
+namespace wino {
+
+// One-dimensional transforms of F(2, R), each reading with stride s and writing with stride so.
+template <int R>
+struct F2;
+
+// F(2, 3) on the points 0, 1, -1, infinity: all coefficients are 0, +-1 or 1/2, so the transforms are exact up to
+// one rounding per addition.
+template <>
+struct F2<3> {
+  static constexpr int A = 4;
+  template <class T>
+  static void input(const T* d, int s, T* o, int so) {
+    const T d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s];
+    o[0] = d0 - d2;
+    o[so] = d1 + d2;
+    o[2 * so] = d2 - d1;
+    o[3 * so] = d1 - d3;
+  }
+  template <class T>
+  static void filter(const T* g, int s, T* o, int so) {
+    const T g0 = g[0], g1 = g[s], g2 = g[2 * s];
+    o[0] = g0;
+    o[so] = (g0 + g1 + g2) * 0.5;
+    o[2 * so] = (g0 - g1 + g2) * 0.5;
+    o[3 * so] = g2;
+  }
+  template <class T>
+  static void output(const T* m, int s, T* o, int so) {
+    const T m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s];
+    o[0] = m0 + m1 + m2;
+    o[so] = m1 - m2 - m3;
+  }
+  // The weight gradient (the transposition principle: dg = G^T [(A dy) .* (B^T d)]): A dy for a 2-tap dy, and
+  // G^T m back to the 3 taps.
+  template <class T>
+  static void grad_filter(const T* y, int s, T* o, int so) {
+    const T y0 = y[0], y1 = y[s];
+    o[0] = y0;
+    o[so] = y0 + y1;
+    o[2 * so] = y0 - y1;
+    o[3 * so] = -y1;
+  }
+  template <class T>
+  static void grad_output(const T* m, int s, T* o, int so) {
+    const T m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s];
+    o[0] = m0 + (m1 + m2) * 0.5;
+    o[so] = (m1 - m2) * 0.5;
+    o[2 * so] = (m1 + m2) * 0.5 + m3;
+  }
+};
+
+// F(2, 2) on the points 0, 1, infinity.
+template <>
+struct F2<2> {
+  static constexpr int A = 3;
+  template <class T>
+  static void input(const T* d, int s, T* o, int so) {
+    const T d0 = d[0], d1 = d[s], d2 = d[2 * s];
+    o[0] = d0 - d1;
+    o[so] = d1;
+    o[2 * so] = d2 - d1;
+  }
+  template <class T>
+  static void filter(const T* g, int s, T* o, int so) {
+    const T g0 = g[0], g1 = g[s];
+    o[0] = g0;
+    o[so] = g0 + g1;
+    o[2 * so] = g1;
+  }
+  template <class T>
+  static void output(const T* m, int s, T* o, int so) {
+    const T m0 = m[0], m1 = m[s], m2 = m[2 * s];
+    o[0] = m0 + m1;
+    o[so] = m1 + m2;
+  }
+  template <class T>
+  static void grad_filter(const T* y, int s, T* o, int so) {
+    const T y0 = y[0], y1 = y[s];
+    o[0] = y0;
+    o[so] = y0 + y1;
+    o[2 * so] = y1;
+  }
+  template <class T>
+  static void grad_output(const T* m, int s, T* o, int so) {
+    const T m0 = m[0], m1 = m[s], m2 = m[2 * s];
+    o[0] = m0 + m1;
+    o[so] = m1 + m2;
+  }
+};
+
+// The 2-D transforms of one tile (or kernel), written so that the loops over tiles around them vectorize.
+template <int R, class T>
+inline void input_2d(const T* d, T* v) {  // v = B^T d B, A x A
+  constexpr int A = F2<R>::A;
+  T t[A * A];
+  for (int j = 0; j < A; ++j) F2<R>::input(d + j, A, t + j, A);
+  for (int i = 0; i < A; ++i) F2<R>::input(t + i * A, 1, v + i * A, 1);
+}
+template <int R, class T>
+inline void filter_2d(const T* g, T* u) {  // u = G g G^T, g R x R, u A x A
+  constexpr int A = F2<R>::A;
+  T t[A * R];
+  for (int j = 0; j < R; ++j) F2<R>::filter(g + j, R, t + j, R);
+  for (int i = 0; i < A; ++i) F2<R>::filter(t + i * R, 1, u + i * A, 1);
+}
+template <int R, class T>
+inline void output_2d(const T* m, T* y) {  // y = A^T m A, 2 x 2
+  constexpr int A = F2<R>::A;
+  T t[2 * A];
+  for (int j = 0; j < A; ++j) F2<R>::output(m + j, A, t + j, A);
+  F2<R>::output(t, 1, y, 1);
+  F2<R>::output(t + A, 1, y + 2, 1);
+}
+
+template <int R, class T>
+inline void grad_filter_2d(const T* y, T* u) {  // u = A y A^T, y 2 x 2, u A x A
+  constexpr int A = F2<R>::A;
+  T t[A * 2];
+  for (int j = 0; j < 2; ++j) F2<R>::grad_filter(y + j, 2, t + j, 2);
+  for (int i = 0; i < A; ++i) F2<R>::grad_filter(t + i * 2, 1, u + i * A, 1);
+}
+template <int R, class T>
+inline void grad_output_2d(const T* m, T* g) {  // g = G^T m G, m A x A, g R x R
+  constexpr int A = F2<R>::A;
+  T t[R * A];
+  for (int j = 0; j < A; ++j) F2<R>::grad_output(m + j, A, t + j, A);
+  for (int i = 0; i < R; ++i) F2<R>::grad_output(t + i * A, 1, g + i * R, 1);
+}
+
+// Applies a 2-D transform to n items stored as planes: in[k * n + t] (k < KI) -> out[x * ldo + t] (x < KO).
+// The transform is generic in its element type: it runs on GCC vectors of 32 bytes (8 floats, 4 doubles; two SSE
+// registers each on a baseline x86-64 build) across items, then on scalars for the remainder.
+template <int KI, int KO, class T, class F>
+inline void transform_items(int64_t n, const T* in, T* out, int64_t ldo, F&& f) {
+  typedef T Vec __attribute__((vector_size(32)));
+  constexpr int64_t L = 32 / sizeof(T);
+  int64_t t = 0;
+  for (; t + L <= n; t += L) {
+    Vec a[KI], b[KO];
+    for (int k = 0; k < KI; ++k) std::memcpy(&a[k], in + k * n + t, sizeof(Vec));
+    f(a, b);
+    for (int x = 0; x < KO; ++x) std::memcpy(out + x * ldo + t, &b[x], sizeof(Vec));
+  }
+  for (; t < n; ++t) {
+    T a[KI], b[KO];
+    for (int k = 0; k < KI; ++k) a[k] = in[k * n + t];
+    f(a, b);
+    for (int x = 0; x < KO; ++x) out[x * ldo + t] = b[x];
+  }
+}
+
+// U[xi][o][i] = (G g G^T)[xi] for the Co x C kernels g(a, b) = w[base(o, i) + a*ld + b*cs]; gl holds
+// (R*R + (R+1)^2) * C (the transform writes densely there first, as input_tiles does).
+template <int R, class T, class Base>
+void transform_filters_row(int64_t o, int64_t Co, int64_t C, const T* w, int64_t ld, int64_t cs, Base&& base,
+                           T* gl, T* U) {
+  constexpr int AA = (R + 1) * (R + 1);
+  for (int64_t i = 0; i < C; ++i) {
+    const T* g = w + base(o, i);
+    for (int a = 0; a < R; ++a)
+      for (int b = 0; b < R; ++b) gl[(a * R + b) * C + i] = g[a * ld + b * cs];
+  }
+  T* ul = gl + R * R * C;
+  transform_items<R * R, AA>(C, gl, ul, C, [](const auto* g, auto* u) { filter_2d<R>(g, u); });
+  for (int x = 0; x < AA; ++x) std::copy(ul + x * C, ul + (x + 1) * C, U + (x * Co + o) * C);
+}
+
+// The engine's view of one convolution: C planes in, Co planes out, th x tw output tiles of 2x2 per plane, the
+// transformed filters U laid out [(R+1)^2][Co][C].
+template <class T, int R>
+struct Problem {
+  int64_t C, Co, th, tw;
+  const T* U;
+  static constexpr int A = F2<R>::A, AA = A * A;
+  int64_t tiles() const { return th * tw; }
+  int64_t out_w() const { return 2 * tw; }  // the output plane the tiles write (2 th x 2 tw)
+};
+
+// Where the input tiles read: input plane element (r, s), r < 2 th + R - 1, is image[(r*sr + r0) * W + s*ss + s0]
+// of an H x W source image, zero outside it. That covers padding, shifts and stride phases alike.
+struct Window {
+  int64_t H, W, r0, sr, s0, ss;
+};
+
+// taps[k * tiles + t]: the source offset element k = i*A + j of tile t reads, or -1 for a zero.
+template <class T, int R>
+void make_taps(const Problem<T, R>& p, const Window& w, int32_t* taps) {
+  constexpr int A = F2<R>::A;
+  const int64_t n = p.tiles();
+  for (int i = 0; i < A; ++i)
+    for (int j = 0; j < A; ++j)
+      for (int64_t ty = 0; ty < p.th; ++ty)
+        for (int64_t tx = 0; tx < p.tw; ++tx) {
+          const int64_t ih = (2 * ty + i) * w.sr + w.r0, iw = (2 * tx + j) * w.ss + w.s0;
+          taps[(i * A + j) * n + ty * p.tw + tx] =
+              ih >= 0 && ih < w.H && iw >= 0 && iw < w.W ? static_cast<int32_t>(ih * w.W + iw) : -1;
+        }
+}
+
+// How many images one block takes: enough tiles for a GEMM that runs at full speed (>= 128 columns), within a
+// per-thread workspace of about 16 MiB for the transformed inputs and products.
+template <class T, int R>
+int64_t block_images(const Problem<T, R>& p, int64_t per_thread) {
+  const int64_t tiles = std::max<int64_t>(1, p.tiles());
+  int64_t grp = (128 + tiles - 1) / tiles;
+  const int64_t per_image = Problem<T, R>::AA * (p.C + p.Co) * tiles;
+  grp = std::min(grp, std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(1, per_image)));
+  return std::max<int64_t>(1, std::min(grp, per_thread));
+}
+
+// Elements of the per-thread workspace run() and run_grad_weight() need for blocks of `group` images.
+template <class T, int R>
+int64_t workspace_elems(const Problem<T, R>& p, int64_t group) {
+  constexpr int AA = Problem<T, R>::AA;
+  const int64_t cols = p.tiles() * group;
+  return AA * (p.C + p.Co) * cols + 2 * AA * cols + 4 * p.tiles();
+}
+
+// Runs images [n0, n1) on the calling thread in blocks of `group` images. Input plane c of image n is read from
+// src(n, c) through taps(c) (make_taps); store(n, co, plane) takes output plane co (2 th x 2 tw, row length
+// out_w(); the caller crops it). ws holds workspace_elems() elements. A block's transforms run over all its
+// tiles of one channel at once, so small planes (a 4x4 output has 4 tiles) cost no per-plane overhead.
+// The input stage of a block: V[xi][c][j] = (B^T d B)[xi] for the cols = bc * tiles tiles j of images
+// [n, n + bc), every channel; la and lb hold AA * cols each.
+template <class T, int R, class Src, class Taps>
+void input_block(const Problem<T, R>& p, int64_t n, int64_t bc, Src&& src, Taps&& taps, T* la, T* lb, T* V) {
+  constexpr int AA = Problem<T, R>::AA;
+  const int64_t tiles = p.tiles(), cols = bc * tiles;
+  for (int64_t c = 0; c < p.C; ++c) {
+    const int32_t* tp = taps(c);
+    for (int64_t b = 0; b < bc; ++b) {
+      const T* im = src(n + b, c);
+      for (int k = 0; k < AA; ++k) {
+        const int32_t* o = tp + k * tiles;
+        T* d = la + k * cols + b * tiles;
+        for (int64_t t = 0; t < tiles; ++t) d[t] = o[t] >= 0 ? im[o[t]] : T(0);
+      }
+    }
+    transform_items<AA, AA>(cols, la, lb, cols, [](const auto* d, auto* v) { input_2d<R>(d, v); });
+    // The AA rows of V are C*cols apart, often a multiple of 4 KiB: written from the dense block, row by row.
+    for (int x = 0; x < AA; ++x) std::copy(lb + x * cols, lb + (x + 1) * cols, V + (x * p.C + c) * cols);
+  }
+}
+
+// Runs images [n0, n1) on the calling thread in blocks of `group` images. Input plane c of image n is read from
+// src(n, c) through taps(c) (make_taps); store(n, co, plane) takes output plane co (2 th x 2 tw, row length
+// out_w(); the caller crops it). ws holds workspace_elems() elements. A block's transforms run over all its
+// tiles of one channel at once, so small planes (a 4x4 output has 4 tiles) cost no per-plane overhead.
+template <class T, int R, class Src, class Taps, class Store>
+void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, Src&& src, Taps&& taps,
+         Store&& store) {
+  constexpr int AA = Problem<T, R>::AA;
+  const int64_t tiles = p.tiles();
+  T* V = ws;
+  T* M = V + AA * p.C * tiles * group;
+  T* la = M + AA * p.Co * tiles * group;  // AA * cols each: gathered values, then transformed ones
+  T* lb = la + AA * tiles * group;
+  T* out_plane = lb + AA * tiles * group;
+  for (int64_t n = n0; n < n1; n += group) {
+    const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
+    input_block(p, n, bc, src, taps, la, lb, V);
+    for (int xi = 0; xi < AA; ++xi)
+      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * p.Co * p.C, p.C, V + xi * p.C * cols, cols, T(0),
+              M + xi * p.Co * cols, cols);
+    const int64_t W = p.out_w();
+    for (int64_t co = 0; co < p.Co; ++co) {
+      for (int x = 0; x < AA; ++x) std::copy(M + (x * p.Co + co) * cols, M + (x * p.Co + co + 1) * cols, la + x * cols);
+      transform_items<AA, 4>(cols, la, lb, cols, [](const auto* mv, auto* o) { output_2d<R>(mv, o); });
+      for (int64_t b = 0; b < bc; ++b) {
+        for (int r = 0; r < 2; ++r)
+          for (int c = 0; c < 2; ++c) {
+            const T* y = lb + (r * 2 + c) * cols + b * tiles;
+            for (int64_t ty = 0; ty < p.th; ++ty) {
+              T* o = out_plane + (2 * ty + r) * W + c;
+              for (int64_t tx = 0; tx < p.tw; ++tx) o[2 * tx] = y[ty * p.tw + tx];
+            }
+          }
+        store(n + b, co, static_cast<const T*>(out_plane));
+      }
+    }
+  }
+}
+
+// The weight gradient of the same convolution: acc[xi][co][c] = sum over the tiles of images [n0, n1) of
+// (A dy_t A^T)[xi] (B^T d_t B)[xi], where dy_t is tile t (2x2) of output-gradient plane co, read from
+// srcy(n, co) through ytaps (4 * tiles offsets, -1 for a zero). The caller adds the threads' acc and maps each
+// (co, c) back with G^T acc G (grad_output_2d). ws holds workspace_elems() elements; acc AA * Co * C.
+template <class T, int R, class Src, class Taps, class SrcY>
+void run_grad_weight(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, Src&& src, Taps&& taps,
+                     SrcY&& srcy, const int32_t* ytaps, T* acc) {
+  constexpr int AA = Problem<T, R>::AA;
+  const int64_t tiles = p.tiles();
+  T* V = ws;
+  T* Y = V + AA * p.C * tiles * group;
+  T* la = Y + AA * p.Co * tiles * group;
+  T* lb = la + AA * tiles * group;
+  if (n0 >= n1) std::fill(acc, acc + AA * p.Co * p.C, T(0));
+  for (int64_t n = n0; n < n1; n += group) {
+    const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
+    input_block(p, n, bc, src, taps, la, lb, V);
+    for (int64_t co = 0; co < p.Co; ++co) {
+      for (int64_t b = 0; b < bc; ++b) {
+        const T* im = srcy(n + b, co);
+        for (int k = 0; k < 4; ++k) {
+          const int32_t* o = ytaps + k * tiles;
+          T* d = la + k * cols + b * tiles;
+          for (int64_t t = 0; t < tiles; ++t) d[t] = o[t] >= 0 ? im[o[t]] : T(0);
+        }
+      }
+      transform_items<4, AA>(cols, la, lb, cols, [](const auto* y, auto* u) { grad_filter_2d<R>(y, u); });
+      for (int x = 0; x < AA; ++x) std::copy(lb + x * cols, lb + (x + 1) * cols, Y + (x * p.Co + co) * cols);
+    }
+    for (int xi = 0; xi < AA; ++xi)
+      gemm<T>(false, true, p.Co, p.C, cols, T(1), Y + xi * p.Co * cols, cols, V + xi * p.C * cols, cols,
+              n == n0 ? T(0) : T(1), acc + xi * p.Co * p.C, p.C);
+  }
+}
+
+}  // namespace wino
+}  // namespace cpu
+}  // namespace nash
