@@ -1,12 +1,15 @@
 // nash_bench_conv: conv2d forward, input gradient and weight gradient (Google Benchmark) at the Fashion-MNIST
 // apps' discriminator shapes and one larger layer, on nash's CPU kernels, nash's CUDA kernels and cuDNN (the CUDA
-// engines skip with the reason where no device answers or the build has no cuDNN). Counter FLOP/s: the direct
-// convolution's 2·N·Cout·OH·OW·Cin·kh·kw, the same for all three ops.
+// engines skip with the reason where no device answers or the build has no cuDNN). On the CPU, nash_cpu is what
+// conv2d does by default (cpu::ConvAlgorithm::Auto); nash_cpu_im2col and nash_cpu_winograd force one algorithm
+// (the latter only on the shapes it applies to). Counter FLOP/s: the direct convolution's
+// 2·N·Cout·OH·OW·Cin·kh·kw, the same for all three ops and algorithms.
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/cpu.h"
 #include "micro.h"
 
 using namespace nash;
@@ -18,23 +21,48 @@ struct ConvCase {
 };
 
 enum class Op { Forward, GradInput, GradWeight };
-enum class Engine { NashCpu, NashCuda, CuDNN };
+enum class Engine { NashCpu, NashCpuIm2col, NashCpuWinograd, NashCuda, CuDNN };
 
 const char* op_name(Op op) {
   return op == Op::Forward ? "fwd" : op == Op::GradInput ? "grad_input" : "grad_weight";
 }
 const char* engine_name(Engine e) {
-  return e == Engine::NashCpu ? "nash_cpu" : e == Engine::NashCuda ? "nash_cuda" : "cudnn";
+  switch (e) {
+    case Engine::NashCpu: return "nash_cpu";
+    case Engine::NashCpuIm2col: return "nash_cpu_im2col";
+    case Engine::NashCpuWinograd: return "nash_cpu_winograd";
+    case Engine::NashCuda: return "nash_cuda";
+    default: return "cudnn";
+  }
 }
 
+bool on_cpu(Engine e) { return e == Engine::NashCpu || e == Engine::NashCpuIm2col || e == Engine::NashCpuWinograd; }
+
+// Sets the CPU convolution algorithm for one benchmark.
+struct CpuAlgorithmGuard {
+  cpu::ConvAlgorithm saved = cpu::conv_algorithm();
+  explicit CpuAlgorithmGuard(Engine e) {
+    cpu::set_conv_algorithm(e == Engine::NashCpuIm2col     ? cpu::ConvAlgorithm::Im2col
+                            : e == Engine::NashCpuWinograd ? cpu::ConvAlgorithm::Winograd
+                                                           : cpu::ConvAlgorithm::Auto);
+  }
+  ~CpuAlgorithmGuard() { cpu::set_conv_algorithm(saved); }
+};
+
 void BM_Conv(benchmark::State& state, ConvCase c, Op op, Engine engine) {
-  const Device dev = engine == Engine::NashCpu ? Device::cpu() : Device::cuda();
+  const Device dev = on_cpu(engine) ? Device::cpu() : Device::cuda();
   if (!nash_bench::usable(state, dev)) return;
   if (engine == Engine::CuDNN && !cuda::cudnn_available()) {
     state.SkipWithError("this nash build has no cuDNN (ConvEngine::CuDNN unavailable)");
     return;
   }
   ConvEngineGuard guard(engine == Engine::CuDNN ? ConvEngine::CuDNN : ConvEngine::Nash);
+  CpuAlgorithmGuard algorithm(engine);
+  const bool winograd_applies = c.k == 3 ? c.stride == 1 : c.k == 4 && c.stride == 2;
+  if (engine == Engine::NashCpuWinograd && !winograd_applies) {
+    state.SkipWithError("Winograd applies to 3x3 stride-1 and 4x4 stride-2 convolutions only");
+    return;
+  }
   NoGradGuard no_grad;
   manual_seed(0);
   const Int2 ohw = conv2d_output_hw({c.hw, c.hw}, {c.k, c.k}, c.stride, c.pad, 1);
@@ -66,7 +94,8 @@ void register_all(int*, char**) {
   };
   for (const ConvCase& c : cases)
     for (Op op : {Op::Forward, Op::GradInput, Op::GradWeight})
-      for (Engine e : {Engine::NashCpu, Engine::NashCuda, Engine::CuDNN}) {
+      for (Engine e :
+           {Engine::NashCpu, Engine::NashCpuIm2col, Engine::NashCpuWinograd, Engine::NashCuda, Engine::CuDNN}) {
         char name[128];
         std::snprintf(name, sizeof name, "conv/%s/n%ld_c%ld_%ldx%ld_o%ld_k%lds%ldp%ld/%s", op_name(op), long(c.n),
                       long(c.cin), long(c.hw), long(c.hw), long(c.cout), long(c.k), long(c.stride), long(c.pad),

@@ -388,7 +388,8 @@ template <class T, int R, class WindowOf, class Put>
 void winograd_weight_sum(const Geom& g, const wino::Problem<T, R>& pr, int windows, WindowOf&& window,
                          const T* x, int64_t x_channels_per_plane, const T* gy, Put&& put) {
   constexpr int AA = wino::Problem<T, R>::AA;
-  const int64_t tt = AA * pr.tiles(), HW = g.H * g.W, P = g.P(), tiles = pr.tiles(), MN = AA * pr.Co * pr.C;
+  const int64_t tt = AA * pr.tiles(), HW = g.H * g.W, P = g.P(), tiles = pr.tiles();
+  const int64_t lda = wino::padded(pr.Co * pr.C), MN = AA * lda;
   std::vector<int32_t> taps(static_cast<size_t>(tt * windows)), ytaps(static_cast<size_t>(4 * tiles));
   for (int k = 0; k < windows; ++k) wino::make_taps(pr, window(k), taps.data() + k * tt);
   for (int u = 0; u < 2; ++u)
@@ -421,12 +422,10 @@ void winograd_weight_sum(const Geom& g, const wino::Problem<T, R>& pr, int windo
 #pragma omp barrier
     }
     // Back to kernel taps, rows of co split across the threads.
-    T* ml = thread_scratch<T>(1, (AA + R * R) * pr.C);
+    T* out = thread_scratch<T>(1, R * R * pr.C);
     for (int64_t co = pr.Co * t / nt, hi = pr.Co * (t + 1) / nt; co < hi; ++co) {
-      for (int xi = 0; xi < AA; ++xi)
-        std::copy(acc[0] + (xi * pr.Co + co) * pr.C, acc[0] + (xi * pr.Co + co + 1) * pr.C, ml + xi * pr.C);
-      T* out = ml + AA * pr.C;
-      wino::transform_items<AA, R * R>(pr.C, ml, out, pr.C, [](const auto* m, auto* o) { wino::grad_output_2d<R>(m, o); });
+      wino::transform_items<AA, R * R>(pr.C, acc[0] + co * pr.C, lda, out, pr.C,
+                                       [](const auto* m, auto* o) { wino::grad_output_2d<R>(m, o); });
       for (int64_t c = 0; c < pr.C; ++c)
         for (int k = 0; k < R * R; ++k) put(co, c, k / R, k % R, out[k * pr.C + c]);
     }

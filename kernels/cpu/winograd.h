@@ -145,23 +145,23 @@ inline void grad_output_2d(const T* m, T* g) {  // g = G^T m G, m A x A, g R x R
   for (int i = 0; i < R; ++i) F2<R>::grad_output(t + i * A, 1, g + i * R, 1);
 }
 
-// Applies a 2-D transform to n items stored as planes: in[k * n + t] (k < KI) -> out[x * ldo + t] (x < KO).
+// Applies a 2-D transform to n items stored as planes: in[k * ldi + t] (k < KI) -> out[x * ldo + t] (x < KO).
 // The transform is generic in its element type: it runs on GCC vectors of 32 bytes (8 floats, 4 doubles; two SSE
 // registers each on a baseline x86-64 build) across items, then on scalars for the remainder.
 template <int KI, int KO, class T, class F>
-inline void transform_items(int64_t n, const T* in, T* out, int64_t ldo, F&& f) {
+inline void transform_items(int64_t n, const T* in, int64_t ldi, T* out, int64_t ldo, F&& f) {
   typedef T Vec __attribute__((vector_size(32)));
   constexpr int64_t L = 32 / sizeof(T);
   int64_t t = 0;
   for (; t + L <= n; t += L) {
     Vec a[KI], b[KO];
-    for (int k = 0; k < KI; ++k) std::memcpy(&a[k], in + k * n + t, sizeof(Vec));
+    for (int k = 0; k < KI; ++k) std::memcpy(&a[k], in + k * ldi + t, sizeof(Vec));
     f(a, b);
     for (int x = 0; x < KO; ++x) std::memcpy(out + x * ldo + t, &b[x], sizeof(Vec));
   }
   for (; t < n; ++t) {
     T a[KI], b[KO];
-    for (int k = 0; k < KI; ++k) a[k] = in[k * n + t];
+    for (int k = 0; k < KI; ++k) a[k] = in[k * ldi + t];
     f(a, b);
     for (int x = 0; x < KO; ++x) out[x * ldo + t] = b[x];
   }
@@ -179,7 +179,7 @@ void transform_filters_row(int64_t o, int64_t Co, int64_t C, const T* w, int64_t
       for (int b = 0; b < R; ++b) gl[(a * R + b) * C + i] = g[a * ld + b * cs];
   }
   T* ul = gl + R * R * C;
-  transform_items<R * R, AA>(C, gl, ul, C, [](const auto* g, auto* u) { filter_2d<R>(g, u); });
+  transform_items<R * R, AA>(C, gl, C, ul, C, [](const auto* g, auto* u) { filter_2d<R>(g, u); });
   for (int x = 0; x < AA; ++x) std::copy(ul + x * C, ul + (x + 1) * C, U + (x * Co + o) * C);
 }
 
@@ -226,22 +226,27 @@ int64_t block_images(const Problem<T, R>& p, int64_t per_thread) {
   return std::max<int64_t>(1, std::min(grp, per_thread));
 }
 
+// The (R+1)^2 matrices of a block (transformed inputs, products) lie `stride` elements apart: their size plus 64
+// bytes, so that the transforms, which write or read all of them at once, do not send every stream to the same
+// cache set when the size is a multiple of 4 KiB.
+inline int64_t padded(int64_t elems) { return elems + 16; }
+
 // Elements of the per-thread workspace run() and run_grad_weight() need for blocks of `group` images.
 template <class T, int R>
 int64_t workspace_elems(const Problem<T, R>& p, int64_t group) {
   constexpr int AA = Problem<T, R>::AA;
   const int64_t cols = p.tiles() * group;
-  return AA * (p.C + p.Co) * cols + 2 * AA * cols + 4 * p.tiles();
+  return AA * (padded(p.C * cols) + padded(p.Co * cols)) + AA * cols + 4 * p.tiles();
 }
 
 // Runs images [n0, n1) on the calling thread in blocks of `group` images. Input plane c of image n is read from
 // src(n, c) through taps(c) (make_taps); store(n, co, plane) takes output plane co (2 th x 2 tw, row length
 // out_w(); the caller crops it). ws holds workspace_elems() elements. A block's transforms run over all its
 // tiles of one channel at once, so small planes (a 4x4 output has 4 tiles) cost no per-plane overhead.
-// The input stage of a block: V[xi][c][j] = (B^T d B)[xi] for the cols = bc * tiles tiles j of images
-// [n, n + bc), every channel; la and lb hold AA * cols each.
+// The input stage of a block: V[xi * ldv + c * cols + j] = (B^T d B)[xi] for the cols = bc * tiles tiles j of
+// images [n, n + bc), every channel; la holds AA * cols.
 template <class T, int R, class Src, class Taps>
-void input_block(const Problem<T, R>& p, int64_t n, int64_t bc, Src&& src, Taps&& taps, T* la, T* lb, T* V) {
+void input_block(const Problem<T, R>& p, int64_t n, int64_t bc, Src&& src, Taps&& taps, T* la, T* V, int64_t ldv) {
   constexpr int AA = Problem<T, R>::AA;
   const int64_t tiles = p.tiles(), cols = bc * tiles;
   for (int64_t c = 0; c < p.C; ++c) {
@@ -254,9 +259,7 @@ void input_block(const Problem<T, R>& p, int64_t n, int64_t bc, Src&& src, Taps&
         for (int64_t t = 0; t < tiles; ++t) d[t] = o[t] >= 0 ? im[o[t]] : T(0);
       }
     }
-    transform_items<AA, AA>(cols, la, lb, cols, [](const auto* d, auto* v) { input_2d<R>(d, v); });
-    // The AA rows of V are C*cols apart, often a multiple of 4 KiB: written from the dense block, row by row.
-    for (int x = 0; x < AA; ++x) std::copy(lb + x * cols, lb + (x + 1) * cols, V + (x * p.C + c) * cols);
+    transform_items<AA, AA>(cols, la, cols, V + c * cols, ldv, [](const auto* d, auto* v) { input_2d<R>(d, v); });
   }
 }
 
@@ -269,25 +272,24 @@ void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, S
          Store&& store) {
   constexpr int AA = Problem<T, R>::AA;
   const int64_t tiles = p.tiles();
+  const int64_t ldv = padded(p.C * tiles * group), ldm = padded(p.Co * tiles * group);
   T* V = ws;
-  T* M = V + AA * p.C * tiles * group;
-  T* la = M + AA * p.Co * tiles * group;  // AA * cols each: gathered values, then transformed ones
-  T* lb = la + AA * tiles * group;
-  T* out_plane = lb + AA * tiles * group;
+  T* M = V + AA * ldv;
+  T* la = M + AA * ldm;  // AA * cols: gathered inputs, then the 4 * cols outputs of a plane's tiles
+  T* out_plane = la + AA * tiles * group;
   for (int64_t n = n0; n < n1; n += group) {
     const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
-    input_block(p, n, bc, src, taps, la, lb, V);
+    input_block(p, n, bc, src, taps, la, V, ldv);
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * p.Co * p.C, p.C, V + xi * p.C * cols, cols, T(0),
-              M + xi * p.Co * cols, cols);
+      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * p.Co * p.C, p.C, V + xi * ldv, cols, T(0),
+              M + xi * ldm, cols);
     const int64_t W = p.out_w();
     for (int64_t co = 0; co < p.Co; ++co) {
-      for (int x = 0; x < AA; ++x) std::copy(M + (x * p.Co + co) * cols, M + (x * p.Co + co + 1) * cols, la + x * cols);
-      transform_items<AA, 4>(cols, la, lb, cols, [](const auto* mv, auto* o) { output_2d<R>(mv, o); });
+      transform_items<AA, 4>(cols, M + co * cols, ldm, la, cols, [](const auto* mv, auto* o) { output_2d<R>(mv, o); });
       for (int64_t b = 0; b < bc; ++b) {
         for (int r = 0; r < 2; ++r)
           for (int c = 0; c < 2; ++c) {
-            const T* y = lb + (r * 2 + c) * cols + b * tiles;
+            const T* y = la + (r * 2 + c) * cols + b * tiles;
             for (int64_t ty = 0; ty < p.th; ++ty) {
               T* o = out_plane + (2 * ty + r) * W + c;
               for (int64_t tx = 0; tx < p.tw; ++tx) o[2 * tx] = y[ty * p.tw + tx];
@@ -302,20 +304,22 @@ void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, S
 // The weight gradient of the same convolution: acc[xi][co][c] = sum over the tiles of images [n0, n1) of
 // (A dy_t A^T)[xi] (B^T d_t B)[xi], where dy_t is tile t (2x2) of output-gradient plane co, read from
 // srcy(n, co) through ytaps (4 * tiles offsets, -1 for a zero). The caller adds the threads' acc and maps each
-// (co, c) back with G^T acc G (grad_output_2d). ws holds workspace_elems() elements; acc AA * Co * C.
+// (co, c) back with G^T acc G (grad_output_2d). ws holds workspace_elems() elements; acc holds AA matrices of
+// Co x C, padded(Co * C) apart.
 template <class T, int R, class Src, class Taps, class SrcY>
 void run_grad_weight(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, Src&& src, Taps&& taps,
                      SrcY&& srcy, const int32_t* ytaps, T* acc) {
   constexpr int AA = Problem<T, R>::AA;
   const int64_t tiles = p.tiles();
+  const int64_t ldv = padded(p.C * tiles * group), ldy = padded(p.Co * tiles * group), lda = padded(p.Co * p.C);
   T* V = ws;
-  T* Y = V + AA * p.C * tiles * group;
-  T* la = Y + AA * p.Co * tiles * group;
-  T* lb = la + AA * tiles * group;
-  if (n0 >= n1) std::fill(acc, acc + AA * p.Co * p.C, T(0));
+  T* Y = V + AA * ldv;
+  T* la = Y + AA * ldy;
+  if (n0 >= n1)
+    for (int xi = 0; xi < AA; ++xi) std::fill(acc + xi * lda, acc + xi * lda + p.Co * p.C, T(0));
   for (int64_t n = n0; n < n1; n += group) {
     const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
-    input_block(p, n, bc, src, taps, la, lb, V);
+    input_block(p, n, bc, src, taps, la, V, ldv);
     for (int64_t co = 0; co < p.Co; ++co) {
       for (int64_t b = 0; b < bc; ++b) {
         const T* im = srcy(n + b, co);
@@ -325,12 +329,12 @@ void run_grad_weight(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t gro
           for (int64_t t = 0; t < tiles; ++t) d[t] = o[t] >= 0 ? im[o[t]] : T(0);
         }
       }
-      transform_items<4, AA>(cols, la, lb, cols, [](const auto* y, auto* u) { grad_filter_2d<R>(y, u); });
-      for (int x = 0; x < AA; ++x) std::copy(lb + x * cols, lb + (x + 1) * cols, Y + (x * p.Co + co) * cols);
+      transform_items<4, AA>(cols, la, cols, Y + co * cols, ldy,
+                             [](const auto* y, auto* u) { grad_filter_2d<R>(y, u); });
     }
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(false, true, p.Co, p.C, cols, T(1), Y + xi * p.Co * cols, cols, V + xi * p.C * cols, cols,
-              n == n0 ? T(0) : T(1), acc + xi * p.Co * p.C, p.C);
+      gemm<T>(false, true, p.Co, p.C, cols, T(1), Y + xi * ldy, cols, V + xi * ldv, cols, n == n0 ? T(0) : T(1),
+              acc + xi * lda, p.C);
   }
 }
 
