@@ -359,27 +359,50 @@ void winograd_grad_input(Wino kind, const Geom& g, const T* gy, const T* w, T* g
   // w = 2s + rj - pw receive sum over co, a, b of w[co][c][2a + ri][2b + rj] gy[co][r - a][s - b], a valid 2x2
   // convolution of gy (shifted) with the flipped sub-kernel. Each phase's output window covers exactly its
   // elements of gx, so every element is written once and no tile is wasted on rows outside the image.
-  T* U = thread_scratch<T>(3, 9 * g.Cout * g.Cin);
-  for (int64_t ri = 0; ri < 2; ++ri)
-    for (int64_t rj = 0; rj < 2; ++rj) {
-      const int64_t h0 = ((ri - g.p.h) % 2 + 2) % 2, w0 = ((rj - g.p.w) % 2 + 2) % 2;  // first h, w of the phase
-      const int64_t nh = (g.H - h0 + 1) / 2, nw = (g.W - w0 + 1) / 2;
-      if (nh <= 0 || nw <= 0) continue;
-      const int64_t r0 = (h0 - ri + g.p.h) / 2, s0 = (w0 - rj + g.p.w) / 2;  // their r, s
-      wino::Problem<T, 2> pr{g.Cout, g.Cin, half_up(nh), half_up(nw), nullptr};
-      transform_filters<T, 2>(g.Cin, g.Cout, w, -8, -2,
-                              [&](int64_t c, int64_t co) { return (co * g.Cin + c) * 16 + (2 + ri) * 4 + 2 + rj; }, U);
-      pr.U = U;
-      run_winograd(
-          g, pr, 1, [&](int) { return wino::Window{g.Ho, g.Wo, r0 - 1, 1, s0 - 1, 1}; },
-          [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; },
-                   [&](int64_t n, int64_t c, const T* plane) {
-                     T* dst = gx + (n * g.Cin + c) * HW + h0 * g.W + w0;
-                     const int64_t ld = pr.out_w();
-                     for (int64_t r = 0; r < nh; ++r)
-                       for (int64_t q = 0; q < nw; ++q) dst[2 * r * g.W + 2 * q] = plane[r * ld + q];
-                   });
-    }
+  // The four phases' filters in one transform (rows o = 4-phase index * Cin + c) and one parallel region.
+  T* U = thread_scratch<T>(3, 9 * 4 * g.Cin * g.Cout);
+  transform_filters<T, 2>(4 * g.Cin, g.Cout, w, -8, -2,
+                          [&](int64_t o, int64_t co) {
+                            const int64_t k = o / g.Cin, c = o % g.Cin;
+                            return (co * g.Cin + c) * 16 + (2 + k / 2) * 4 + 2 + k % 2;
+                          },
+                          U);
+  struct Phase {
+    int64_t h0, w0, nh, nw;
+    wino::Problem<T, 2> pr;
+    std::vector<int32_t> taps;
+    int64_t group;
+  };
+  std::vector<Phase> phases;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
+  int64_t elems = 0;
+  for (int k = 0; k < 4; ++k) {
+    const int64_t ri = k / 2, rj = k % 2;
+    const int64_t h0 = ((ri - g.p.h) % 2 + 2) % 2, w0 = ((rj - g.p.w) % 2 + 2) % 2;  // first h, w of the phase
+    const int64_t nh = (g.H - h0 + 1) / 2, nw = (g.W - w0 + 1) / 2;
+    if (nh <= 0 || nw <= 0) continue;
+    const int64_t r0 = (h0 - ri + g.p.h) / 2, s0 = (w0 - rj + g.p.w) / 2;  // their r, s
+    Phase ph{h0, w0, nh, nw, {g.Cout, g.Cin, half_up(nh), half_up(nw), U + k * g.Cin * g.Cout, 4 * g.Cin * g.Cout},
+             {}, 1};
+    ph.taps.resize(static_cast<size_t>(ph.pr.AA * ph.pr.tiles()));
+    wino::make_taps(ph.pr, wino::Window{g.Ho, g.Wo, r0 - 1, 1, s0 - 1, 1}, ph.taps.data());
+    ph.group = wino::block_images(ph.pr, (g.N + threads - 1) / threads);
+    elems = std::max(elems, wino::workspace_elems(ph.pr, ph.group));
+    phases.push_back(std::move(ph));
+  }
+  for_batch_ranges(g.N, threads, [&](int64_t n0, int64_t n1, int) {
+    T* ws = thread_scratch<T>(0, elems);
+    for (const Phase& ph : phases)
+      wino::run(
+          ph.pr, n0, n1, ph.group, ws, [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; },
+          [&](int64_t) { return ph.taps.data(); },
+          [&](int64_t n, int64_t c, const T* plane) {
+            T* dst = gx + (n * g.Cin + c) * HW + ph.h0 * g.W + ph.w0;
+            const int64_t ld = ph.pr.out_w();
+            for (int64_t r = 0; r < ph.nh; ++r)
+              for (int64_t q = 0; q < ph.nw; ++q) dst[2 * r * g.W + 2 * q] = plane[r * ld + q];
+          });
+  });
 }
 
 // gw = the weight gradient on the Winograd path: per pair (co, c), G^T [sum over tiles (A gy_t A^T) .* (B^T x_t B)] G

@@ -189,6 +189,7 @@ template <class T, int R>
 struct Problem {
   int64_t C, Co, th, tw;
   const T* U;
+  int64_t ldu = 0;  // elements between U's (R+1)^2 matrices; 0: Co * C (packed)
   static constexpr int A = F2<R>::A, AA = A * A;
   int64_t tiles() const { return th * tw; }
   int64_t out_w() const { return 2 * tw; }  // the output plane the tiles write (2 th x 2 tw)
@@ -281,7 +282,7 @@ void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, S
     const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
     input_block(p, n, bc, src, taps, la, V, ldv);
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * p.Co * p.C, p.C, V + xi * ldv, cols, T(0),
+      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * (p.ldu ? p.ldu : p.Co * p.C), p.C, V + xi * ldv, cols, T(0),
               M + xi * ldm, cols);
     const int64_t W = p.out_w();
     for (int64_t co = 0; co < p.Co; ++co) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <string>
 #include <tuple>
 
@@ -314,6 +315,52 @@ TEST(ConvGradgradcheck, GradOps) {
   expect_ok(
       gradgradcheck([](const V& v) { return nash::square(nash::conv2d_grad_weight(v[0], v[1], 3, 2, 1)); }, {x, gy}),
       "conv2d_grad_weight");
+}
+
+// The Winograd paths through autograd, to second order (the WGAN-GP and R1 penalties differentiate through the
+// input gradient): 3x3 stride 1 and the DCGAN's 4x4 stride 2, forward, input gradient and weight gradient.
+TEST(ConvGradgradcheck, WinogradPaths) {
+  using nash::autograd::gradgradcheck;
+  AlgorithmScope winograd(nash::cpu::ConvAlgorithm::Winograd);
+  Tensor x = leaf({2, 2, 6, 5}, 81), w3 = leaf({3, 2, 3, 3}, 82), w4 = leaf({3, 2, 4, 4}, 83), b = leaf({3}, 84);
+  expect_ok(gradgradcheck([](const V& v) { return nash::tanh(nash::conv2d(v[0], v[1], v[2], 1, 1)); }, {x, w3, b}),
+            "tanh(conv2d 3x3 s1)");
+  expect_ok(gradgradcheck([](const V& v) { return nash::tanh(nash::conv2d(v[0], v[1], v[2], 2, 1)); }, {x, w4, b}),
+            "tanh(conv2d 4x4 s2)");
+  Tensor gy = leaf({2, 3, 3, 2}, 85);
+  expect_ok(gradgradcheck([](const V& v) { return nash::square(nash::conv2d_grad_input(v[0], v[1], {6, 5}, 2, 1)); },
+                          {gy, w4}),
+            "conv2d_grad_input 4x4 s2");
+  expect_ok(gradgradcheck([](const V& v) { return nash::square(nash::conv2d_grad_weight(v[0], v[1], 4, 2, 1)); },
+                          {x, gy}),
+            "conv2d_grad_weight 4x4 s2");
+}
+
+// Non-finite inputs reach the same outputs as the direct convolution's (a tile's transforms only mix the inputs
+// its outputs read), and finite outputs stay exact elsewhere.
+TEST(ConvKernel, WinogradKeepsNonFiniteValuesLocal) {
+  for (int k : {3, 4}) {
+    const int64_t s = k == 3 ? 1 : 2;
+    Tensor x = rnd({1, 32, 12, 12}, DType::Float32, 90 + k), w = rnd({32, 32, k, k}, DType::Float32, 92 + k);
+    std::vector<float> xv = x.to_vector();
+    xv[5 * 12 + 7] = std::numeric_limits<float>::infinity();  // channel 0, row 5, column 7
+    x = nash::from_vector(xv, x.shape());
+    Tensor im2col, winograd;
+    {
+      AlgorithmScope a(nash::cpu::ConvAlgorithm::Im2col);
+      im2col = nash::conv2d(x, w, Tensor(), s, 1);
+    }
+    {
+      AlgorithmScope a(nash::cpu::ConvAlgorithm::Winograd);
+      winograd = nash::conv2d(x, w, Tensor(), s, 1);
+    }
+    std::vector<float> a = im2col.to_vector(), b = winograd.to_vector();
+    EXPECT_GT(std::count_if(a.begin(), a.end(), [](float v) { return !std::isfinite(v); }), 0);
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(std::isfinite(a[i]), std::isfinite(b[i])) << "k" << k << " element " << i;
+      if (std::isfinite(a[i])) EXPECT_NEAR(a[i], b[i], 2e-4 * (1 + std::fabs(a[i]))) << "k" << k << " element " << i;
+    }
+  }
 }
 
 // ---- argument errors ----------------------------------------------------------------------------------------
