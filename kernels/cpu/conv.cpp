@@ -255,16 +255,22 @@ std::atomic<int> g_conv_algorithm{static_cast<int>(ConvAlgorithm::Auto)};
 
 enum class Wino { None, K3S1, K4S2 };
 
-// Which Winograd mapping a convolution gets: 3x3 stride 1, or 4x4 stride 2 through its stride phases; dilation 1,
-// any padding. Auto keeps im2col + GEMM where the GEMMs would be too thin for the transforms to pay (fewer than
-// 32 channels on either side, fewer than 4 output pixels).
-Wino winograd_kind(const Geom& g) {
+enum class Pass { Forward, GradInput, GradWeight };
+
+// Which Winograd mapping a convolution pass gets: 3x3 stride 1, or 4x4 stride 2 through its stride phases;
+// dilation 1, any padding. Auto keeps im2col + GEMM where the GEMMs would be too thin for the transforms to pay
+// (fewer than 32 channels on either side, fewer than 4 output pixels), and for the input gradient of a 4x4
+// stride-2 layer, whose four per-phase problems measured no faster than im2col at the apps' sizes
+// (docs/PERFORMANCE.md).
+Wino winograd_kind(const Geom& g, Pass pass) {
   const auto algo = static_cast<ConvAlgorithm>(g_conv_algorithm.load(std::memory_order_relaxed));
   if (algo == ConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
   Wino k = Wino::None;
   if (g.kh == 3 && g.kw == 3 && g.s.h == 1 && g.s.w == 1) k = Wino::K3S1;
   if (g.kh == 4 && g.kw == 4 && g.s.h == 2 && g.s.w == 2) k = Wino::K4S2;
-  if (algo == ConvAlgorithm::Auto && (std::min(g.Cin, g.Cout) < 32 || g.Ho * g.Wo < 4)) return Wino::None;
+  if (algo == ConvAlgorithm::Auto &&
+      (std::min(g.Cin, g.Cout) < 32 || g.Ho * g.Wo < 4 || (k == Wino::K4S2 && pass == Pass::GradInput)))
+    return Wino::None;
   return k;
 }
 
@@ -474,7 +480,8 @@ void winograd_grad_weight(Wino kind, const Geom& g, const T* x, const T* gy, T* 
 
 template <class T>
 void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
-  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_forward(kind, g, x, w, bias, y);
+  if (const Wino kind = winograd_kind(g, Pass::Forward); kind != Wino::None)
+    return winograd_forward(kind, g, x, w, bias, y);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
@@ -505,7 +512,8 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
 
 template <class T>
 void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
-  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_grad_input(kind, g, gy, w, gx);
+  if (const Wino kind = winograd_kind(g, Pass::GradInput); kind != Wino::None)
+    return winograd_grad_input(kind, g, gy, w, gx);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
@@ -528,7 +536,8 @@ void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
 
 template <class T>
 void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
-  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_grad_weight(kind, g, x, gy, gw);
+  if (const Wino kind = winograd_kind(g, Pass::GradWeight); kind != Wino::None)
+    return winograd_grad_weight(kind, g, x, gy, gw);
   const int64_t K = g.K(), P = g.P(), WK = g.Cout * K;
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;

@@ -38,10 +38,11 @@ void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int
                        const Tensor& grad_in);
 void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
                         const Tensor& grad_w);
-// How conv2d and conv2d_grad_input compute (process-wide; for tests and benchmarks): Auto takes Winograd
-// F(2x2, 3x3) for 3x3 stride-1 and F(2x2, 2x2) over the stride phases for 4x4 stride-2 convolutions (dilation 1)
-// with at least 32 channels in and out, else im2col + GEMM; Im2col always takes the latter; Winograd takes
-// Winograd wherever the geometry allows, whatever the channel counts. The weight gradient is always im2col + GEMM.
+// How conv2d, conv2d_grad_input and conv2d_grad_weight compute (process-wide; for tests and benchmarks): Auto takes
+// Winograd F(2x2, 3x3) for 3x3 stride-1 and F(2x2, 2x2) over the stride phases for 4x4 stride-2 convolutions
+// (dilation 1) with at least 32 channels in and out (but im2col for the input gradient of the 4x4 stride-2 ones),
+// else im2col + GEMM; Im2col always takes the latter; Winograd takes Winograd wherever the geometry allows,
+// whatever the channel counts.
 enum class ConvAlgorithm { Auto, Im2col, Winograd };
 void set_conv_algorithm(ConvAlgorithm a);
 ConvAlgorithm conv_algorithm();

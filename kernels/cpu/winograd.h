@@ -281,9 +281,9 @@ void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, S
   for (int64_t n = n0; n < n1; n += group) {
     const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
     input_block(p, n, bc, src, taps, la, V, ldv);
+    const int64_t ldu = p.ldu ? p.ldu : p.Co * p.C;
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * (p.ldu ? p.ldu : p.Co * p.C), p.C, V + xi * ldv, cols, T(0),
-              M + xi * ldm, cols);
+      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * ldu, p.C, V + xi * ldv, cols, T(0), M + xi * ldm, cols);
     const int64_t W = p.out_w();
     for (int64_t co = 0; co < p.Co; ++co) {
       transform_items<AA, 4>(cols, M + co * cols, ldm, la, cols, [](const auto* mv, auto* o) { output_2d<R>(mv, o); });

@@ -211,8 +211,10 @@ INSTANTIATE_TEST_SUITE_P(
                                          nash::cpu::ConvAlgorithm::Winograd)),
     [](const ::testing::TestParamInfo<std::tuple<DType, nash::cpu::ConvAlgorithm>>& i) {
       const auto a = std::get<1>(i.param);
-      return std::string(std::get<0>(i.param) == DType::Float32 ? "Float32" : "Float64") +
-             (a == nash::cpu::ConvAlgorithm::Auto ? "Auto" : a == nash::cpu::ConvAlgorithm::Im2col ? "Im2col" : "Winograd");
+      const char* name = a == nash::cpu::ConvAlgorithm::Auto     ? "Auto"
+                         : a == nash::cpu::ConvAlgorithm::Im2col ? "Im2col"
+                                                                 : "Winograd";
+      return std::string(std::get<0>(i.param) == DType::Float32 ? "Float32" : "Float64") + name;
     });
 
 TEST(ConvKernel, NonContiguousInputsAndDeterminism) {
