@@ -91,18 +91,14 @@ struct F2<2> {
     o[0] = m0 + m1;
     o[so] = m1 + m2;
   }
+  // For F(2, 2), A = G: the weight gradient's transforms A dy and G^T m are the filter and output transforms.
   template <class T>
   static void grad_filter(const T* y, int s, T* o, int so) {
-    const T y0 = y[0], y1 = y[s];
-    o[0] = y0;
-    o[so] = y0 + y1;
-    o[2 * so] = y1;
+    filter(y, s, o, so);
   }
   template <class T>
   static void grad_output(const T* m, int s, T* o, int so) {
-    const T m0 = m[0], m1 = m[s], m2 = m[2 * s];
-    o[0] = m0 + m1;
-    o[so] = m1 + m2;
+    output(m, s, o, so);
   }
 };
 
