@@ -265,6 +265,9 @@ enum class Pass { Forward, GradInput, GradWeight };
 Wino winograd_kind(const Geom& g, Pass pass) {
   const auto algo = static_cast<ConvAlgorithm>(g_conv_algorithm.load(std::memory_order_relaxed));
   if (algo == ConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
+  // The tile gathers keep plane offsets in int32.
+  constexpr int64_t kMaxPlane = int64_t(1) << 30;
+  if (g.H * g.W >= kMaxPlane || (g.Ho + 4) * (g.Wo + 4) >= kMaxPlane) return Wino::None;
   Wino k = Wino::None;
   if (g.kh == 3 && g.kw == 3 && g.s.h == 1 && g.s.w == 1) k = Wino::K3S1;
   if (g.kh == 4 && g.kw == 4 && g.s.h == 2 && g.s.w == 2) k = Wino::K4S2;
