@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -251,8 +250,6 @@ struct Workspace {
 
 // ---- Winograd F(2x2, 3x3) and F(2x2, 2x2) paths (kernels/cpu/winograd.h) ----
 
-std::atomic<int> g_conv_algorithm{static_cast<int>(ConvAlgorithm::Auto)};
-
 enum class Wino { None, K3S1, K4S2 };
 
 enum class Pass { Forward, GradInput, GradWeight };
@@ -263,7 +260,7 @@ enum class Pass { Forward, GradInput, GradWeight };
 // stride-2 layer, whose four per-phase problems measured no faster than im2col at the apps' sizes
 // (docs/PERFORMANCE.md).
 Wino winograd_kind(const Geom& g, Pass pass) {
-  const auto algo = static_cast<ConvAlgorithm>(g_conv_algorithm.load(std::memory_order_relaxed));
+  const ConvAlgorithm algo = conv_algorithm();
   if (algo == ConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
   // The tile gathers keep plane offsets in int32.
   constexpr int64_t kMaxPlane = int64_t(1) << 30;
@@ -579,9 +576,6 @@ void require_contiguous(const char* op, std::initializer_list<const Tensor*> ts)
 }
 
 }  // namespace
-
-void set_conv_algorithm(ConvAlgorithm a) { g_conv_algorithm.store(static_cast<int>(a)); }
-ConvAlgorithm conv_algorithm() { return static_cast<ConvAlgorithm>(g_conv_algorithm.load()); }
 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
             const Tensor& out) {

@@ -4,6 +4,7 @@
 
 #include "kernels/math.h"
 #include "kernels/optim_step.h"
+#include "nash/core/engine.h"
 #include "nash/core/ops.h"
 #include "nash/core/tensor.h"
 
@@ -38,14 +39,11 @@ void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int
                        const Tensor& grad_in);
 void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
                         const Tensor& grad_w);
-// How conv2d, conv2d_grad_input and conv2d_grad_weight compute (process-wide; for tests and benchmarks): Auto takes
-// Winograd F(2x2, 3x3) for 3x3 stride-1 and F(2x2, 2x2) over the stride phases for 4x4 stride-2 convolutions
-// (dilation 1) with at least 32 channels in and out (but im2col for the input gradient of the 4x4 stride-2 ones),
-// else im2col + GEMM; Im2col always takes the latter; Winograd takes Winograd wherever the geometry allows,
-// whatever the channel counts.
-enum class ConvAlgorithm { Auto, Im2col, Winograd };
-void set_conv_algorithm(ConvAlgorithm a);
-ConvAlgorithm conv_algorithm();
+// The CPU convolution algorithm (nash::CpuConvAlgorithm, include/nash/core/engine.h), under the names the CPU
+// kernels, their tests and benches use.
+using ConvAlgorithm = ::nash::CpuConvAlgorithm;
+inline void set_conv_algorithm(ConvAlgorithm a) { set_cpu_conv_algorithm(a); }
+inline ConvAlgorithm conv_algorithm() { return cpu_conv_algorithm(); }
 
 void avg_pool2d(const Tensor& x, Int2 kernel, Int2 stride, Int2 padding, const Tensor& out);
 void avg_pool2d_grad(const Tensor& grad_out, Int2 kernel, Int2 stride, Int2 padding, const Tensor& grad_in);

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/cpu.h"
 #include "nash/core/autograd.h"
+#include "nash/core/engine.h"
 #include "nash/core/error.h"
 #include "nash/core/gradcheck.h"
 #include "nash/core/ops.h"
@@ -363,6 +364,32 @@ TEST(ConvKernel, WinogradKeepsNonFiniteValuesLocal) {
       if (std::isfinite(a[i])) EXPECT_NEAR(a[i], b[i], 2e-4 * (1 + std::fabs(a[i]))) << "k" << k << " element " << i;
     }
   }
+}
+
+// The public knob (nash/core/engine.h): a guard selects the CPU algorithm for its scope and restores the previous
+// one, and the algorithms agree on a layer Auto sends to Winograd.
+TEST(ConvKernel, CpuConvAlgorithmGuardSelectsAndRestores) {
+  const nash::CpuConvAlgorithm before = nash::cpu_conv_algorithm();
+  Tensor x = rnd({2, 32, 8, 8}, DType::Float32, 101), w = rnd({32, 32, 4, 4}, DType::Float32, 102);
+  std::vector<float> a, b;
+  {
+    nash::CpuConvAlgorithmGuard g(nash::CpuConvAlgorithm::Im2col);
+    EXPECT_EQ(nash::cpu_conv_algorithm(), nash::CpuConvAlgorithm::Im2col);
+    a = nash::conv2d(x, w, Tensor(), 2, 1).to_vector();
+    {
+      nash::CpuConvAlgorithmGuard inner(nash::CpuConvAlgorithm::Winograd);
+      b = nash::conv2d(x, w, Tensor(), 2, 1).to_vector();
+    }
+    EXPECT_EQ(nash::cpu_conv_algorithm(), nash::CpuConvAlgorithm::Im2col);
+  }
+  EXPECT_EQ(nash::cpu_conv_algorithm(), before);
+  ASSERT_EQ(a.size(), b.size());
+  bool differ = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(a[i], b[i], 2e-5 * (1 + std::fabs(a[i]))) << i;
+    differ = differ || a[i] != b[i];
+  }
+  EXPECT_TRUE(differ) << "the two algorithms gave bit-identical results: was Winograd taken at all?";
 }
 
 // ---- argument errors ----------------------------------------------------------------------------------------
