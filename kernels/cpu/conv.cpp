@@ -440,7 +440,9 @@ void winograd_weight_sum(const Geom& g, const wino::Problem<T, R>& pr, int windo
         [&](int64_t n, int64_t c) { return x + (n * g.Cin + c / x_channels_per_plane) * HW; },
         [&](int64_t c) { return taps.data() + (c % windows) * tt; },
         [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; }, ytaps.data(), acc[t]);
-    const int nt = omp_in_parallel() ? omp_get_num_threads() : 1;
+    // The team for_batch_ranges opened (one thread when it ran the body inline, maybe inside a caller's parallel
+    // region, whose barrier this must not join).
+    const int nt = threads > 1 ? omp_get_num_threads() : 1;
     if (nt > 1) {  // the threads' sums, added in thread order (reproducible for a thread count)
 #pragma omp barrier
       for (int64_t i = MN * t / nt, hi = MN * (t + 1) / nt; i < hi; ++i) {

@@ -1,5 +1,6 @@
 // Tests of conv2d, its gradient ops and conv_transpose2d: naive references, gradcheck, gradgradcheck, shape errors.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -390,6 +391,26 @@ TEST(ConvKernel, CpuConvAlgorithmGuardSelectsAndRestores) {
     differ = differ || a[i] != b[i];
   }
   EXPECT_TRUE(differ) << "the two algorithms gave bit-identical results: was Winograd taken at all?";
+}
+
+// Called from a caller's own parallel region (a batch of one runs inline there, more images make an inner team
+// of one): the Winograd weight gradient must not join the caller's barrier, and gives the same sums.
+TEST(ConvKernel, WinogradWeightGradientInsideACallersParallelRegion) {
+  AlgorithmScope winograd(nash::cpu::ConvAlgorithm::Winograd);
+  for (int64_t n : {1, 3}) {
+    Tensor x = rnd({n, 8, 8, 8}, DType::Float32, 110 + n), gy = rnd({n, 8, 4, 4}, DType::Float32, 120 + n);
+    const std::vector<float> want = nash::conv2d_grad_weight(x, gy, 4, 2, 1).to_vector();
+    std::vector<std::vector<float>> got(2);
+#pragma omp parallel num_threads(2)
+    {
+      // Only thread 0 calls: the other waits at the region's end, where a stray barrier inside would hang it.
+      if (omp_get_thread_num() == 0) got[0] = nash::conv2d_grad_weight(x, gy, 4, 2, 1).to_vector();
+    }
+    // Sums over the batch split across a different number of threads round differently.
+    ASSERT_EQ(got[0].size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_NEAR(got[0][i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "batch " << n << " element " << i;
+  }
 }
 
 // ---- argument errors ----------------------------------------------------------------------------------------
