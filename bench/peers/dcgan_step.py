@@ -50,6 +50,14 @@ def dcgan_init(*modules):
             nn.init.zeros_(m.bias)
 
 
+def update(opt, loss):
+    """One optimizer step on loss, as GanTrainer takes it: the loss is read first (a device sync on CUDA)."""
+    loss.item()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_timing_args(ap, warmup=2, steps=5)
@@ -66,16 +74,8 @@ def main():
         k = i % 3
         with torch.no_grad():
             fake = g(zs[k])
-        loss_d = F.softplus(-d(reals[k])).mean() + F.softplus(d(fake)).mean()
-        loss_d.item()  # GanTrainer reads each loss before its backward (a device sync on CUDA)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = F.softplus(-d(g(zs[k]))).mean()
-        loss_g.item()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        update(opt_d, F.softplus(-d(reals[k])).mean() + F.softplus(d(fake)).mean())
+        update(opt_g, F.softplus(-d(g(zs[k]))).mean())
 
     ms, _ = median_ms(step, dev, a)
     print(f"dcgan_step_ms {ms:.2f} {a.device} torch {torch.__version__} threads {a.threads}")

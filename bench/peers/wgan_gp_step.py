@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from dcgan_step import dcgan_init, discriminator, generator
+from dcgan_step import dcgan_init, discriminator, generator, update
 from peer_timing import add_timing_args, median_ms, setup
 
 
@@ -41,16 +41,8 @@ def main():
         k = i % 3
         with torch.no_grad():
             fake = g(zs[k])
-        loss_d = d(fake).mean() - d(reals[k]).mean() + gradient_penalty(d, reals[k], fake)
-        loss_d.item()
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = -d(g(zs[k])).mean()
-        loss_g.item()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        update(opt_d, d(fake).mean() - d(reals[k]).mean() + gradient_penalty(d, reals[k], fake))
+        update(opt_g, -d(g(zs[k])).mean())
 
     ms, _ = median_ms(step, dev, a)
     print(f"wgan_gp_step_ms {ms:.2f} {a.device} torch {torch.__version__} threads {a.threads}")
