@@ -185,10 +185,9 @@ void BM_GanStep(benchmark::State& state, Arch arch, bool on_cuda) {
   optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
   optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
   // n_dis real and latent batches per step: kSets of each, drawn in turn.
-  const nash_bench::GanBatches in = nash_bench::gan_batches(g_batch, o.z_dim, dev);
-  int next_real = 0, next_z = 0;
-  const optim::GanTrainer::Sampler real = [&] { return in.reals[next_real++ % kSets]; };
-  const optim::GanTrainer::Sampler latent = [&] { return in.zs[next_z++ % kSets]; };
+  nash_bench::GanBatches in = nash_bench::gan_batches(g_batch, o.z_dim, dev);
+  const optim::GanTrainer::Sampler real = [&] { return in.next_real(); };
+  const optim::GanTrainer::Sampler latent = [&] { return in.next_z(); };
   nash_bench::timed_loop(state, dev, [&](int) { trainer.step(real, latent); });
 
   // Convolution and linear flops: a D update is G's forward, D's forward + backward (3 forwards' worth) on the

@@ -38,9 +38,13 @@ inline std::vector<nash::Tensor> rotating_randn(const nash::Shape& shape, nash::
 }
 
 // kSets real batches (32x32x1 images, N(0, 1) clamped to [-1, 1]) and latent batches (N, z_dim) on d, drawn in
-// turn, for the training-step benches.
+// turn, for the training-step benches: next_real() and next_z() cycle through them independently (a step with
+// n_dis D updates draws n_dis real batches and n_dis + 1 latent ones).
 struct GanBatches {
   std::vector<nash::Tensor> reals, zs;
+  int drawn_reals = 0, drawn_zs = 0;
+  nash::Tensor next_real() { return reals[drawn_reals++ % kSets]; }
+  nash::Tensor next_z() { return zs[drawn_zs++ % kSets]; }
 };
 inline GanBatches gan_batches(int64_t batch, int64_t z_dim, nash::Device d) {
   GanBatches b;

@@ -316,10 +316,9 @@ void BM_DCost(benchmark::State& state, DVariant v, bool on_cuda) {
   d->to(dev);
   optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
   optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
-  const nash_bench::GanBatches in = nash_bench::gan_batches(kDCostBatch, o.z_dim, dev);
-  int next_real = 0, next_z = 0;
-  const optim::GanTrainer::Sampler real = [&] { return in.reals[next_real++ % nash_bench::kSets]; };
-  const optim::GanTrainer::Sampler latent = [&] { return in.zs[next_z++ % nash_bench::kSets]; };
+  nash_bench::GanBatches in = nash_bench::gan_batches(kDCostBatch, o.z_dim, dev);
+  const optim::GanTrainer::Sampler real = [&] { return in.next_real(); };
+  const optim::GanTrainer::Sampler latent = [&] { return in.next_z(); };
   trainer.step(real, latent);  // warm-up: allocations, thread teams, the optimizers' state
   sync(dev);
   const std::vector<double> s = timed_steps(state, dev, [&] {
