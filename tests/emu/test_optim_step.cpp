@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "step_optimizers.h"
 #include "support.h"
 
 using namespace nash;
@@ -34,43 +35,6 @@ double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
     den += b[i] * b[i];
   }
   return std::sqrt(num / den);
-}
-
-std::unique_ptr<optim::Optimizer> make(const std::string& which, std::vector<optim::ParamGroup> groups, bool fused) {
-  if (which.rfind("SGD", 0) == 0) {
-    optim::SGDOptions o;
-    o.lr = 0.02;
-    o.weight_decay = 0.01;
-    o.fused = fused;
-    if (which != "SGD") o.momentum = 0.9;
-    if (which == "SGDMomentum") o.dampening = 0.1;
-    o.nesterov = which == "SGDNesterov";
-    return std::make_unique<optim::SGD>(groups, o);
-  }
-  if (which == "Adam") {
-    optim::AdamOptions o;
-    o.lr = 0.01;
-    o.beta1 = 0.5;
-    o.weight_decay = 0.01;
-    o.fused = fused;
-    return std::make_unique<optim::Adam>(groups, o);
-  }
-  if (which == "LREQAdam") {
-    for (auto& g : groups) {
-      g.coefficients.clear();
-      for (std::size_t i = 0; i < g.params.size(); ++i) g.coefficients.push_back(0.25 + 0.1 * static_cast<double>(i));
-    }
-    optim::LREQAdamOptions o;
-    o.fused = fused;
-    return std::make_unique<optim::LREQAdam>(groups, o);
-  }
-  if (which == "NSGDA") return std::make_unique<optim::NSGDA>(groups, optim::NSGDAOptions{0.05, {}, fused});
-  optim::AdaGraftOptions o;
-  o.lr = 0.01;
-  o.beta1 = 0.5;
-  o.fused = fused;
-  if (which == "AdaNSGDA") return std::make_unique<optim::AdaNSGDA>(groups, o);
-  return std::make_unique<optim::AdaDir>(groups, o);
 }
 
 class OptimStep : public ::testing::TestWithParam<std::string> {
@@ -116,8 +80,8 @@ TEST_P(OptimStep, FusedKernelsMatchTheCpuPerTensorReference) {
       // Both kernel paths run: float4 for the fresh allocations, scalar for the offset leaf.
       EXPECT_EQ(reinterpret_cast<uintptr_t>(dev[0].raw_data()) % 16, 0u);
       EXPECT_NE(reinterpret_cast<uintptr_t>(dev.back().raw_data()) % 16, 0u);
-      auto opt_ref = make(which, optim::ParamGroup::grouped(ref, grouping), false);
-      auto opt_dev = make(which, optim::ParamGroup::grouped(dev, grouping), true);
+      auto opt_ref = nash_test::make_step_optimizer(which, optim::ParamGroup::grouped(ref, grouping), false);
+      auto opt_dev = nash_test::make_step_optimizer(which, optim::ParamGroup::grouped(dev, grouping), true);
       opt_ref->record_step_norms(true);
       opt_dev->record_step_norms(true);
       for (int s = 0; s < 3; ++s) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "step_optimizers.h"
 #include "support.h"
 
 using namespace nash;
@@ -21,31 +22,6 @@ namespace k = nash::cuda_emu;
 namespace {
 
 constexpr double kBound = 1e-5;
-
-std::unique_ptr<optim::Optimizer> make(const std::string& which, std::vector<optim::ParamGroup> groups, bool fused) {
-  if (which == "Adam") {
-    optim::AdamOptions o;
-    o.lr = 0.01;
-    o.beta1 = 0.5;
-    o.weight_decay = 0.01;
-    o.fused = fused;
-    return std::make_unique<optim::Adam>(groups, o);
-  }
-  if (which == "SGD") {
-    optim::SGDOptions o;
-    o.lr = 0.02;
-    o.weight_decay = 0.01;
-    o.momentum = 0.9;
-    o.dampening = 0.1;
-    o.fused = fused;
-    return std::make_unique<optim::SGD>(groups, o);
-  }
-  optim::AdaGraftOptions o;
-  o.lr = 0.01;
-  o.beta1 = 0.5;
-  o.fused = fused;
-  return std::make_unique<optim::AdaNSGDA>(groups, o);
-}
 
 // One player: parameters on the device and their CPU twins, each set with its optimizer (fused kernel on the
 // device, the per-tensor reference loops on the CPU).
@@ -56,8 +32,8 @@ struct Player {
   Player(const std::string& which, const std::vector<Tensor>& device_params, optim::Grouping grouping) {
     dev = device_params;
     for (const Tensor& p : dev) ref.push_back(p.to(Device::cpu()).detach().requires_grad_());
-    opt_dev = make(which, optim::ParamGroup::grouped(dev, grouping), true);
-    opt_ref = make(which, optim::ParamGroup::grouped(ref, grouping), false);
+    opt_dev = nash_test::make_step_optimizer(which, optim::ParamGroup::grouped(dev, grouping), true);
+    opt_ref = nash_test::make_step_optimizer(which, optim::ParamGroup::grouped(ref, grouping), false);
   }
   Player(const std::string& which, const std::vector<int64_t>& sizes, uint64_t seed, Device device,
          optim::Grouping grouping = optim::Grouping::LayerWise)
@@ -108,7 +84,7 @@ class OptimStepCache : public ::testing::TestWithParam<std::string> {
 // gradients are new tensors every step. On a GPU the caching allocator is emptied between rounds: the resident
 // buffers are in use, so nothing is taken from under them.
 TEST_P(OptimStepCache, AlternatingParameterSetsUploadOncePerSet) {
-  for (const char* which : {"Adam", "AdaNSGDA", "SGD"}) {
+  for (const char* which : {"Adam", "AdaNSGDA", "SGDMomentum"}) {
     SCOPED_TRACE(which);
     k::clear_step_cache();
     Player g(which, {37, 4097, 130, 1, 515}, 1, device_), d(which, {300, 17, 1024, 33}, 2, device_);
@@ -173,7 +149,7 @@ TEST_P(OptimStepCache, MovedParametersMissAndStayCorrect) {
 TEST_P(OptimStepCache, LeastRecentlyUsedSetsAreEvicted) {
   std::vector<std::unique_ptr<Player>> players;
   for (int i = 0; i < k::kStepCacheEntries + 1; ++i)
-    players.push_back(std::make_unique<Player>("SGD", std::vector<int64_t>{5 + i, 9}, 100 + i, device_));
+    players.push_back(std::make_unique<Player>("SGDMomentum", std::vector<int64_t>{5 + i, 9}, 100 + i, device_));
   for (int r = 0; r < 2; ++r)
     for (auto& p : players) p->step(r);
   for (auto& p : players) EXPECT_LE(p->error(), kBound);
@@ -209,7 +185,7 @@ TEST_P(OptimStepCache, ScalarsBeyondTheKernelArgumentAreCopied) {
       {"Adam", k::kInlineTensors + 6, optim::Grouping::Global, true},    // too many tensors
       {"AdaNSGDA", k::kInlineTensors + 6, optim::Grouping::Global, true},
       {"AdaNSGDA", k::kInlineTensors + 1, optim::Grouping::LayerWise, true},  // too many tensors and groups
-      {"SGD", k::kInlineTensors + 1, optim::Grouping::LayerWise, true},
+      {"SGDMomentum", k::kInlineTensors + 1, optim::Grouping::LayerWise, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(c.which) + ", " + std::to_string(c.tensors) + " tensors" +
