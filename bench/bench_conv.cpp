@@ -1,7 +1,7 @@
 // nash_bench_conv: conv2d forward, input gradient and weight gradient (Google Benchmark) at the Fashion-MNIST
 // apps' discriminator shapes and one larger layer, on nash's CPU kernels, nash's CUDA kernels and cuDNN (the CUDA
 // engines skip with the reason where no device answers or the build has no cuDNN). On the CPU, nash_cpu is what
-// conv2d does by default (cpu::ConvAlgorithm::Auto); nash_cpu_im2col and nash_cpu_winograd force one algorithm
+// conv2d does by default (CpuConvAlgorithm::Auto); nash_cpu_im2col and nash_cpu_winograd force one algorithm
 // (the latter only on the shapes it applies to). Counter FLOP/s: the direct convolution's
 // 2·N·Cout·OH·OW·Cin·kh·kw, the same for all three ops and algorithms.
 #include <cmath>
@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/cpu.h"
 #include "micro.h"
 
 using namespace nash;
@@ -38,17 +37,12 @@ const char* engine_name(Engine e) {
 
 bool on_cpu(Engine e) { return e == Engine::NashCpu || e == Engine::NashCpuIm2col || e == Engine::NashCpuWinograd; }
 
-// Sets the CPU convolution algorithm for one benchmark.
-struct CpuAlgorithmGuard {
-  cpu::ConvAlgorithm saved = cpu::conv_algorithm();
-  explicit CpuAlgorithmGuard(Engine e) {
-    cpu::set_conv_algorithm(e == Engine::NashCpuIm2col     ? cpu::ConvAlgorithm::Im2col
-                            : e == Engine::NashCpuWinograd ? cpu::ConvAlgorithm::Winograd
-                                                           : cpu::ConvAlgorithm::Auto);
-  }
-  ~CpuAlgorithmGuard() { cpu::set_conv_algorithm(saved); }
-};
-
+// The CPU convolution algorithm an engine row runs.
+CpuConvAlgorithm cpu_algorithm(Engine e) {
+  return e == Engine::NashCpuIm2col     ? CpuConvAlgorithm::Im2col
+         : e == Engine::NashCpuWinograd ? CpuConvAlgorithm::Winograd
+                                        : CpuConvAlgorithm::Auto;
+}
 void BM_Conv(benchmark::State& state, ConvCase c, Op op, Engine engine) {
   const Device dev = on_cpu(engine) ? Device::cpu() : Device::cuda();
   if (!nash_bench::usable(state, dev)) return;
@@ -57,7 +51,7 @@ void BM_Conv(benchmark::State& state, ConvCase c, Op op, Engine engine) {
     return;
   }
   ConvEngineGuard guard(engine == Engine::CuDNN ? ConvEngine::CuDNN : ConvEngine::Nash);
-  CpuAlgorithmGuard algorithm(engine);
+  CpuConvAlgorithmGuard algorithm(cpu_algorithm(engine));
   const bool winograd_applies = c.k == 3 ? c.stride == 1 : c.k == 4 && c.stride == 2;
   if (engine == Engine::NashCpuWinograd && !winograd_applies) {
     state.SkipWithError("Winograd applies to 3x3 stride-1 and 4x4 stride-2 convolutions only");

@@ -11,6 +11,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/strided.h"
 #include "kernels/cpu/winograd.h"
+#include "nash/core/engine.h"
 
 namespace nash {
 namespace cpu {
@@ -260,15 +261,15 @@ enum class Pass { Forward, GradInput, GradWeight };
 // stride-2 layer, whose four per-phase problems measured no faster than im2col at the apps' sizes
 // (docs/PERFORMANCE.md).
 Wino winograd_kind(const Geom& g, Pass pass) {
-  const ConvAlgorithm algo = conv_algorithm();
-  if (algo == ConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
+  const CpuConvAlgorithm algo = cpu_conv_algorithm();
+  if (algo == CpuConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
   // The tile gathers keep plane offsets in int32.
   constexpr int64_t kMaxPlane = int64_t(1) << 30;
   if (g.H * g.W >= kMaxPlane || (g.Ho + 4) * (g.Wo + 4) >= kMaxPlane) return Wino::None;
   Wino k = Wino::None;
   if (g.kh == 3 && g.kw == 3 && g.s.h == 1 && g.s.w == 1) k = Wino::K3S1;
   if (g.kh == 4 && g.kw == 4 && g.s.h == 2 && g.s.w == 2) k = Wino::K4S2;
-  if (algo == ConvAlgorithm::Auto &&
+  if (algo == CpuConvAlgorithm::Auto &&
       (std::min(g.Cin, g.Cout) < 32 || g.Ho * g.Wo < 4 || (k == Wino::K4S2 && pass == Pass::GradInput)))
     return Wino::None;
   return k;

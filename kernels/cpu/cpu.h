@@ -4,7 +4,6 @@
 
 #include "kernels/math.h"
 #include "kernels/optim_step.h"
-#include "nash/core/engine.h"
 #include "nash/core/ops.h"
 #include "nash/core/tensor.h"
 
@@ -39,11 +38,6 @@ void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int
                        const Tensor& grad_in);
 void conv2d_grad_weight(const Tensor& x, const Tensor& grad_out, Int2 stride, Int2 padding, Int2 dilation,
                         const Tensor& grad_w);
-// The CPU convolution algorithm (nash::CpuConvAlgorithm, include/nash/core/engine.h), under the names the CPU
-// kernels, their tests and benches use.
-using ConvAlgorithm = ::nash::CpuConvAlgorithm;
-inline void set_conv_algorithm(ConvAlgorithm a) { set_cpu_conv_algorithm(a); }
-inline ConvAlgorithm conv_algorithm() { return cpu_conv_algorithm(); }
 
 void avg_pool2d(const Tensor& x, Int2 kernel, Int2 stride, Int2 padding, const Tensor& out);
 void avg_pool2d_grad(const Tensor& grad_out, Int2 kernel, Int2 stride, Int2 padding, const Tensor& grad_in);

@@ -11,7 +11,6 @@
 #include <string>
 #include <tuple>
 
-#include "kernels/cpu/cpu.h"
 #include "nash/core/autograd.h"
 #include "nash/core/engine.h"
 #include "nash/core/error.h"
@@ -69,12 +68,7 @@ const std::vector<Cfg> kConfigs = {
 };
 
 // Sets the CPU convolution algorithm for one scope.
-struct AlgorithmScope {
-  nash::cpu::ConvAlgorithm saved = nash::cpu::conv_algorithm();
-  explicit AlgorithmScope(nash::cpu::ConvAlgorithm a) { nash::cpu::set_conv_algorithm(a); }
-  ~AlgorithmScope() { nash::cpu::set_conv_algorithm(saved); }
-};
-
+using AlgorithmScope = nash::CpuConvAlgorithmGuard;
 Int2 out_hw(const Cfg& c) { return nash::conv2d_output_hw({c.H, c.W}, {c.kh, c.kw}, c.s, c.p, c.d); }
 
 // The seven loops of a direct convolution; calls f(x index, w index, y index) for every contributing triple.
@@ -109,7 +103,7 @@ void expect_close(const Tensor& got, const std::vector<double>& want, double tol
 double tol_for(DType dt) { return dt == DType::Float32 ? 2e-5 : 1e-12; }
 
 // Every naive comparison runs once per algorithm: im2col + GEMM, Winograd wherever the geometry allows, and Auto.
-class ConvDtype : public ::testing::TestWithParam<std::tuple<DType, nash::cpu::ConvAlgorithm>> {
+class ConvDtype : public ::testing::TestWithParam<std::tuple<DType, nash::CpuConvAlgorithm>> {
  protected:
   DType dtype() const { return std::get<0>(GetParam()); }
   AlgorithmScope algo_{std::get<1>(GetParam())};
@@ -209,12 +203,12 @@ TEST_P(ConvDtype, TransposeMatchesNaiveScatter) {
 INSTANTIATE_TEST_SUITE_P(
     Conv, ConvDtype,
     ::testing::Combine(::testing::Values(DType::Float32, DType::Float64),
-                       ::testing::Values(nash::cpu::ConvAlgorithm::Auto, nash::cpu::ConvAlgorithm::Im2col,
-                                         nash::cpu::ConvAlgorithm::Winograd)),
-    [](const ::testing::TestParamInfo<std::tuple<DType, nash::cpu::ConvAlgorithm>>& i) {
+                       ::testing::Values(nash::CpuConvAlgorithm::Auto, nash::CpuConvAlgorithm::Im2col,
+                                         nash::CpuConvAlgorithm::Winograd)),
+    [](const ::testing::TestParamInfo<std::tuple<DType, nash::CpuConvAlgorithm>>& i) {
       const auto a = std::get<1>(i.param);
-      const char* name = a == nash::cpu::ConvAlgorithm::Auto     ? "Auto"
-                         : a == nash::cpu::ConvAlgorithm::Im2col ? "Im2col"
+      const char* name = a == nash::CpuConvAlgorithm::Auto     ? "Auto"
+                         : a == nash::CpuConvAlgorithm::Im2col ? "Im2col"
                                                                  : "Winograd";
       return std::string(std::get<0>(i.param) == DType::Float32 ? "Float32" : "Float64") + name;
     });
@@ -325,7 +319,7 @@ TEST(ConvGradgradcheck, GradOps) {
 // input gradient): 3x3 stride 1 and the DCGAN's 4x4 stride 2, forward, input gradient and weight gradient.
 TEST(ConvGradgradcheck, WinogradPaths) {
   using nash::autograd::gradgradcheck;
-  AlgorithmScope winograd(nash::cpu::ConvAlgorithm::Winograd);
+  AlgorithmScope winograd(nash::CpuConvAlgorithm::Winograd);
   Tensor x = leaf({2, 2, 6, 5}, 81), w3 = leaf({3, 2, 3, 3}, 82), w4 = leaf({3, 2, 4, 4}, 83), b = leaf({3}, 84);
   expect_ok(gradgradcheck([](const V& v) { return nash::tanh(nash::conv2d(v[0], v[1], v[2], 1, 1)); }, {x, w3, b}),
             "tanh(conv2d 3x3 s1)");
@@ -351,11 +345,11 @@ TEST(ConvKernel, WinogradKeepsNonFiniteValuesLocal) {
     x = nash::from_vector(xv, x.shape());
     Tensor im2col, winograd;
     {
-      AlgorithmScope a(nash::cpu::ConvAlgorithm::Im2col);
+      AlgorithmScope a(nash::CpuConvAlgorithm::Im2col);
       im2col = nash::conv2d(x, w, Tensor(), s, 1);
     }
     {
-      AlgorithmScope a(nash::cpu::ConvAlgorithm::Winograd);
+      AlgorithmScope a(nash::CpuConvAlgorithm::Winograd);
       winograd = nash::conv2d(x, w, Tensor(), s, 1);
     }
     std::vector<float> a = im2col.to_vector(), b = winograd.to_vector();
@@ -396,7 +390,7 @@ TEST(ConvKernel, CpuConvAlgorithmGuardSelectsAndRestores) {
 // Called from a caller's own parallel region (a batch of one runs inline there, more images make an inner team
 // of one): the Winograd weight gradient must not join the caller's barrier, and gives the same sums.
 TEST(ConvKernel, WinogradWeightGradientInsideACallersParallelRegion) {
-  AlgorithmScope winograd(nash::cpu::ConvAlgorithm::Winograd);
+  AlgorithmScope winograd(nash::CpuConvAlgorithm::Winograd);
   for (int64_t n : {1, 3}) {
     Tensor x = rnd({n, 8, 8, 8}, DType::Float32, 110 + n), gy = rnd({n, 8, 4, 4}, DType::Float32, 120 + n);
     const std::vector<float> want = nash::conv2d_grad_weight(x, gy, 4, 2, 1).to_vector();

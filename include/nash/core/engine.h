@@ -14,18 +14,6 @@ MatmulEngine matmul_engine();
 void set_conv_engine(ConvEngine e);
 ConvEngine conv_engine();
 
-// Sets an engine for the current scope and restores the previous one on exit.
-class MatmulEngineGuard {
- public:
-  explicit MatmulEngineGuard(MatmulEngine e) : prev_(matmul_engine()) { set_matmul_engine(e); }
-  ~MatmulEngineGuard() { set_matmul_engine(prev_); }
-  MatmulEngineGuard(const MatmulEngineGuard&) = delete;
-  MatmulEngineGuard& operator=(const MatmulEngineGuard&) = delete;
-
- private:
-  MatmulEngine prev_;
-};
-
 // CPU convolutions (conv2d, its two gradients, conv_transpose2d): Auto runs Winograd minimal filtering for 3x3
 // stride-1 layers (F(2x2, 3x3)) and 4x4 stride-2 layers (F(2x2, 2x2) over the input's stride phases; their input
 // gradient stays on im2col) with dilation 1 and at least 32 channels on both sides, and im2col + GEMM elsewhere;
@@ -36,26 +24,21 @@ enum class CpuConvAlgorithm { Auto, Im2col, Winograd };
 void set_cpu_conv_algorithm(CpuConvAlgorithm a);
 CpuConvAlgorithm cpu_conv_algorithm();
 
-class ConvEngineGuard {
+// Sets a choice for the current scope and restores the previous one on exit: MatmulEngineGuard, ConvEngineGuard,
+// CpuConvAlgorithmGuard.
+template <class E, E (*Get)(), void (*Set)(E)>
+class ScopedChoice {
  public:
-  explicit ConvEngineGuard(ConvEngine e) : prev_(conv_engine()) { set_conv_engine(e); }
-  ~ConvEngineGuard() { set_conv_engine(prev_); }
-  ConvEngineGuard(const ConvEngineGuard&) = delete;
-  ConvEngineGuard& operator=(const ConvEngineGuard&) = delete;
+  explicit ScopedChoice(E e) : prev_(Get()) { Set(e); }
+  ~ScopedChoice() { Set(prev_); }
+  ScopedChoice(const ScopedChoice&) = delete;
+  ScopedChoice& operator=(const ScopedChoice&) = delete;
 
  private:
-  ConvEngine prev_;
+  E prev_;
 };
-
-class CpuConvAlgorithmGuard {
- public:
-  explicit CpuConvAlgorithmGuard(CpuConvAlgorithm a) : prev_(cpu_conv_algorithm()) { set_cpu_conv_algorithm(a); }
-  ~CpuConvAlgorithmGuard() { set_cpu_conv_algorithm(prev_); }
-  CpuConvAlgorithmGuard(const CpuConvAlgorithmGuard&) = delete;
-  CpuConvAlgorithmGuard& operator=(const CpuConvAlgorithmGuard&) = delete;
-
- private:
-  CpuConvAlgorithm prev_;
-};
+using MatmulEngineGuard = ScopedChoice<MatmulEngine, matmul_engine, set_matmul_engine>;
+using ConvEngineGuard = ScopedChoice<ConvEngine, conv_engine, set_conv_engine>;
+using CpuConvAlgorithmGuard = ScopedChoice<CpuConvAlgorithm, cpu_conv_algorithm, set_cpu_conv_algorithm>;
 
 }  // namespace nash
