@@ -253,14 +253,10 @@ struct Workspace {
 
 enum class Wino { None, K3S1, K4S2 };
 
-enum class Pass { Forward, GradInput, GradWeight };
-
-// Which Winograd mapping a convolution pass gets: 3x3 stride 1, or 4x4 stride 2 through its stride phases;
-// dilation 1, any padding. Auto keeps im2col + GEMM where the GEMMs would be too thin for the transforms to pay
-// (fewer than 32 channels on either side, fewer than 4 output pixels), and for the input gradient of a 4x4
-// stride-2 layer, whose four per-phase problems measured no faster than im2col at the apps' sizes
-// (docs/PERFORMANCE.md).
-Wino winograd_kind(const Geom& g, Pass pass) {
+// Which Winograd mapping a convolution gets (the same for its three passes): 3x3 stride 1, or 4x4 stride 2
+// through its stride phases; dilation 1, any padding. Auto keeps im2col + GEMM where the GEMMs would be too thin for the transforms to pay
+// (fewer than 32 channels on either side, fewer than 4 output pixels).
+Wino winograd_kind(const Geom& g) {
   const CpuConvAlgorithm algo = cpu_conv_algorithm();
   if (algo == CpuConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
   // The tile gathers keep plane offsets in int32.
@@ -269,146 +265,112 @@ Wino winograd_kind(const Geom& g, Pass pass) {
   Wino k = Wino::None;
   if (g.kh == 3 && g.kw == 3 && g.s.h == 1 && g.s.w == 1) k = Wino::K3S1;
   if (g.kh == 4 && g.kw == 4 && g.s.h == 2 && g.s.w == 2) k = Wino::K4S2;
-  if (algo == CpuConvAlgorithm::Auto &&
-      (std::min(g.Cin, g.Cout) < 32 || g.Ho * g.Wo < 4 || (k == Wino::K4S2 && pass == Pass::GradInput)))
-    return Wino::None;
+  if (algo == CpuConvAlgorithm::Auto && (std::min(g.Cin, g.Cout) < 32 || g.Ho * g.Wo < 4)) return Wino::None;
   return k;
 }
 
-// U[xi][o][i] = (G g G^T)[xi] for the R x R kernels g(a, b) = w[base(o, i) + a*ld + b*cs], o < Co, i < C.
+// pr.U[xi][o][i] = (G g G^T)[xi] for the R x R kernels g(a, b) = w[base(o, i) + a*ld + b*cs], o < pr.Co,
+// i < pr.C, in this thread's scratch; its matrices lie padded() apart (Co * C is often a multiple of 4 KiB, and
+// the transform writes all (R+1)^2 of them at once).
 template <class T, int R, class Base>
-void transform_filters(int64_t Co, int64_t C, const T* w, int64_t ld, int64_t cs, Base&& base, T* U) {
+void transform_filters(wino::Problem<T, R>& pr, const T* w, int64_t ld, int64_t cs, Base&& base) {
+  const int64_t Co = pr.Co, C = pr.C, ldu = wino::padded(Co * C);
+  T* U = thread_scratch<T>(3, pr.AA * ldu);
 #pragma omp parallel if (Co * C >= 4096)
   {
-    T* gl = thread_scratch<T>(1, (R * R + (R + 1) * (R + 1)) * C);
+    T* gl = thread_scratch<T>(1, R * R * C);
 #pragma omp for schedule(static)
-    for (int64_t o = 0; o < Co; ++o) wino::transform_filters_row<R>(o, Co, C, w, ld, cs, base, gl, U);
+    for (int64_t o = 0; o < Co; ++o) wino::transform_filters_row<R>(o, C, w, ld, cs, base, gl, U, ldu);
   }
+  pr.U = U;
+  pr.ldu = ldu;
 }
 
 int64_t half_up(int64_t v) { return (v + 1) / 2; }
 
-// Runs one Winograd problem over the batch; window(c) gives the input window of channel c, which repeats with
-// period `windows` (4 for the stride phases of the 4x4 stride-2 forward, else 1).
-template <class T, int R, class WindowOf, class Src, class Store>
-void run_winograd(const Geom& g, const wino::Problem<T, R>& pr, int windows, WindowOf&& window, Src&& src,
-                  Store&& store) {
-  const int64_t tt = pr.AA * pr.tiles();
-  std::vector<int32_t> taps(static_cast<size_t>(tt * windows));
-  for (int k = 0; k < windows; ++k) wino::make_taps(pr, window(k), taps.data() + k * tt);
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
-  const int64_t group = wino::block_images(pr, (g.N + threads - 1) / threads);
-  const int64_t elems = wino::workspace_elems(pr, group);
-  for_batch_ranges(g.N, threads, [&](int64_t n0, int64_t n1, int) {
-    wino::run(pr, n0, n1, group, thread_scratch<T>(0, elems), src,
-              [&](int64_t c) { return taps.data() + (c % windows) * tt; }, store);
-  });
+// One Winograd problem over the batch: its tap tables (`windows` input windows, channel c reading window
+// c % windows: 4 for the stride phases of a 4x4 stride-2 layer, else 1; the 2x2 tiles of the Ho x Wo planes on
+// the other side), the threads, the images per block and each thread's workspace.
+template <class T, int R>
+struct WinoPlan {
+  std::vector<int32_t> taps, ytaps;
+  int windows, threads;
+  int64_t group, elems;
+  template <class WindowOf>
+  WinoPlan(const Geom& g, const wino::Problem<T, R>& pr, int nwin, WindowOf&& window, int64_t Ho, int64_t Wo)
+      : taps(static_cast<size_t>(nwin * pr.AA * pr.tiles())), ytaps(static_cast<size_t>(4 * pr.tiles())),
+        windows(nwin) {
+    for (int k = 0; k < nwin; ++k) wino::make_taps(pr, window(k), taps.data() + k * pr.AA * pr.tiles());
+    wino::make_output_taps(pr, Ho, Wo, ytaps.data());
+    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
+    group = wino::block_images(pr, (g.N + threads - 1) / threads);
+    elems = wino::workspace_elems(pr, group);
+  }
+};
+
+// The 4x4 stride-2 convolution as a 2x2 stride-1 one over the input's stride phases: input channel
+// c' = 4c + 2ri + rj is the phase plane x[c][2r + ri - ph][2s + rj - pw], its sub-kernel w[co][c][2a + ri][2b + rj].
+template <class T>
+wino::Problem<T, 2> k4s2_problem(const Geom& g, const T* w) {
+  wino::Problem<T, 2> pr{4 * g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
+  transform_filters(pr, w, 8, 2, [&](int64_t o, int64_t i) { return (o * g.Cin + i / 4) * 16 + (i / 2 % 2) * 4 + i % 2; });
+  return pr;
+}
+
+// The input window of phase plane k (= 2ri + rj) of a 4x4 stride-2 convolution.
+inline wino::Window k4s2_window(const Geom& g, int k) {
+  return wino::Window{g.H, g.W, k / 2 - g.p.h, 2, k % 2 - g.p.w, 2};
 }
 
 // y = conv(x, w) + bias on the Winograd path.
 template <class T>
 void winograd_forward(Wino kind, const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t HW = g.H * g.W, P = g.P();
-  auto store = [&](int64_t n, int64_t co, const T* plane, int64_t ld) {
-    T* dst = y + (n * g.Cout + co) * P;
-    const T bv = bias ? bias[co] : T(0);
-    for (int64_t oh = 0; oh < g.Ho; ++oh)
-      for (int64_t ow = 0; ow < g.Wo; ++ow) dst[oh * g.Wo + ow] = plane[oh * ld + ow] + bv;
-  };
+  const wino::Planes<T> out{y, g.Cout * P, P, 1};
   if (kind == Wino::K3S1) {
     wino::Problem<T, 3> pr{g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
-    T* U = thread_scratch<T>(3, pr.AA * g.Cout * g.Cin);
-    transform_filters<T, 3>(g.Cout, g.Cin, w, 3, 1, [&](int64_t o, int64_t i) { return (o * g.Cin + i) * 9; }, U);
-    pr.U = U;
-    run_winograd(
-        g, pr, 1, [&](int) { return wino::Window{g.H, g.W, -g.p.h, 1, -g.p.w, 1}; },
-        [&](int64_t n, int64_t c) { return x + (n * g.Cin + c) * HW; },
-        [&](int64_t n, int64_t co, const T* plane) { store(n, co, plane, pr.out_w()); });
+    transform_filters(pr, w, 3, 1, [&](int64_t o, int64_t i) { return (o * g.Cin + i) * 9; });
+    const WinoPlan<T, 3> plan(g, pr, 1, [&](int) { return wino::Window{g.H, g.W, -g.p.h, 1, -g.p.w, 1}; }, g.Ho, g.Wo);
+    for_batch_ranges(g.N, plan.threads, [&](int64_t n0, int64_t n1, int) {
+      wino::run(pr, n0, n1, plan.group, thread_scratch<T>(0, plan.elems), wino::Planes<const T>{x, g.Cin * HW, HW, 1},
+                plan.taps.data(), 1, out, plan.ytaps.data(), bias);
+    });
     return;
   }
-  // 4x4 stride 2: y = sum over the phases (ri, rj) of a 2x2 stride-1 convolution of the phase plane
-  // x[c][2r + ri - ph][2s + rj - pw] with the sub-kernel w[co][c][2a + ri][2b + rj]; input channel c' = 4c + 2ri + rj.
-  wino::Problem<T, 2> pr{4 * g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
-  T* U = thread_scratch<T>(3, pr.AA * g.Cout * pr.C);
-  transform_filters<T, 2>(g.Cout, pr.C, w, 8, 2,
-                          [&](int64_t o, int64_t i) { return (o * g.Cin + i / 4) * 16 + (i / 2 % 2) * 4 + i % 2; }, U);
-  pr.U = U;
-  run_winograd(
-      g, pr, 4, [&](int k) { return wino::Window{g.H, g.W, k / 2 - g.p.h, 2, k % 2 - g.p.w, 2}; },
-      [&](int64_t n, int64_t c4) { return x + (n * g.Cin + c4 / 4) * HW; },
-      [&](int64_t n, int64_t co, const T* plane) { store(n, co, plane, pr.out_w()); });
+  const wino::Problem<T, 2> pr = k4s2_problem(g, w);
+  const WinoPlan<T, 2> plan(g, pr, 4, [&](int k) { return k4s2_window(g, k); }, g.Ho, g.Wo);
+  for_batch_ranges(g.N, plan.threads, [&](int64_t n0, int64_t n1, int) {
+    wino::run(pr, n0, n1, plan.group, thread_scratch<T>(0, plan.elems), wino::Planes<const T>{x, g.Cin * HW, HW, 4},
+              plan.taps.data(), 4, out, plan.ytaps.data(), bias);
+  });
 }
 
-// gx = the input gradient on the Winograd path: a convolution of gy with the flipped, transposed kernel.
+// gx = the input gradient on the Winograd path.
 template <class T>
 void winograd_grad_input(Wino kind, const Geom& g, const T* gy, const T* w, T* gx) {
   const int64_t HW = g.H * g.W, P = g.P();
+  const wino::Planes<const T> dy{gy, g.Cout * P, P, 1};
   if (kind == Wino::K3S1) {
     // gx[h][w] = sum w[co][c][i][j] gy[co][h + ph - i][w + pw - j]: a valid 3x3 convolution of gy shifted by
     // (ph - 2, pw - 2) with the kernel flipped in both axes.
     wino::Problem<T, 3> pr{g.Cout, g.Cin, half_up(g.H), half_up(g.W), nullptr};
-    T* U = thread_scratch<T>(3, pr.AA * g.Cout * g.Cin);
-    transform_filters<T, 3>(g.Cin, g.Cout, w, -3, -1, [&](int64_t c, int64_t co) { return (co * g.Cin + c) * 9 + 8; },
-                            U);
-    pr.U = U;
-    run_winograd(
-        g, pr, 1, [&](int) { return wino::Window{g.Ho, g.Wo, g.p.h - 2, 1, g.p.w - 2, 1}; },
-        [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; },
-                 [&](int64_t n, int64_t c, const T* plane) {
-                   T* dst = gx + (n * g.Cin + c) * HW;
-                   const int64_t ld = pr.out_w();
-                   for (int64_t h = 0; h < g.H; ++h)
-                     std::memcpy(dst + h * g.W, plane + h * ld, sizeof(T) * g.W);
-                 });
+    transform_filters(pr, w, -3, -1, [&](int64_t c, int64_t co) { return (co * g.Cin + c) * 9 + 8; });
+    const WinoPlan<T, 3> plan(
+        g, pr, 1, [&](int) { return wino::Window{g.Ho, g.Wo, g.p.h - 2, 1, g.p.w - 2, 1}; }, g.H, g.W);
+    for_batch_ranges(g.N, plan.threads, [&](int64_t n0, int64_t n1, int) {
+      wino::run(pr, n0, n1, plan.group, thread_scratch<T>(0, plan.elems), dy, plan.taps.data(), 1,
+                wino::Planes<T>{gx, g.Cin * HW, HW, 1}, plan.ytaps.data(), static_cast<const T*>(nullptr));
+    });
     return;
   }
-  // 4x4 stride 2, one stride phase (ri, rj) at a time: the elements gx[c][h][w] with h = 2r + ri - ph and
-  // w = 2s + rj - pw receive sum over co, a, b of w[co][c][2a + ri][2b + rj] gy[co][r - a][s - b], a valid 2x2
-  // convolution of gy (shifted) with the flipped sub-kernel. Each phase's output window covers exactly its
-  // elements of gx, so every element is written once and no tile is wasted on rows outside the image.
-  // The four phases' filters in one transform (rows o = 4-phase index * Cin + c) and one parallel region.
-  T* U = thread_scratch<T>(3, 9 * 4 * g.Cin * g.Cout);
-  transform_filters<T, 2>(4 * g.Cin, g.Cout, w, -8, -2,
-                          [&](int64_t o, int64_t co) {
-                            const int64_t k = o / g.Cin, c = o % g.Cin;
-                            return (co * g.Cin + c) * 16 + (2 + k / 2) * 4 + 2 + k % 2;
-                          },
-                          U);
-  struct Phase {
-    int64_t h0, w0, nh, nw;
-    wino::Problem<T, 2> pr;
-    std::vector<int32_t> taps;
-    int64_t group;
-  };
-  std::vector<Phase> phases;
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
-  int64_t elems = 0;
-  for (int k = 0; k < 4; ++k) {
-    const int64_t ri = k / 2, rj = k % 2;
-    const int64_t h0 = ((ri - g.p.h) % 2 + 2) % 2, w0 = ((rj - g.p.w) % 2 + 2) % 2;  // first h, w of the phase
-    const int64_t nh = (g.H - h0 + 1) / 2, nw = (g.W - w0 + 1) / 2;
-    if (nh <= 0 || nw <= 0) continue;
-    const int64_t r0 = (h0 - ri + g.p.h) / 2, s0 = (w0 - rj + g.p.w) / 2;  // their r, s
-    Phase ph{h0, w0, nh, nw, {g.Cout, g.Cin, half_up(nh), half_up(nw), U + k * g.Cin * g.Cout, 4 * g.Cin * g.Cout},
-             {}, 1};
-    ph.taps.resize(static_cast<size_t>(ph.pr.AA * ph.pr.tiles()));
-    wino::make_taps(ph.pr, wino::Window{g.Ho, g.Wo, r0 - 1, 1, s0 - 1, 1}, ph.taps.data());
-    ph.group = wino::block_images(ph.pr, (g.N + threads - 1) / threads);
-    elems = std::max(elems, wino::workspace_elems(ph.pr, ph.group));
-    phases.push_back(std::move(ph));
-  }
-  for_batch_ranges(g.N, threads, [&](int64_t n0, int64_t n1, int) {
-    T* ws = thread_scratch<T>(0, elems);
-    for (const Phase& ph : phases)
-      wino::run(
-          ph.pr, n0, n1, ph.group, ws, [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; },
-          [&](int64_t) { return ph.taps.data(); },
-          [&](int64_t n, int64_t c, const T* plane) {
-            T* dst = gx + (n * g.Cin + c) * HW + ph.h0 * g.W + ph.w0;
-            const int64_t ld = ph.pr.out_w();
-            for (int64_t r = 0; r < ph.nh; ++r)
-              for (int64_t q = 0; q < ph.nw; ++q) dst[2 * r * g.W + 2 * q] = plane[r * ld + q];
-          });
+  // 4x4 stride 2: the transpose of the forward's mapping (wino::run_grad_input), with the forward's transformed
+  // filters and stride-phase windows; each thread zeroes its images' planes of gx, then adds the tiles into them.
+  const wino::Problem<T, 2> pr = k4s2_problem(g, w);
+  const WinoPlan<T, 2> plan(g, pr, 4, [&](int k) { return k4s2_window(g, k); }, g.Ho, g.Wo);
+  for_batch_ranges(g.N, plan.threads, [&](int64_t n0, int64_t n1, int) {
+    std::fill(gx + n0 * g.Cin * HW, gx + n1 * g.Cin * HW, T(0));
+    wino::run_grad_input(pr, n0, n1, plan.group, thread_scratch<T>(0, plan.elems),
+                         wino::Planes<T>{gx, g.Cin * HW, HW, 4}, plan.taps.data(), 4, dy, plan.ytaps.data());
   });
 }
 
@@ -418,29 +380,16 @@ template <class T, int R, class WindowOf, class Put>
 void winograd_weight_sum(const Geom& g, const wino::Problem<T, R>& pr, int windows, WindowOf&& window,
                          const T* x, int64_t x_channels_per_plane, const T* gy, Put&& put) {
   constexpr int AA = wino::Problem<T, R>::AA;
-  const int64_t tt = AA * pr.tiles(), HW = g.H * g.W, P = g.P(), tiles = pr.tiles();
+  const int64_t HW = g.H * g.W, P = g.P();
   const int64_t lda = wino::padded(pr.Co * pr.C), MN = AA * lda;
-  std::vector<int32_t> taps(static_cast<size_t>(tt * windows)), ytaps(static_cast<size_t>(4 * tiles));
-  for (int k = 0; k < windows; ++k) wino::make_taps(pr, window(k), taps.data() + k * tt);
-  for (int u = 0; u < 2; ++u)
-    for (int v = 0; v < 2; ++v)
-      for (int64_t ty = 0; ty < pr.th; ++ty)
-        for (int64_t tx = 0; tx < pr.tw; ++tx) {
-          const int64_t oh = 2 * ty + u, ow = 2 * tx + v;
-          ytaps[(u * 2 + v) * tiles + ty * pr.tw + tx] =
-              oh < g.Ho && ow < g.Wo ? static_cast<int32_t>(oh * g.Wo + ow) : -1;
-        }
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
-  const int64_t group = wino::block_images(pr, (g.N + threads - 1) / threads);
-  const int64_t elems = wino::workspace_elems(pr, group);
+  const WinoPlan<T, R> plan(g, pr, windows, window, g.Ho, g.Wo);
+  const int threads = plan.threads;
   std::vector<T*> acc(threads, nullptr);
   for_batch_ranges(g.N, threads, [&](int64_t n0, int64_t n1, int t) {
     acc[t] = thread_scratch<T>(2, MN);
-    wino::run_grad_weight(
-        pr, n0, n1, group, thread_scratch<T>(0, elems),
-        [&](int64_t n, int64_t c) { return x + (n * g.Cin + c / x_channels_per_plane) * HW; },
-        [&](int64_t c) { return taps.data() + (c % windows) * tt; },
-        [&](int64_t n, int64_t co) { return gy + (n * g.Cout + co) * P; }, ytaps.data(), acc[t]);
+    wino::run_grad_weight(pr, n0, n1, plan.group, thread_scratch<T>(0, plan.elems),
+                          wino::Planes<const T>{x, g.Cin * HW, HW, x_channels_per_plane}, plan.taps.data(), windows,
+                          wino::Planes<const T>{gy, g.Cout * P, P, 1}, plan.ytaps.data(), acc[t]);
     // The team for_batch_ranges opened (one thread when it ran the body inline, maybe inside a caller's parallel
     // region, whose barrier this must not join).
     const int nt = threads > 1 ? omp_get_num_threads() : 1;
@@ -475,7 +424,7 @@ void winograd_grad_weight(Wino kind, const Geom& g, const T* x, const T* gy, T* 
   }
   wino::Problem<T, 2> pr{4 * g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
   winograd_weight_sum(
-      g, pr, 4, [&](int k) { return wino::Window{g.H, g.W, k / 2 - g.p.h, 2, k % 2 - g.p.w, 2}; }, x, 4, gy,
+      g, pr, 4, [&](int k) { return k4s2_window(g, k); }, x, 4, gy,
       [&](int64_t co, int64_t c4, int a, int b, T v) {
         gw[(co * g.Cin + c4 / 4) * 16 + (2 * a + c4 / 2 % 2) * 4 + 2 * b + c4 % 2] = v;
       });
@@ -483,7 +432,7 @@ void winograd_grad_weight(Wino kind, const Geom& g, const T* x, const T* gy, T* 
 
 template <class T>
 void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
-  if (const Wino kind = winograd_kind(g, Pass::Forward); kind != Wino::None)
+  if (const Wino kind = winograd_kind(g); kind != Wino::None)
     return winograd_forward(kind, g, x, w, bias, y);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
@@ -515,7 +464,7 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
 
 template <class T>
 void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
-  if (const Wino kind = winograd_kind(g, Pass::GradInput); kind != Wino::None)
+  if (const Wino kind = winograd_kind(g); kind != Wino::None)
     return winograd_grad_input(kind, g, gy, w, gx);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
@@ -539,7 +488,7 @@ void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
 
 template <class T>
 void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
-  if (const Wino kind = winograd_kind(g, Pass::GradWeight); kind != Wino::None)
+  if (const Wino kind = winograd_kind(g); kind != Wino::None)
     return winograd_grad_weight(kind, g, x, gy, gw);
   const int64_t K = g.K(), P = g.P(), WK = g.Cout * K;
   Workspace<T> ws(g);

@@ -5,7 +5,10 @@
 // lies: (R+1)^2 / (4 R^2) of the direct flops, 16/36 for 3x3 kernels and 9/16 for 2x2 ones.
 //
 // kernels/cpu/conv.cpp maps convolutions onto this engine: 3x3 stride 1 directly, and 4x4 stride 2 (the DCGAN
-// layers) as a 2x2 stride-1 convolution over the four stride phases of the input (4 C planes).
+// layers) as a 2x2 stride-1 convolution over the four stride phases of the input (4 C planes). Besides the
+// forward (run), the engine computes the weight gradient (run_grad_weight) and the input gradient
+// (run_grad_input) of the same mapping by the transposition principle; a 3x3 stride-1 input gradient is also a
+// 3x3 stride-1 convolution and runs forward.
 //
 // Numerics: float32 results differ from the direct sum by rounding only (about 1e-6 relative). A tile's
 // transforms mix only inputs that its outputs read, so an inf or NaN input makes the same outputs non-finite as
@@ -14,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/gemm.h"
 
@@ -37,6 +41,15 @@ struct F2<3> {
     o[so] = d1 + d2;
     o[2 * so] = d2 - d1;
     o[3 * so] = d1 - d3;
+  }
+  // The transpose of input (B m), for the input gradient by the transposition principle.
+  template <class T>
+  static void grad_input(const T* m, int s, T* o, int so) {
+    const T m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s];
+    o[0] = m0;
+    o[so] = m1 - m2 + m3;
+    o[2 * so] = m1 + m2 - m0;
+    o[3 * so] = -m3;
   }
   template <class T>
   static void filter(const T* g, int s, T* o, int so) {
@@ -83,6 +96,13 @@ struct F2<2> {
     o[2 * so] = d2 - d1;
   }
   template <class T>
+  static void grad_input(const T* m, int s, T* o, int so) {
+    const T m0 = m[0], m1 = m[s], m2 = m[2 * s];
+    o[0] = m0;
+    o[so] = m1 - m0 - m2;
+    o[2 * so] = m2;
+  }
+  template <class T>
   static void filter(const T* g, int s, T* o, int so) {
     const T g0 = g[0], g1 = g[s];
     o[0] = g0;
@@ -113,6 +133,13 @@ inline void input_2d(const T* d, T* v) {  // v = B^T d B, A x A
   T t[A * A];
   for (int j = 0; j < A; ++j) F2<R>::input(d + j, A, t + j, A);
   for (int i = 0; i < A; ++i) F2<R>::input(t + i * A, 1, v + i * A, 1);
+}
+template <int R, class T>
+inline void grad_input_2d(const T* m, T* d) {  // d = B m B^T, A x A
+  constexpr int A = F2<R>::A;
+  T t[A * A];
+  for (int j = 0; j < A; ++j) F2<R>::grad_input(m + j, A, t + j, A);
+  for (int i = 0; i < A; ++i) F2<R>::grad_input(t + i * A, 1, d + i * A, 1);
 }
 template <int R, class T>
 inline void filter_2d(const T* g, T* u) {  // u = G g G^T, g R x R, u A x A
@@ -167,32 +194,29 @@ inline void transform_items(int64_t n, const T* in, int64_t ldi, T* out, int64_t
   }
 }
 
-// U[xi][o][i] = (G g G^T)[xi] for the Co x C kernels g(a, b) = w[base(o, i) + a*ld + b*cs]; gl holds
-// (R*R + (R+1)^2) * C (the transform writes densely there first, as input_tiles does).
+// Row o of the transformed filters: U[xi * ldu + o * C + i] = (G g G^T)[xi] for the kernels
+// g(a, b) = w[base(o, i) + a*ld + b*cs], i < C; gl holds R * R * C (the kernels gathered densely first).
 template <int R, class T, class Base>
-void transform_filters_row(int64_t o, int64_t Co, int64_t C, const T* w, int64_t ld, int64_t cs, Base&& base,
-                           T* gl, T* U) {
+void transform_filters_row(int64_t o, int64_t C, const T* w, int64_t ld, int64_t cs, Base&& base, T* gl, T* U,
+                           int64_t ldu) {
   constexpr int AA = (R + 1) * (R + 1);
   for (int64_t i = 0; i < C; ++i) {
     const T* g = w + base(o, i);
     for (int a = 0; a < R; ++a)
       for (int b = 0; b < R; ++b) gl[(a * R + b) * C + i] = g[a * ld + b * cs];
   }
-  T* ul = gl + R * R * C;
-  transform_items<R * R, AA>(C, gl, C, ul, C, [](const auto* g, auto* u) { filter_2d<R>(g, u); });
-  for (int x = 0; x < AA; ++x) std::copy(ul + x * C, ul + (x + 1) * C, U + (x * Co + o) * C);
+  transform_items<R * R, AA>(C, gl, C, U + o * C, ldu, [](const auto* g, auto* u) { filter_2d<R>(g, u); });
 }
 
 // The engine's view of one convolution: C planes in, Co planes out, th x tw output tiles of 2x2 per plane, the
-// transformed filters U laid out [(R+1)^2][Co][C].
+// transformed filters U laid out [(R+1)^2][Co][C], their matrices ldu elements apart.
 template <class T, int R>
 struct Problem {
   int64_t C, Co, th, tw;
   const T* U;
-  int64_t ldu = 0;  // elements between U's (R+1)^2 matrices; 0: Co * C (packed)
+  int64_t ldu = 0;  // elements between U's (R+1)^2 matrices
   static constexpr int A = F2<R>::A, AA = A * A;
   int64_t tiles() const { return th * tw; }
-  int64_t out_w() const { return 2 * tw; }  // the output plane the tiles write (2 th x 2 tw)
 };
 
 // Where the input tiles read: input plane element (r, s), r < 2 th + R - 1, is image[(r*sr + r0) * W + s*ss + s0]
@@ -216,6 +240,20 @@ void make_taps(const Problem<T, R>& p, const Window& w, int32_t* taps) {
         }
 }
 
+// ytaps[k * tiles + t]: the offset in an Ho x Wo output plane of element k = u*2 + v of the 2x2 tile t, or -1
+// where the tile reaches past the plane.
+template <class T, int R>
+void make_output_taps(const Problem<T, R>& p, int64_t Ho, int64_t Wo, int32_t* ytaps) {
+  const int64_t n = p.tiles();
+  for (int u = 0; u < 2; ++u)
+    for (int v = 0; v < 2; ++v)
+      for (int64_t ty = 0; ty < p.th; ++ty)
+        for (int64_t tx = 0; tx < p.tw; ++tx) {
+          const int64_t oh = 2 * ty + u, ow = 2 * tx + v;
+          ytaps[(u * 2 + v) * n + ty * p.tw + tx] = oh < Ho && ow < Wo ? static_cast<int32_t>(oh * Wo + ow) : -1;
+        }
+}
+
 // How many images one block takes: enough tiles for a GEMM that runs at full speed (>= 128 columns), within a
 // per-thread workspace of about 16 MiB for the transformed inputs and products.
 template <class T, int R>
@@ -232,110 +270,177 @@ int64_t block_images(const Problem<T, R>& p, int64_t per_thread) {
 // cache set when the size is a multiple of 4 KiB.
 inline int64_t padded(int64_t elems) { return elems + 16; }
 
-// Elements of the per-thread workspace run() and run_grad_weight() need for blocks of `group` images.
+// Elements of the per-thread workspace run(), run_grad_weight() and run_grad_input() need for blocks of `group` images.
 template <class T, int R>
 int64_t workspace_elems(const Problem<T, R>& p, int64_t group) {
   constexpr int AA = Problem<T, R>::AA;
   const int64_t cols = p.tiles() * group;
-  return AA * (padded(p.C * cols) + padded(p.Co * cols)) + AA * cols + 4 * p.tiles();
+  return AA * (padded(p.C * cols) + padded(p.Co * cols)) + AA * cols;
 }
 
-// Runs images [n0, n1) on the calling thread in blocks of `group` images. Input plane c of image n is read from
-// src(n, c) through taps(c) (make_taps); store(n, co, plane) takes output plane co (2 th x 2 tw, row length
-// out_w(); the caller crops it). ws holds workspace_elems() elements. A block's transforms run over all its
-// tiles of one channel at once, so small planes (a 4x4 output has 4 tiles) cost no per-plane overhead.
-// The input stage of a block: V[xi * ldv + c * cols + j] = (B^T d B)[xi] for the cols = bc * tiles tiles j of
-// images [n, n + bc), every channel; la holds AA * cols.
-template <class T, int R, class Src, class Taps>
-void input_block(const Problem<T, R>& p, int64_t n, int64_t bc, Src&& src, Taps&& taps, T* la, T* V, int64_t ldv) {
+// A batch of planes in memory: plane c of image n starts at data + n * image + (c / div) * channel, so that the
+// stride phases of one input channel (div = 4) share its plane.
+template <class T>
+struct Planes {
+  T* data;
+  int64_t image, channel, div;
+  T* at(int64_t n, int64_t c) const { return data + n * image + (c / div) * channel; }
+};
+
+// The tap tables of a problem (make_taps for each of `windows` input windows, channel c reading through window
+// c % windows; make_output_taps for the 2x2 output tiles) widened to a block of bc images of a batch: element j
+// = b * tiles + t of a block's rows reads offset b * image + tap of image n's plane, or nothing (-1). One flat
+// loop then gathers or scatters all the tiles of a block's channel, however few tiles a plane has.
+template <class T, int R>
+struct BlockTaps {
+  static constexpr int AA = Problem<T, R>::AA;
+  std::vector<int64_t> in, out;  // [windows][AA][cols], [4][cols]
+  int64_t cols = 0;
+  int windows = 1;
+  void build(const Problem<T, R>& p, const int32_t* taps, int nwin, int64_t in_image, const int32_t* ytaps,
+             int64_t out_image, int64_t bc) {
+    const int64_t tiles = p.tiles();
+    cols = bc * tiles;
+    windows = nwin;
+    in.resize(static_cast<size_t>(nwin * AA * cols));
+    out.resize(static_cast<size_t>(4 * cols));
+    widen(taps, nwin * AA, tiles, bc, in_image, in.data());
+    widen(ytaps, 4, tiles, bc, out_image, out.data());
+  }
+  const int64_t* input(int64_t c) const { return in.data() + (c % windows) * AA * cols; }
+  static void widen(const int32_t* taps, int64_t rows, int64_t tiles, int64_t bc, int64_t image, int64_t* o) {
+    for (int64_t k = 0; k < rows; ++k)
+      for (int64_t b = 0; b < bc; ++b)
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int32_t v = taps[k * tiles + t];
+          o[(k * bc + b) * tiles + t] = v >= 0 ? b * image + v : -1;
+        }
+  }
+};
+
+template <class T>
+inline void gather(const T* base, const int64_t* off, int64_t n, T* d) {
+  for (int64_t j = 0; j < n; ++j) d[j] = off[j] >= 0 ? base[off[j]] : T(0);
+}
+
+// The input stage of a block: V[xi * ldv + c * cols + j] = (B^T d_j B)[xi] for the cols tiles j of the block's
+// images, every channel; la holds AA * cols.
+template <class T, int R>
+void input_block(const Problem<T, R>& p, int64_t n, const Planes<const T>& src, const BlockTaps<T, R>& bt, T* la,
+                 T* V, int64_t ldv) {
   constexpr int AA = Problem<T, R>::AA;
-  const int64_t tiles = p.tiles(), cols = bc * tiles;
+  const int64_t cols = bt.cols;
   for (int64_t c = 0; c < p.C; ++c) {
-    const int32_t* tp = taps(c);
-    for (int64_t b = 0; b < bc; ++b) {
-      const T* im = src(n + b, c);
-      for (int k = 0; k < AA; ++k) {
-        const int32_t* o = tp + k * tiles;
-        T* d = la + k * cols + b * tiles;
-        for (int64_t t = 0; t < tiles; ++t) d[t] = o[t] >= 0 ? im[o[t]] : T(0);
-      }
-    }
+    gather(src.at(n, c), bt.input(c), AA * cols, la);
     transform_items<AA, AA>(cols, la, cols, V + c * cols, ldv, [](const auto* d, auto* v) { input_2d<R>(d, v); });
   }
 }
 
-// Runs images [n0, n1) on the calling thread in blocks of `group` images. Input plane c of image n is read from
-// src(n, c) through taps(c) (make_taps); store(n, co, plane) takes output plane co (2 th x 2 tw, row length
-// out_w(); the caller crops it). ws holds workspace_elems() elements. A block's transforms run over all its
-// tiles of one channel at once, so small planes (a 4x4 output has 4 tiles) cost no per-plane overhead.
-template <class T, int R, class Src, class Taps, class Store>
-void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, Src&& src, Taps&& taps,
-         Store&& store) {
+// The output-gradient stage of a block: Y[xi * ldy + co * cols + j] = (A dy_j A^T)[xi] for the 2x2 tiles dy_j of
+// output-gradient plane co; la holds 4 * cols.
+template <class T, int R>
+void output_grad_block(const Problem<T, R>& p, int64_t n, const Planes<const T>& dy, const BlockTaps<T, R>& bt, T* la,
+                       T* Y, int64_t ldy) {
   constexpr int AA = Problem<T, R>::AA;
-  const int64_t tiles = p.tiles();
-  const int64_t ldv = padded(p.C * tiles * group), ldm = padded(p.Co * tiles * group);
+  const int64_t cols = bt.cols;
+  for (int64_t co = 0; co < p.Co; ++co) {
+    gather(dy.at(n, co), bt.out.data(), 4 * cols, la);
+    transform_items<4, AA>(cols, la, cols, Y + co * cols, ldy, [](const auto* y, auto* u) { grad_filter_2d<R>(y, u); });
+  }
+}
+
+// Runs images [n0, n1) on the calling thread in blocks of `group` images: output plane co of image n, dst.at(n, co)
+// (an Ho x Wo plane whose offsets ytaps holds, make_output_taps), = bias[co] (bias may be null) + the convolution
+// of the input planes src.at(n, c) read through taps (make_taps, `windows` windows). ws holds workspace_elems().
+// A block's transforms run over all its tiles of one channel at once, so small planes (a 4x4 output has 4 tiles)
+// cost no per-plane overhead.
+template <class T, int R>
+void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, const Planes<const T>& src,
+         const int32_t* taps, int windows, const Planes<T>& dst, const int32_t* ytaps, const T* bias) {
+  constexpr int AA = Problem<T, R>::AA;
+  const int64_t ldv = padded(p.C * p.tiles() * group), ldm = padded(p.Co * p.tiles() * group);
   T* V = ws;
   T* M = V + AA * ldv;
   T* la = M + AA * ldm;  // AA * cols: gathered inputs, then the 4 * cols outputs of a plane's tiles
-  T* out_plane = la + AA * tiles * group;
+  BlockTaps<T, R> bt;
   for (int64_t n = n0; n < n1; n += group) {
-    const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
-    input_block(p, n, bc, src, taps, la, V, ldv);
-    const int64_t ldu = p.ldu ? p.ldu : p.Co * p.C;
+    const int64_t bc = std::min(group, n1 - n);
+    if (bt.cols != bc * p.tiles() || n == n0) bt.build(p, taps, windows, src.image, ytaps, dst.image, bc);
+    const int64_t cols = bt.cols;
+    input_block(p, n, src, bt, la, V, ldv);
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * ldu, p.C, V + xi * ldv, cols, T(0), M + xi * ldm, cols);
-    const int64_t W = p.out_w();
+      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * p.ldu, p.C, V + xi * ldv, cols, T(0), M + xi * ldm,
+              cols);
+    const int64_t* off = bt.out.data();
     for (int64_t co = 0; co < p.Co; ++co) {
       transform_items<AA, 4>(cols, M + co * cols, ldm, la, cols, [](const auto* mv, auto* o) { output_2d<R>(mv, o); });
-      for (int64_t b = 0; b < bc; ++b) {
-        for (int r = 0; r < 2; ++r)
-          for (int c = 0; c < 2; ++c) {
-            const T* y = la + (r * 2 + c) * cols + b * tiles;
-            for (int64_t ty = 0; ty < p.th; ++ty) {
-              T* o = out_plane + (2 * ty + r) * W + c;
-              for (int64_t tx = 0; tx < p.tw; ++tx) o[2 * tx] = y[ty * p.tw + tx];
-            }
-          }
-        store(n + b, co, static_cast<const T*>(out_plane));
-      }
+      T* y = dst.at(n, co);
+      const T bv = bias ? bias[co] : T(0);
+      for (int64_t j = 0; j < 4 * cols; ++j)
+        if (off[j] >= 0) y[off[j]] = la[j] + bv;
     }
   }
 }
 
 // The weight gradient of the same convolution: acc[xi][co][c] = sum over the tiles of images [n0, n1) of
-// (A dy_t A^T)[xi] (B^T d_t B)[xi], where dy_t is tile t (2x2) of output-gradient plane co, read from
-// srcy(n, co) through ytaps (4 * tiles offsets, -1 for a zero). The caller adds the threads' acc and maps each
-// (co, c) back with G^T acc G (grad_output_2d). ws holds workspace_elems() elements; acc holds AA matrices of
-// Co x C, padded(Co * C) apart.
-template <class T, int R, class Src, class Taps, class SrcY>
-void run_grad_weight(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, Src&& src, Taps&& taps,
-                     SrcY&& srcy, const int32_t* ytaps, T* acc) {
+// (A dy_t A^T)[xi] (B^T d_t B)[xi], where dy_t is tile t (2x2) of output-gradient plane dy.at(n, co) (an Ho x Wo
+// plane, ytaps). The caller adds the threads' acc and maps each (co, c) back with G^T acc G (grad_output_2d). ws
+// holds workspace_elems() elements; acc holds AA matrices of Co x C, padded(Co * C) apart.
+template <class T, int R>
+void run_grad_weight(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, const Planes<const T>& src,
+                     const int32_t* taps, int windows, const Planes<const T>& dy, const int32_t* ytaps, T* acc) {
   constexpr int AA = Problem<T, R>::AA;
-  const int64_t tiles = p.tiles();
-  const int64_t ldv = padded(p.C * tiles * group), ldy = padded(p.Co * tiles * group), lda = padded(p.Co * p.C);
+  const int64_t ldv = padded(p.C * p.tiles() * group), ldy = padded(p.Co * p.tiles() * group);
+  const int64_t lda = padded(p.Co * p.C);
   T* V = ws;
   T* Y = V + AA * ldv;
   T* la = Y + AA * ldy;
   if (n0 >= n1)
     for (int xi = 0; xi < AA; ++xi) std::fill(acc + xi * lda, acc + xi * lda + p.Co * p.C, T(0));
+  BlockTaps<T, R> bt;
   for (int64_t n = n0; n < n1; n += group) {
-    const int64_t bc = std::min(group, n1 - n), cols = bc * tiles;
-    input_block(p, n, bc, src, taps, la, V, ldv);
-    for (int64_t co = 0; co < p.Co; ++co) {
-      for (int64_t b = 0; b < bc; ++b) {
-        const T* im = srcy(n + b, co);
-        for (int k = 0; k < 4; ++k) {
-          const int32_t* o = ytaps + k * tiles;
-          T* d = la + k * cols + b * tiles;
-          for (int64_t t = 0; t < tiles; ++t) d[t] = o[t] >= 0 ? im[o[t]] : T(0);
-        }
-      }
-      transform_items<4, AA>(cols, la, cols, Y + co * cols, ldy,
-                             [](const auto* y, auto* u) { grad_filter_2d<R>(y, u); });
-    }
+    const int64_t bc = std::min(group, n1 - n);
+    if (bt.cols != bc * p.tiles() || n == n0) bt.build(p, taps, windows, src.image, ytaps, dy.image, bc);
+    const int64_t cols = bt.cols;
+    input_block(p, n, src, bt, la, V, ldv);
+    output_grad_block(p, n, dy, bt, la, Y, ldy);
     for (int xi = 0; xi < AA; ++xi)
       gemm<T>(false, true, p.Co, p.C, cols, T(1), Y + xi * ldy, cols, V + xi * ldv, cols, n == n0 ? T(0) : T(1),
               acc + xi * lda, p.C);
+  }
+}
+
+// The input gradient of the same convolution by the transposition principle: the forward maps an input tile d_t
+// to A^T [U .* (B^T d_t B)] A, so d_t receives B [sum over co of U^T .* (A dy_t A^T)] B^T, where dy_t is tile t
+// of the output gradient, read as in run_grad_weight. Per block that is the forward's (R+1)^2 GEMMs transposed
+// (C x Co by Co x tiles), one small transform of the 2x2 output-gradient tiles and one of the products. The
+// tiles' (R+1) x (R+1) input windows overlap, so their contributions are added into the input-gradient planes
+// dst.at(n, c) through the forward's taps; the caller has zeroed them (the stride phases of one image share one
+// plane and write disjoint elements of it). ws holds workspace_elems() elements.
+template <class T, int R>
+void run_grad_input(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, const Planes<T>& dst,
+                    const int32_t* taps, int windows, const Planes<const T>& dy, const int32_t* ytaps) {
+  constexpr int AA = Problem<T, R>::AA;
+  const int64_t ldp = padded(p.C * p.tiles() * group), ldy = padded(p.Co * p.tiles() * group);
+  T* P = ws;
+  T* Y = P + AA * ldp;
+  T* la = Y + AA * ldy;
+  BlockTaps<T, R> bt;
+  for (int64_t n = n0; n < n1; n += group) {
+    const int64_t bc = std::min(group, n1 - n);
+    if (bt.cols != bc * p.tiles() || n == n0) bt.build(p, taps, windows, dst.image, ytaps, dy.image, bc);
+    const int64_t cols = bt.cols;
+    output_grad_block(p, n, dy, bt, la, Y, ldy);
+    for (int xi = 0; xi < AA; ++xi)
+      gemm<T>(true, false, p.C, cols, p.Co, T(1), p.U + xi * p.ldu, p.C, Y + xi * ldy, cols, T(0), P + xi * ldp,
+              cols);
+    for (int64_t c = 0; c < p.C; ++c) {
+      transform_items<AA, AA>(cols, P + c * cols, ldp, la, cols, [](const auto* m, auto* d) { grad_input_2d<R>(m, d); });
+      T* im = dst.at(n, c);
+      const int64_t* off = bt.input(c);
+      for (int64_t j = 0; j < AA * cols; ++j)
+        if (off[j] >= 0) im[off[j]] += la[j];
+    }
   }
 }
 

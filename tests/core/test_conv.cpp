@@ -352,11 +352,31 @@ TEST(ConvKernel, WinogradKeepsNonFiniteValuesLocal) {
       AlgorithmScope a(nash::CpuConvAlgorithm::Winograd);
       winograd = nash::conv2d(x, w, Tensor(), s, 1);
     }
-    std::vector<float> a = im2col.to_vector(), b = winograd.to_vector();
-    EXPECT_GT(std::count_if(a.begin(), a.end(), [](float v) { return !std::isfinite(v); }), 0);
-    for (size_t i = 0; i < a.size(); ++i) {
-      ASSERT_EQ(std::isfinite(a[i]), std::isfinite(b[i])) << "k" << k << " element " << i;
-      if (std::isfinite(a[i])) EXPECT_NEAR(a[i], b[i], 2e-4 * (1 + std::fabs(a[i]))) << "k" << k << " element " << i;
+    // The input gradient (for 4x4 stride 2 the transpose of the forward's mapping) from an output gradient with
+    // an inf in it.
+    const int64_t ho = im2col.size(2);
+    std::vector<float> gv = rnd({1, 32, ho, ho}, DType::Float32, 94 + k).to_vector();
+    gv[(3 * ho + 2) * ho + 1] = -std::numeric_limits<float>::infinity();  // channel 3, row 2, column 1
+    const Tensor gy = nash::from_vector(gv, {1, 32, ho, ho});
+    Tensor gx_im2col, gx_winograd;
+    {
+      AlgorithmScope a(nash::CpuConvAlgorithm::Im2col);
+      gx_im2col = nash::conv2d_grad_input(gy, w, {12, 12}, s, 1);
+    }
+    {
+      AlgorithmScope a(nash::CpuConvAlgorithm::Winograd);
+      gx_winograd = nash::conv2d_grad_input(gy, w, {12, 12}, s, 1);
+    }
+    for (const auto& [what, ref, got] : {std::make_tuple("forward", im2col, winograd),
+                                         std::make_tuple("grad_input", gx_im2col, gx_winograd)}) {
+      std::vector<float> a = ref.to_vector(), b = got.to_vector();
+      EXPECT_GT(std::count_if(a.begin(), a.end(), [](float v) { return !std::isfinite(v); }), 0) << what;
+      EXPECT_GT(std::count_if(a.begin(), a.end(), [](float v) { return std::isfinite(v); }), 0) << what;
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(std::isfinite(a[i]), std::isfinite(b[i])) << what << " k" << k << " element " << i;
+        if (std::isfinite(a[i]))
+          EXPECT_NEAR(a[i], b[i], 2e-4 * (1 + std::fabs(a[i]))) << what << " k" << k << " element " << i;
+      }
     }
   }
 }
