@@ -1,12 +1,12 @@
-// nash_bench_elementwise: memory-bound ops on float32 (Google Benchmark): add, mul, relu and a full sum
-// reduction, each beside a clone of the same bytes (read once, written once into a new tensor: the copy bandwidth
-// the others, which also allocate their result, can at best reach). Two more copies without an allocation give
-// the floor: copy_ (nash's Tensor::copy_ into a tensor allocated once) and, on the CPU only, memcpy (std::memcpy,
-// in one chunk per nash thread from 1 MiB up, into a buffer written once before timing: the memory system's copy
-// bandwidth without the page faults of fresh allocations). Sizes are bytes per input tensor: 1 KiB, 64 KiB,
-// 1 MiB, 16 MiB, 256 MiB; the CPU cases stop at --cpu_max_mib (64 by default). Counter bytes/s: the bytes an op
-// must move (add, mul: 2 reads + 1 write; relu, clone, copy_, memcpy: 1 read + 1 write; sum: 1 read), divided by
-// the time.
+// nash_bench_elementwise: memory-bound ops on float32 (Google Benchmark): add, mul, relu, leaky_relu (slope 0.2 on
+// inputs of random sign: a select, not a max) and a full sum reduction, each beside a clone of the same bytes
+// (read once, written once into a new tensor: the copy bandwidth the others, which also allocate their result, can
+// at best reach). Two more copies without an allocation give the floor: copy_ (nash's Tensor::copy_ into a tensor
+// allocated once) and, on the CPU only, memcpy (std::memcpy, in one chunk per nash thread from 1 MiB up, into a
+// buffer written once before timing: the memory system's copy bandwidth without the page faults of fresh
+// allocations). Sizes are bytes per input tensor: 1 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB; the CPU cases stop at
+// --cpu_max_mib (64 by default). Counter bytes/s: the bytes an op must move (add, mul: 2 reads + 1 write; relu,
+// leaky_relu, clone, copy_, memcpy: 1 read + 1 write; sum: 1 read), divided by the time.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -17,7 +17,7 @@
 using namespace nash;
 namespace {
 
-enum class Op { Clone, CopyInto, Memcpy, Add, Mul, Relu, Sum };
+enum class Op { Clone, CopyInto, Memcpy, Add, Mul, Relu, LeakyRelu, Sum };
 
 const char* op_name(Op op) {
   switch (op) {
@@ -27,6 +27,7 @@ const char* op_name(Op op) {
     case Op::Add: return "add";
     case Op::Mul: return "mul";
     case Op::Relu: return "relu";
+    case Op::LeakyRelu: return "leaky_relu";
     case Op::Sum: return "sum";
   }
   return "?";
@@ -70,6 +71,7 @@ void BM_Elementwise(benchmark::State& state, Op op, int64_t bytes, bool on_cuda)
       case Op::Add: add(a[k], b[k]); break;
       case Op::Mul: mul(a[k], b[k]); break;
       case Op::Relu: relu(a[k]); break;
+      case Op::LeakyRelu: leaky_relu(a[k], 0.2); break;
       case Op::Sum: sum(a[k]); break;
     }
   });
@@ -81,7 +83,7 @@ constexpr const char* kFlags =
 
 void register_all(int* argc, char** argv) {
   const int64_t cpu_max_mib = nash_bench::take_flag(argc, argv, "cpu_max_mib", 64);
-  for (Op op : {Op::Clone, Op::CopyInto, Op::Memcpy, Op::Add, Op::Mul, Op::Relu, Op::Sum})
+  for (Op op : {Op::Clone, Op::CopyInto, Op::Memcpy, Op::Add, Op::Mul, Op::Relu, Op::LeakyRelu, Op::Sum})
     for (int64_t bytes : {int64_t(1) << 10, int64_t(64) << 10, int64_t(1) << 20, int64_t(16) << 20,
                           int64_t(256) << 20})
       for (bool on_cuda : {false, true}) {

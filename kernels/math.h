@@ -47,7 +47,7 @@ struct UnaryF {
     else if constexpr (op == Unary::Log) return std::log(x);
     else if constexpr (op == Unary::Abs) return std::fabs(x);
     else if constexpr (op == Unary::Square) return x * x;
-    else if constexpr (op == Unary::Relu) return x > T(0) ? x : T(0);
+    else if constexpr (op == Unary::Relu) return x <= T(0) ? T(0) : x;  // NaN stays NaN
     else if constexpr (op == Unary::LeakyRelu) return x > T(0) ? x : p.a * x;
     else if constexpr (op == Unary::LeakyReluSlope) return x > T(0) ? T(1) : p.a;  // d leaky_relu / dx
     else if constexpr (op == Unary::Sigmoid) return sigmoid_of(x);

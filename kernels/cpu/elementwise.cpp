@@ -9,12 +9,16 @@ namespace cpu {
 
 namespace {
 
+// Each row's body works on its own copy of the functor: parameters read through the caller's reference (a
+// slope, a scalar operand) might alias the output, so GCC reloaded them after every store and would not
+// vectorize the loop; with leaky_relu's select that was a scalar loop with an unpredictable branch per element.
 template <class T, class F>
-void unary_typed(const F& f, const Tensor& x, const Tensor& out) {
+void unary_typed(const F& fn, const Tensor& x, const Tensor& out) {
   const T* xp = x.data_ptr<T>();
   T* op = out.data_ptr<T>();
   for_each_row<2>(out.shape(), {&out.strides(), &x.strides()},
                   [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& s) {
+                    const F f = fn;
                     T* o = op + off[0];
                     const T* a = xp + off[1];
                     if (s[0] == 1 && s[1] == 1) {

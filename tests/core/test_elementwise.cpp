@@ -73,6 +73,41 @@ TEST(Elementwise, UnaryGradcheckAndDoubleBackward) {
   }
 }
 
+// relu and leaky_relu on a long row (the vectorized loop and its tail) and a strided view, with NaN, infinities
+// and signed zeros among values of random sign: a NaN stays NaN (a NaN activation must not turn into a quiet 0).
+TEST(Elementwise, ReluAndLeakyReluPropagateNaNOnLongAndStridedRows) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Generator g(21);
+    std::vector<double> v = randn({4099}, DType::Float64, Device::cpu(), &g).to_vector<double>();
+    const std::vector<double> special{nan, inf, -inf, 0.0, -0.0, -nan};
+    for (std::size_t i = 0; i < special.size(); ++i) v[i * 613 + 5] = special[i];
+    std::vector<double> pairs(2 * v.size(), 7.0);  // v in the even elements: a view with stride 2
+    for (std::size_t i = 0; i < v.size(); ++i) pairs[2 * i] = v[i];
+    const Tensor x = from_vector(v, {4099}).to(dt), xs = from_vector(pairs, {4099, 2}).to(dt).select(1, 0);
+    for (bool strided : {false, true}) {
+      const Tensor in = strided ? xs : x;
+      ASSERT_EQ(in.is_contiguous(), !strided);
+      const std::vector<double> r = relu(in).to_vector<double>(), l = leaky_relu(in, 0.2).to_vector<double>();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const double want_r = std::isnan(v[i]) ? nan : v[i] > 0 ? v[i] : 0.0;
+        const double want_l = std::isnan(v[i]) ? nan : v[i] > 0 ? v[i] : 0.2 * v[i];
+        const double tol = dt == DType::Float32 ? 1e-6 : 0.0;
+        if (std::isnan(want_r)) {
+          ASSERT_TRUE(std::isnan(r[i]) && std::isnan(l[i])) << dtype_name(dt) << " element " << i;
+          continue;
+        }
+        for (const auto& [name, got, want] : {std::make_tuple("relu", r[i], want_r), std::make_tuple("leaky_relu", l[i], want_l)}) {
+          if (std::isinf(want))
+            ASSERT_EQ(got, want) << dtype_name(dt) << " " << name << " element " << i;
+          else
+            ASSERT_NEAR(got, want, tol * (1 + std::fabs(want))) << dtype_name(dt) << " " << name << " element " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Elementwise, SigmoidAndSoftplusAreStableAtExtremes) {
   Tensor x = from_vector(std::vector<float>{-1000.f, -50.f, 0.f, 50.f, 1000.f}, {5});
   std::vector<float> s = sigmoid(x).to_vector();
