@@ -56,6 +56,13 @@ struct Backend {
   // the 3-D (A, rows, K) form (a plain matrix as A = 1); `many` runs several matrices together (one CUDA launch).
   void (*power_iteration)(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, double eps);
   void (*power_iteration_many)(const std::vector<PowerIterationItem>& items, int64_t n_iters, double eps);
+  // Batch normalization in training mode (ops.h batch_norm_train) over contiguous (N, C, ...) tensors; weight and
+  // bias may be undefined, as may grad_in (only the parameters' gradients wanted).
+  void (*batch_norm_forward)(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& out,
+                             const Tensor& mean, const Tensor& var, const Tensor& invstd);
+  void (*batch_norm_backward)(const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                              const Tensor& weight, const Tensor& grad_in, const Tensor& grad_weight,
+                              const Tensor& grad_bias);
   // Optimizers (kernels/optim_step.h): one step for a whole model's parameter tensors (Adam, nSGDA, Ada-nSGDA,
   // AdaDir), group norms included.
   void (*multi_tensor_step)(const MultiTensorStep& step);

@@ -33,28 +33,33 @@ Tensor batch_norm(const char* op, bool training, const Tensor& x, const Tensor& 
   for (int64_t d = 0; d < x.dim(); ++d)
     if (d != 1) dims.push_back(d);
 
+  auto update_running = [&](const Tensor& mu, const Tensor& v, int64_t n) {
+    NoGradGuard ng;
+    Tensor rm = running_mean, rv = running_var;
+    rm.mul_(1.0 - momentum).add_(mu.detach().reshape({c}), momentum);
+    const double unbias = static_cast<double>(n) / static_cast<double>(n - 1);
+    rv.mul_(1.0 - momentum).add_(v.detach().reshape({c}), momentum * unbias);
+  };
   Tensor y;
   if (training) {
     const bool synced = sync && sync->sum && sync->replicas > 1;
     const int64_t n = x.numel() / c * (synced ? sync->replicas : 1);
     NASH_CHECK(n > 1, op, ": training needs more than 1 value per channel, got input of shape ",
                shape_str(x.shape()));
-    Tensor mu, v;
-    if (synced) {
-      // Two passes over the global batch, as var() does over a local one: the mean, then the mean squared
-      // deviation from it, each a local sum all-reduced over the replicas.
-      mu = mul(sync->sum(sum(x, dims, true)), 1.0 / static_cast<double>(n));
-      v = mul(sync->sum(sum(square(sub(x, mu)), dims, true)), 1.0 / static_cast<double>(n));
-    } else {
-      mu = mean(x, dims, true);
-      v = var(x, dims, false, true);
+    if (!synced) {
+      // The fused kernels (ops.h batch_norm_train): statistics, normalization and affine transform in one pass
+      // each way.
+      Tensor mu, v;
+      y = batch_norm_train(x, weight, bias, eps, &mu, &v);
+      update_running(mu, v, n);
+      return y;
     }
+    // Two passes over the global batch, as var() does over a local one: the mean, then the mean squared
+    // deviation from it, each a local sum all-reduced over the replicas.
+    const Tensor mu = mul(sync->sum(sum(x, dims, true)), 1.0 / static_cast<double>(n));
+    const Tensor v = mul(sync->sum(sum(square(sub(x, mu)), dims, true)), 1.0 / static_cast<double>(n));
     y = mul(sub(x, mu), pow(add(v, eps), -0.5));
-    NoGradGuard ng;
-    Tensor rm = running_mean, rv = running_var;
-    rm.mul_(1.0 - momentum).add_(mu.detach().reshape({c}), momentum);
-    const double unbias = static_cast<double>(n) / static_cast<double>(n - 1);
-    rv.mul_(1.0 - momentum).add_(v.detach().reshape({c}), momentum * unbias);
+    update_running(mu, v, n);
   } else {
     y = mul(sub(x, running_mean.reshape(pshape)), pow(add(running_var.reshape(pshape), eps), -0.5));
   }

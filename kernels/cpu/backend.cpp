@@ -30,6 +30,8 @@ Backend make_cpu_backend() {
   b.conv2d_scaled_bias_act = &cpu::conv2d_scaled_bias_act;
   b.power_iteration = &cpu::power_iteration;
   b.power_iteration_many = &cpu::power_iteration_many;
+  b.batch_norm_forward = &cpu::batch_norm_forward;
+  b.batch_norm_backward = &cpu::batch_norm_backward;
   b.multi_tensor_step = &cpu::multi_tensor_step;
   return b;
 }

@@ -60,6 +60,16 @@ void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, cons
 void power_iteration(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, double eps);
 void power_iteration_many(const std::vector<PowerIterationItem>& items, int64_t n_iters, double eps);
 
+// Batch normalization in training mode (kernels/cpu/norm.cpp; ops.h batch_norm_train) over contiguous (N, C, ...)
+// tensors: out = (x - mean) * invstd * weight + bias with the batch's mean, biased var and invstd = 1/sqrt(var + eps)
+// per channel, written to mean, var, invstd (C); weight and bias may be undefined. The backward writes
+// grad_weight = sum(g * xhat), grad_bias = sum(g) and, when defined, grad_in.
+void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& out,
+                        const Tensor& mean, const Tensor& var, const Tensor& invstd);
+void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                         const Tensor& weight, const Tensor& grad_in, const Tensor& grad_weight,
+                         const Tensor& grad_bias);
+
 // Optimizers (kernels/cpu/optim_step.cpp): a whole model's step in one OpenMP region.
 void multi_tensor_step(const detail::MultiTensorStep& step);
 

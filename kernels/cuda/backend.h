@@ -64,6 +64,14 @@ void conv2d_scaled_bias_act(const Tensor& x, const Tensor& w, double scale, cons
 void power_iteration(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, double eps);
 void power_iteration_many(const std::vector<PowerIterationItem>& items, int64_t n_iters, double eps);
 
+// Batch normalization in training mode (norm.cu): one block per channel computes its statistics and then writes
+// its output (forward) or its input gradient (backward), one launch each.
+void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& out,
+                        const Tensor& mean, const Tensor& var, const Tensor& invstd);
+void batch_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                         const Tensor& weight, const Tensor& grad_in, const Tensor& grad_weight,
+                         const Tensor& grad_bias);
+
 // Optimizers (optim_step.cu): a whole model's step, one launch per phase.
 void multi_tensor_step(const detail::MultiTensorStep& step);
 

@@ -41,6 +41,8 @@ detail::Backend make_table() {
   b.conv2d_scaled_bias_act = &conv2d_scaled_bias_act;
   b.power_iteration = &power_iteration;
   b.power_iteration_many = &power_iteration_many;
+  b.batch_norm_forward = &batch_norm_forward;
+  b.batch_norm_backward = &batch_norm_backward;
   b.multi_tensor_step = &multi_tensor_step;
   return b;
 }

@@ -131,6 +131,16 @@ Tensor mse_loss(const Tensor& a, const Tensor& b);
 // (N) class indices -> (N,C) one-hot (no gradient).
 Tensor one_hot(const Tensor& indices, int64_t num_classes);
 
+// ---- batch normalization (core/ops/norm.cpp) ------------------------------------------------
+// Training-mode batch normalization of x (N, C, ...) over every dim but 1: y = (x - mean) / sqrt(var + eps) * weight
+// + bias, with the batch's mean and biased variance per channel; weight and bias (C) may be undefined (no affine
+// transform). One kernel pass for the statistics and output and one for the backward (instead of the composite's
+// eight passes and temporaries); differentiable any number of times: under create_graph the backward is built from
+// the composite ops. mean_out and var_out, when given, receive the statistics (C), without history. Needs more than
+// one value per channel and eps > 0.
+Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor* mean_out = nullptr,
+                        Tensor* var_out = nullptr);
+
 // ---- spectral normalization: power iteration (state updates, no gradient) ------------------------
 // One matrix for power_iteration_many: w and its unit estimates u (rows), v (cols). w is a (rows, cols) matrix with
 // any strides, or a 3-D (A, rows, K) tensor standing for the rows x (A*K) matrix whose row r lists w[:, r, :] in
