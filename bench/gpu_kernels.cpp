@@ -237,6 +237,41 @@ void bench_power_iteration() {
       "", /*compare=*/false);
 }
 
+// Training-mode batch norm, forward and backward, at the DCGAN's batch-norm shapes: batch_norm_train's fused
+// kernels (one launch each way) against the composite formula nash ran before them (mean, var, normalization and
+// affine transform with their autograd backward: about eight launches and temporaries each way). Work: the five
+// tensor-sized streams a fused implementation must move (x and y forward; the output gradient, x and the input
+// gradient backward).
+void bench_batch_norm(const Shape& s) {
+  std::vector<Tensor> x, g;
+  for (int i = 0; i < kSets; ++i) {
+    x.push_back(rnd(s).requires_grad_());
+    g.push_back(rnd(s));
+  }
+  const Tensor w = rnd({s[1]}).requires_grad_(), b = rnd({s[1]}).requires_grad_();
+  const Shape ps{1, s[1], 1, 1};
+  Row r;
+  r.kernel = "batch norm f+b";
+  r.shape = shape_str(s);
+  r.vendor = "composite";
+  r.work = 5.0 * 4.0 * static_cast<double>(shape_numel(s));
+  r.bytes = true;
+  bench_pair(
+      r,
+      [&](int i) {
+        const Tensor y = batch_norm_train(x[i], w, b, 1e-5);
+        return autograd::grad({y}, {x[i], w, b}, {g[i]})[0];
+      },
+      [&](int i) {
+        const std::vector<int64_t> dims{0, 2, 3};
+        const Tensor y = add(mul(mul(sub(x[i], mean(x[i], dims, true)), pow(add(var(x[i], dims, false, true), 1e-5), -0.5)),
+                                 w.reshape(ps)),
+                             b.reshape(ps));
+        return autograd::grad({y}, {x[i], w, b}, {g[i]})[0];
+      },
+      "");
+}
+
 void bench_matmul(int64_t n) {
   std::vector<Tensor> a, b;
   for (int i = 0; i < kSets; ++i) {
@@ -466,6 +501,7 @@ int main() {
     bench_train_step(cudnn_skip, /*wgan_gp=*/false);
     bench_train_step(cudnn_skip, /*wgan_gp=*/true);
     bench_train_step(cudnn_skip, /*wgan_gp=*/false, /*sngan=*/true);
+    for (const Shape& s : {Shape{64, 128, 8, 8}, Shape{64, 64, 16, 16}}) bench_batch_norm(s);
     bench_power_iteration();
     // The target: all layers' power iteration at most 2% of a step of the model that uses it.
     double step_ms = NAN;
