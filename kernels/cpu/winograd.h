@@ -323,6 +323,34 @@ inline void gather(const T* base, const int64_t* off, int64_t n, T* d) {
   for (int64_t j = 0; j < n; ++j) d[j] = off[j] >= 0 ? base[off[j]] : T(0);
 }
 
+// A thread's workspace (workspace_elems) for blocks of `group` images: AA matrices on the C side (transformed
+// inputs or input-side products), AA on the Co side, each padded() apart, then the scratch la of AA * cols.
+template <class T>
+struct BlockWorkspace {
+  T *cside, *coside, *la;
+  int64_t ldc, ldco;
+  template <int R>
+  BlockWorkspace(const Problem<T, R>& p, int64_t group, T* ws)
+      : ldc(padded(p.C * p.tiles() * group)), ldco(padded(p.Co * p.tiles() * group)) {
+    cside = ws;
+    coside = cside + Problem<T, R>::AA * ldc;
+    la = coside + Problem<T, R>::AA * ldco;
+  }
+};
+
+// Calls body(n, bt) for each block [n, n + group) of images [n0, n1) (the last one may be shorter) with the tap
+// tables widened to it; in_image and out_image are the image strides of the input-side and output-side planes.
+template <class T, int R, class Body>
+void for_blocks(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, const int32_t* taps, int windows,
+                int64_t in_image, const int32_t* ytaps, int64_t out_image, Body&& body) {
+  BlockTaps<T, R> bt;
+  for (int64_t n = n0; n < n1; n += group) {
+    const int64_t bc = std::min(group, n1 - n);
+    if (n == n0 || bt.cols != bc * p.tiles()) bt.build(p, taps, windows, in_image, ytaps, out_image, bc);
+    body(n, static_cast<const BlockTaps<T, R>&>(bt));
+  }
+}
+
 // The input stage of a block: V[xi * ldv + c * cols + j] = (B^T d_j B)[xi] for the cols tiles j of the block's
 // images, every channel; la holds AA * cols.
 template <class T, int R>
@@ -358,28 +386,24 @@ template <class T, int R>
 void run(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, const Planes<const T>& src,
          const int32_t* taps, int windows, const Planes<T>& dst, const int32_t* ytaps, const T* bias) {
   constexpr int AA = Problem<T, R>::AA;
-  const int64_t ldv = padded(p.C * p.tiles() * group), ldm = padded(p.Co * p.tiles() * group);
-  T* V = ws;
-  T* M = V + AA * ldv;
-  T* la = M + AA * ldm;  // AA * cols: gathered inputs, then the 4 * cols outputs of a plane's tiles
-  BlockTaps<T, R> bt;
-  for (int64_t n = n0; n < n1; n += group) {
-    const int64_t bc = std::min(group, n1 - n);
-    if (bt.cols != bc * p.tiles() || n == n0) bt.build(p, taps, windows, src.image, ytaps, dst.image, bc);
+  // C side: the transformed inputs V; Co side: the products M; la: gathered inputs, then a plane's 4 * cols outputs.
+  const BlockWorkspace<T> w(p, group, ws);
+  for_blocks(p, n0, n1, group, taps, windows, src.image, ytaps, dst.image, [&](int64_t n, const BlockTaps<T, R>& bt) {
     const int64_t cols = bt.cols;
-    input_block(p, n, src, bt, la, V, ldv);
+    input_block(p, n, src, bt, w.la, w.cside, w.ldc);
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * p.ldu, p.C, V + xi * ldv, cols, T(0), M + xi * ldm,
-              cols);
+      gemm<T>(false, false, p.Co, cols, p.C, T(1), p.U + xi * p.ldu, p.C, w.cside + xi * w.ldc, cols, T(0),
+              w.coside + xi * w.ldco, cols);
     const int64_t* off = bt.out.data();
     for (int64_t co = 0; co < p.Co; ++co) {
-      transform_items<AA, 4>(cols, M + co * cols, ldm, la, cols, [](const auto* mv, auto* o) { output_2d<R>(mv, o); });
+      transform_items<AA, 4>(cols, w.coside + co * cols, w.ldco, w.la, cols,
+                             [](const auto* mv, auto* o) { output_2d<R>(mv, o); });
       T* y = dst.at(n, co);
       const T bv = bias ? bias[co] : T(0);
       for (int64_t j = 0; j < 4 * cols; ++j)
-        if (off[j] >= 0) y[off[j]] = la[j] + bv;
+        if (off[j] >= 0) y[off[j]] = w.la[j] + bv;
     }
-  }
+  });
 }
 
 // The weight gradient of the same convolution: acc[xi][co][c] = sum over the tiles of images [n0, n1) of
@@ -390,24 +414,19 @@ template <class T, int R>
 void run_grad_weight(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, const Planes<const T>& src,
                      const int32_t* taps, int windows, const Planes<const T>& dy, const int32_t* ytaps, T* acc) {
   constexpr int AA = Problem<T, R>::AA;
-  const int64_t ldv = padded(p.C * p.tiles() * group), ldy = padded(p.Co * p.tiles() * group);
   const int64_t lda = padded(p.Co * p.C);
-  T* V = ws;
-  T* Y = V + AA * ldv;
-  T* la = Y + AA * ldy;
   if (n0 >= n1)
     for (int xi = 0; xi < AA; ++xi) std::fill(acc + xi * lda, acc + xi * lda + p.Co * p.C, T(0));
-  BlockTaps<T, R> bt;
-  for (int64_t n = n0; n < n1; n += group) {
-    const int64_t bc = std::min(group, n1 - n);
-    if (bt.cols != bc * p.tiles() || n == n0) bt.build(p, taps, windows, src.image, ytaps, dy.image, bc);
+  // C side: the transformed inputs V; Co side: the transformed output-gradient tiles Y.
+  const BlockWorkspace<T> w(p, group, ws);
+  for_blocks(p, n0, n1, group, taps, windows, src.image, ytaps, dy.image, [&](int64_t n, const BlockTaps<T, R>& bt) {
     const int64_t cols = bt.cols;
-    input_block(p, n, src, bt, la, V, ldv);
-    output_grad_block(p, n, dy, bt, la, Y, ldy);
+    input_block(p, n, src, bt, w.la, w.cside, w.ldc);
+    output_grad_block(p, n, dy, bt, w.la, w.coside, w.ldco);
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(false, true, p.Co, p.C, cols, T(1), Y + xi * ldy, cols, V + xi * ldv, cols, n == n0 ? T(0) : T(1),
-              acc + xi * lda, p.C);
-  }
+      gemm<T>(false, true, p.Co, p.C, cols, T(1), w.coside + xi * w.ldco, cols, w.cside + xi * w.ldc, cols,
+              n == n0 ? T(0) : T(1), acc + xi * lda, p.C);
+  });
 }
 
 // The input gradient of the same convolution by the transposition principle: the forward maps an input tile d_t
@@ -421,27 +440,23 @@ template <class T, int R>
 void run_grad_input(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, T* ws, const Planes<T>& dst,
                     const int32_t* taps, int windows, const Planes<const T>& dy, const int32_t* ytaps) {
   constexpr int AA = Problem<T, R>::AA;
-  const int64_t ldp = padded(p.C * p.tiles() * group), ldy = padded(p.Co * p.tiles() * group);
-  T* P = ws;
-  T* Y = P + AA * ldp;
-  T* la = Y + AA * ldy;
-  BlockTaps<T, R> bt;
-  for (int64_t n = n0; n < n1; n += group) {
-    const int64_t bc = std::min(group, n1 - n);
-    if (bt.cols != bc * p.tiles() || n == n0) bt.build(p, taps, windows, dst.image, ytaps, dy.image, bc);
+  // C side: the products P; Co side: the transformed output-gradient tiles Y.
+  const BlockWorkspace<T> w(p, group, ws);
+  for_blocks(p, n0, n1, group, taps, windows, dst.image, ytaps, dy.image, [&](int64_t n, const BlockTaps<T, R>& bt) {
     const int64_t cols = bt.cols;
-    output_grad_block(p, n, dy, bt, la, Y, ldy);
+    output_grad_block(p, n, dy, bt, w.la, w.coside, w.ldco);
     for (int xi = 0; xi < AA; ++xi)
-      gemm<T>(true, false, p.C, cols, p.Co, T(1), p.U + xi * p.ldu, p.C, Y + xi * ldy, cols, T(0), P + xi * ldp,
-              cols);
+      gemm<T>(true, false, p.C, cols, p.Co, T(1), p.U + xi * p.ldu, p.C, w.coside + xi * w.ldco, cols, T(0),
+              w.cside + xi * w.ldc, cols);
     for (int64_t c = 0; c < p.C; ++c) {
-      transform_items<AA, AA>(cols, P + c * cols, ldp, la, cols, [](const auto* m, auto* d) { grad_input_2d<R>(m, d); });
+      transform_items<AA, AA>(cols, w.cside + c * cols, w.ldc, w.la, cols,
+                              [](const auto* m, auto* d) { grad_input_2d<R>(m, d); });
       T* im = dst.at(n, c);
       const int64_t* off = bt.input(c);
       for (int64_t j = 0; j < AA * cols; ++j)
-        if (off[j] >= 0) im[off[j]] += la[j];
+        if (off[j] >= 0) im[off[j]] += w.la[j];
     }
-  }
+  });
 }
 
 }  // namespace wino
