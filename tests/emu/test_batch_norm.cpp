@@ -3,6 +3,7 @@
 // DCGAN's layer shapes and odd ones (planes shorter than a warp, a channel longer than a block's stride).
 #include <string>
 
+#include "emu/device_test.h"
 #include "support.h"
 
 using namespace nash;
@@ -13,14 +14,7 @@ namespace {
 constexpr double kBound = 1e-4;  // float sums in another order than the CPU's
 
 // Named so tools/gpu-check's "*DeviceParity*/Cuda" filter runs the real-GPU instances.
-class BatchNormDeviceParity : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    device_ = Device::parse(GetParam());
-    if (device_.is_cuda() && !cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
-  }
-  Device device_;
-};
+class BatchNormDeviceParity : public nash_test::DeviceTest {};
 
 }  // namespace
 
@@ -70,7 +64,4 @@ TEST_P(BatchNormDeviceParity, BatchNorm2dRunningStatistics) {
   EXPECT_LE(rel_error(dev_bn.running_var, cpu_bn.running_var), kBound);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, BatchNormDeviceParity, ::testing::Values("emu-cuda", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
-                         });
+NASH_INSTANTIATE_DEVICE_TEST(BatchNormDeviceParity);

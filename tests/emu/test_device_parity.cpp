@@ -3,6 +3,7 @@
 #include <array>
 #include <functional>
 
+#include "emu/device_test.h"
 #include "support.h"
 
 using namespace nash;
@@ -14,12 +15,8 @@ constexpr double kReductionBound = 1e-4;
 
 using nash_test::rel_error;
 
-class DeviceParity : public ::testing::TestWithParam<std::string> {
+class DeviceParity : public nash_test::DeviceTest {
  protected:
-  void SetUp() override {
-    device_ = Device::parse(GetParam());
-    if (device_.is_cuda() && !cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
-  }
   Tensor on_dev(const Tensor& t) const { return t.to(device_); }
   // Runs f on CPU inputs and on device copies of them; returns the relative error of the outputs.
   double compare(const std::vector<Tensor>& cpu_in, const std::function<Tensor(const std::vector<Tensor>&)>& f) {
@@ -30,7 +27,6 @@ class DeviceParity : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(got.shape(), ref.shape());
     return rel_error(got.to(Device::cpu()), ref);
   }
-  Device device_;
 };
 
 Tensor rnd(const Shape& s, uint64_t seed) { return nash_test::randn32(s, seed); }
@@ -153,10 +149,7 @@ TEST_P(DeviceParity, BackwardAndDoubleBackwardMatchTheCpu) {
   EXPECT_LE(rel_error(xd.grad().to(Device::cpu()), xc.grad()), kReductionBound);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, DeviceParity, ::testing::Values("emu-cuda", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
-                         });
+NASH_INSTANTIATE_DEVICE_TEST(DeviceParity);
 
 #if defined(NASH_CUDA_EMULATION_AVAILABLE)
 namespace nash {

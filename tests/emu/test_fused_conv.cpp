@@ -3,6 +3,7 @@
 // (bound 1e-4) and against the CPU, its gradients and double backward, and the layers' use of it.
 #include <cmath>
 
+#include "emu/device_test.h"
 #include "support.h"
 
 using namespace nash;
@@ -37,14 +38,7 @@ const Case kCases[] = {
     {{2, 2, 9, 9}, {3, 2, 3, 2}, 0.8, 2.0, 0.1, 2.5, true, {1, 2}, {2, 0}, {2, 1}},
 };
 
-class FusedConv : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    dev_ = Device::parse(GetParam());
-    if (dev_.is_cuda() && !cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
-  }
-  Device dev_;
-};
+class FusedConv : public nash_test::DeviceTest {};
 
 }  // namespace
 
@@ -54,16 +48,16 @@ TEST_P(FusedConv, ScaleKernelMatchesTheCpuOnOddAndMisalignedSizes) {
     for (int64_t off : {0, 1}) {  // offset 1: not 16-byte aligned, the scalar path
       SCOPED_TRACE("n=" + std::to_string(n) + " offset=" + std::to_string(off));
       Tensor xc = x.narrow(0, off, n);
-      Tensor got = scale_weight(xc.to(dev_).narrow(0, 0, n), -0.37);
-      EXPECT_EQ(got.device(), dev_);
+      Tensor got = scale_weight(xc.to(device_).narrow(0, 0, n), -0.37);
+      EXPECT_EQ(got.device(), device_);
       EXPECT_LE(rel_error(got, scale_weight(xc, -0.37)), kScaleBound);
-      Tensor xd = x.to(dev_).narrow(0, off, n);
+      Tensor xd = x.to(device_).narrow(0, off, n);
       EXPECT_LE(rel_error(scale_weight(xd, 2.0), mul(xc, 2.0)), kScaleBound);
     }
   }
   // Non-contiguous weights are copied first.
   Tensor w = rnd({4, 3, 5}, 9);
-  EXPECT_LE(rel_error(scale_weight(w.to(dev_).transpose(0, 2), 0.5), mul(w.transpose(0, 2), 0.5)), kScaleBound);
+  EXPECT_LE(rel_error(scale_weight(w.to(device_).transpose(0, 2), 0.5), mul(w.transpose(0, 2), 0.5)), kScaleBound);
 }
 
 TEST_P(FusedConv, OneLaunchEqualsTheUnfusedCompositionAndTheCpu) {
@@ -71,10 +65,10 @@ TEST_P(FusedConv, OneLaunchEqualsTheUnfusedCompositionAndTheCpu) {
   for (const Case& c : kCases) {
     SCOPED_TRACE("case " + std::to_string(i++));
     Tensor x = rnd(c.x, 1), w = rnd(c.w, 2), b = c.bias ? rnd({c.w[0]}, 3) : Tensor();
-    Tensor xd = x.to(dev_), wd = w.to(dev_), bd = c.bias ? b.to(dev_) : Tensor();
+    Tensor xd = x.to(device_), wd = w.to(device_), bd = c.bias ? b.to(device_) : Tensor();
     Tensor fused =
         conv2d_scaled_bias_act(xd, wd, c.scale, bd, c.bias_scale, c.slope, c.gain, c.stride, c.padding, c.dilation);
-    EXPECT_EQ(fused.device(), dev_);
+    EXPECT_EQ(fused.device(), device_);
     Tensor ref_dev = unfused(xd, wd, c.scale, bd, c.bias_scale, c.slope, c.gain, c.stride, c.padding, c.dilation);
     EXPECT_LE(rel_error(fused, ref_dev), kFusedBound);
     Tensor ref_cpu = unfused(x, w, c.scale, b, c.bias_scale, c.slope, c.gain, c.stride, c.padding, c.dilation);
@@ -98,7 +92,7 @@ TEST_P(FusedConv, GradientsAndDoubleBackwardMatchTheCpu) {
       g.insert(g.end(), g2.begin(), g2.end());
       return g;
     };
-    std::vector<Tensor> dev = run(dev_), cpu = run(Device::cpu());
+    std::vector<Tensor> dev = run(device_), cpu = run(Device::cpu());
     const char* names[] = {"dx", "dw", "db", "d2w", "d2b"};
     for (std::size_t k = 0; k < cpu.size(); ++k) {
       SCOPED_TRACE(names[k]);
@@ -121,14 +115,14 @@ TEST_P(FusedConv, EqualizedLayersUseTheFusedKernelWithAnActivation) {
   }
   Tensor x = rnd({2, 3, 6, 5}, 8), xl = rnd({3, 9}, 9);
   Tensor want = conv(x), want_l = lin(xl);  // CPU: unfused
-  conv.to(dev_);
-  lin.to(dev_);
-  Tensor got = conv(x.to(dev_)), got_l = lin(xl.to(dev_));
+  conv.to(device_);
+  lin.to(device_);
+  Tensor got = conv(x.to(device_)), got_l = lin(xl.to(device_));
   EXPECT_EQ(got.grad_fn()->name(), "conv2d_scaled_bias_act");
   EXPECT_LE(rel_error(got, want), kConvBound);
   EXPECT_LE(rel_error(got_l, want_l), kConvBound);
   conv.allow_fused = false;
-  Tensor plain = conv(x.to(dev_));
+  Tensor plain = conv(x.to(device_));
   EXPECT_NE(plain.grad_fn()->name(), "conv2d_scaled_bias_act");
   EXPECT_LE(rel_error(got, plain), kFusedBound);
   // The parameter gradients agree too.
@@ -140,13 +134,10 @@ TEST_P(FusedConv, EqualizedLayersUseTheFusedKernelWithAnActivation) {
 }
 
 TEST_P(FusedConv, RejectsFloat64OnTheDevice) {
-  if (!dev_.is_emu_cuda()) GTEST_SKIP() << "checked on the emulated device";
-  Tensor x = empty({1, 1, 3, 3}, DType::Float64, dev_), w = empty({1, 1, 1, 1}, DType::Float64, dev_);
+  if (!device_.is_emu_cuda()) GTEST_SKIP() << "checked on the emulated device";
+  Tensor x = empty({1, 1, 3, 3}, DType::Float64, device_), w = empty({1, 1, 1, 1}, DType::Float64, device_);
   nash_test::expect_error([&] { conv2d_scaled_bias_act(x, w, 1.0); }, {"conv2d_scaled_bias_act", "float32"});
   nash_test::expect_error([&] { scale_weight(x, 1.0); }, {"scale", "float32"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, FusedConv, ::testing::Values("emu-cuda", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
-                         });
+NASH_INSTANTIATE_DEVICE_TEST(FusedConv);

@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "emu/device_test.h"
 #include "support.h"
 
 using namespace nash;
@@ -280,15 +281,11 @@ class PinPlan {
   PinPlan& operator=(const PinPlan&) = delete;
 };
 
-class GemmOps : public ::testing::TestWithParam<std::string> {
+class GemmOps : public nash_test::DeviceTest {
  protected:
-  void SetUp() override {
-    dev_ = Device::parse(GetParam());
-    if (dev_.is_cuda() && !cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
-  }
   // Runs check once per pinned plan on the emulated device, once with the device's plans on a GPU.
   void for_each_plan(const std::function<void()>& check) {
-    if (!dev_.is_emu_cuda()) return check();
+    if (!device_.is_emu_cuda()) return check();
     const k::GemmPlan plans[] = {{k::GemmTile::Large, 1}, {k::GemmTile::Large, 3}, {k::GemmTile::Small, 1},
                                  {k::GemmTile::Small, 2}};
     for (const k::GemmPlan& p : plans) {
@@ -299,12 +296,11 @@ class GemmOps : public ::testing::TestWithParam<std::string> {
   }
   double compare(const std::vector<Tensor>& cpu_in, const std::function<Tensor(const std::vector<Tensor>&)>& f) {
     std::vector<Tensor> dev_in;
-    for (const Tensor& t : cpu_in) dev_in.push_back(t.to(dev_));
+    for (const Tensor& t : cpu_in) dev_in.push_back(t.to(device_));
     Tensor ref = f(cpu_in), got = f(dev_in);
-    EXPECT_EQ(got.device(), dev_);
+    EXPECT_EQ(got.device(), device_);
     return nash_test::rel_error(got, ref);
   }
-  Device dev_;
 };
 Tensor rnd(const Shape& s, uint64_t seed) { return nash_test::randn32(s, seed); }
 }  // namespace
@@ -369,7 +365,7 @@ TEST_P(GemmOps, ConvolutionsOnEdgeShapes) {
 }
 
 TEST_P(GemmOps, DeviceSizedShapesTakeTheLargeTileAndItsSplit) {
-  if (dev_.is_emu_cuda()) GTEST_SKIP() << "device-sized problems: run on a GPU (the pinned plans cover the emulation)";
+  if (device_.is_emu_cuda()) GTEST_SKIP() << "device-sized problems: run on a GPU (the pinned plans cover the emulation)";
   MatmulEngineGuard nash_engine(MatmulEngine::Nash);
   ConvEngineGuard nash_conv(ConvEngine::Nash);
   // 13 x 13 large tiles with float4 fetches, edges in M and N.
@@ -388,7 +384,4 @@ TEST_P(GemmOps, DeviceSizedShapesTakeTheLargeTileAndItsSplit) {
             kOpBound);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, GemmOps, ::testing::Values("emu-cuda", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
-                         });
+NASH_INSTANTIATE_DEVICE_TEST(GemmOps);

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "step_optimizers.h"
+#include "emu/device_test.h"
 #include "support.h"
 
 using namespace nash;
@@ -37,14 +38,7 @@ double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
   return std::sqrt(num / den);
 }
 
-class OptimStep : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    device_ = Device::parse(GetParam());
-    if (device_.is_cuda() && !cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
-  }
-  Device device_;
-};
+class OptimStep : public nash_test::DeviceTest {};
 
 // 26 tensors: odd sizes, one over a 4096-element block (two blocks), and one leaf that starts 1 float into its
 // storage. Sizes stay small: every emulated CUDA thread is a fiber.
@@ -165,7 +159,4 @@ TEST_P(OptimStep, NormInvariantsHoldOnTheDevice) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, OptimStep, ::testing::Values("emu-cuda", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
-                         });
+NASH_INSTANTIATE_DEVICE_TEST(OptimStep);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "step_optimizers.h"
+#include "emu/device_test.h"
 #include "support.h"
 
 using namespace nash;
@@ -66,16 +67,15 @@ struct Player {
   }
 };
 
-class OptimStepCache : public ::testing::TestWithParam<std::string> {
+class OptimStepCache : public nash_test::DeviceTest {
  protected:
   void SetUp() override {
-    device_ = Device::parse(GetParam());
-    if (device_.is_cuda() && !cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
+    DeviceTest::SetUp();
+    if (IsSkipped()) return;
     k::clear_step_cache();
   }
   // The counters exist for the emulated build only; a GPU run checks the results alone.
   bool counted() const { return device_.is_emu_cuda(); }
-  Device device_;
 };
 
 }  // namespace
@@ -208,7 +208,4 @@ TEST_P(OptimStepCache, ScalarsBeyondTheKernelArgumentAreCopied) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, OptimStepCache, ::testing::Values("emu-cuda", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
-                         });
+NASH_INSTANTIATE_DEVICE_TEST(OptimStepCache);

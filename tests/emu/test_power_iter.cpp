@@ -2,6 +2,7 @@
 // matrices, against the CPU kernel, bound ||dev - cpu|| / ||cpu|| <= 1e-4; SpectralNorm layers on the device.
 #include <string>
 
+#include "emu/device_test.h"
 #include "support.h"
 
 using namespace nash;
@@ -65,14 +66,7 @@ std::vector<Case> make_cases(Device d) {
 }
 
 // Named so tools/gpu-check's "*DeviceParity*/Cuda" filter runs the real-GPU instances.
-class PowerIterDeviceParity : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    device_ = Device::parse(GetParam());
-    if (device_.is_cuda() && !cuda::is_available()) GTEST_SKIP() << cuda::unavailable_reason();
-  }
-  Device device_;
-};
+class PowerIterDeviceParity : public nash_test::DeviceTest {};
 
 }  // namespace
 
@@ -160,7 +154,4 @@ TEST_P(PowerIterDeviceParity, SpectralNormLayersOnTheDevice) {
   EXPECT_LE(rel_error(dev_net->forward(x.to(device_)), cpu_net->forward(x)), kConvBound);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, PowerIterDeviceParity, ::testing::Values("emu-cuda", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           return i.param == "emu-cuda" ? std::string("EmulatedCuda") : std::string("Cuda");
-                         });
+NASH_INSTANTIATE_DEVICE_TEST(PowerIterDeviceParity);
