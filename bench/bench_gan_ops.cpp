@@ -4,6 +4,8 @@
 //    CUDA; on the CPU the fused op runs the same composition, so the two should tie there);
 //  * spectral normalization's power iteration over SN-GAN's discriminator: each layer alone, every layer one call
 //    at a time (what the per-forward updates cost), and nn::spectral_norm_update_all (one launch on CUDA);
+//  * training-mode batch norm, forward and backward, at the DCGAN's batch-norm shapes: the fused batch_norm_train
+//    against the composite formula (mean, var, normalization, affine transform and their autograd backward);
 //  * one whole training step of each Fashion-MNIST architecture (the fmnist app's models, losses, n_dis, penalty
 //    and Adam settings; diagnostics off).
 // Flags: --width (channels of D's first layer, default 64) and --batch (default 64).
@@ -12,6 +14,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "micro.h"
@@ -66,6 +69,32 @@ void BM_EqualizedConv(benchmark::State& state, EqConv c, EqVariant variant, bool
     const Int2 o = conv2d_output_hw({c.hw, c.hw}, {c.k, c.k}, c.stride, c.pad, 1);
     state.counters["FLOP/s"] = nash_bench::rate(2.0 * g_batch * c.cout * o.h * o.w * c.cin * c.k * c.k);
   }
+}
+
+// ---- batch normalization -------------------------------------------------------------------------------------------
+
+// Forward and backward through autograd on (batch, c, hw, hw) with weight and bias. Counter bytes/s: the five
+// tensor-sized streams a fused implementation must move (x and y forward; the output gradient, x and the input
+// gradient backward) over the time.
+void BM_BatchNorm(benchmark::State& state, int64_t c, int64_t hw, bool fused, bool on_cuda) {
+  const Device dev = device_of(on_cuda);
+  if (!nash_bench::usable(state, dev)) return;
+  manual_seed(0);
+  const Shape s{g_batch, c, hw, hw};
+  std::vector<Tensor> x = nash_bench::rotating_randn(s, dev);
+  for (Tensor& t : x) t.requires_grad_();
+  const std::vector<Tensor> g = nash_bench::rotating_randn(s, dev);
+  const Tensor w = ones({c}, DType::Float32, dev).requires_grad_(), b = zeros({c}, DType::Float32, dev).requires_grad_();
+  const Shape ps{1, c, 1, 1};
+  const std::vector<int64_t> dims{0, 2, 3};
+  nash_bench::timed_loop(state, dev, [&](int k) {
+    const Tensor y = fused ? batch_norm_train(x[k], w, b, 1e-5)
+                           : add(mul(mul(sub(x[k], mean(x[k], dims, true)), pow(add(var(x[k], dims, false, true), 1e-5), -0.5)),
+                                     w.reshape(ps)),
+                                 b.reshape(ps));
+    autograd::grad({y}, {x[k], w, b}, {g[k]});
+  });
+  state.counters["bytes/s"] = nash_bench::rate(5.0 * 4 * double(shape_numel(s)));
 }
 
 // ---- spectral normalization ----------------------------------------------------------------------------------------
@@ -223,6 +252,18 @@ void register_all(int* argc, char** argv) {
                       long(c.cin), long(c.hw), long(c.hw), long(c.cout), long(c.k), long(c.stride),
                       device_name(on_cuda));
         benchmark::RegisterBenchmark(name, BM_EqualizedConv, c, v, on_cuda)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
+      }
+  // The DCGAN's batch norms at 32x32: (w, 16x16) in G, (2w, 8x8) and (4w, 4x4) in both G and D.
+  for (const std::pair<int64_t, int64_t>& bn : {std::make_pair(w, int64_t(16)), std::make_pair(2 * w, int64_t(8)),
+                                                 std::make_pair(4 * w, int64_t(4))})
+    for (bool fused : {true, false})
+      for (bool on_cuda : {false, true}) {
+        char name[128];
+        std::snprintf(name, sizeof name, "batch_norm/%s/n%ld_c%ld_%ldx%ld/%s", fused ? "fused" : "composite",
+                      long(g_batch), long(bn.first), long(bn.second), long(bn.second), device_name(on_cuda));
+        benchmark::RegisterBenchmark(name, BM_BatchNorm, bn.first, bn.second, fused, on_cuda)
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
       }
