@@ -1,6 +1,6 @@
 // The device fixture of the CUDA kernel tests: each test runs on the emulated CUDA device (always) and on a real
-// one (skipped, with the reason, where no GPU answers). Suites are named so that tools/gpu-check's filters
-// ("*/Cuda") pick their real-GPU instances.
+// one (skipped, with the reason, where no GPU answers). tools/gpu-check runs the real-GPU instances by their names,
+// Devices/<suite>.<test>/Cuda.
 #pragma once
 #include <string>
 

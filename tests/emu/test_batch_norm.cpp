@@ -13,7 +13,7 @@ namespace {
 
 constexpr double kBound = 1e-4;  // float sums in another order than the CPU's
 
-// Named so tools/gpu-check's "*DeviceParity*/Cuda" filter runs the real-GPU instances.
+// Named *DeviceParity* so that tools/gpu-check's compute-sanitizer subset includes its real-GPU instances.
 class BatchNormDeviceParity : public nash_test::DeviceTest {};
 
 }  // namespace

@@ -65,7 +65,7 @@ std::vector<Case> make_cases(Device d) {
   return cs;
 }
 
-// Named so tools/gpu-check's "*DeviceParity*/Cuda" filter runs the real-GPU instances.
+// Named *DeviceParity* so that tools/gpu-check's compute-sanitizer subset includes its real-GPU instances.
 class PowerIterDeviceParity : public nash_test::DeviceTest {};
 
 }  // namespace
