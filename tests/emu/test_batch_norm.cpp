@@ -64,4 +64,14 @@ TEST_P(BatchNormDeviceParity, BatchNorm2dRunningStatistics) {
   EXPECT_LE(rel_error(dev_bn.running_var, cpu_bn.running_var), kBound);
 }
 
+// The CUDA kernels are float32-only: float64 on the device is an error that says so, and a weight on another
+// device than the input is named too.
+TEST_P(BatchNormDeviceParity, RejectsFloat64AndMixedDevices) {
+  const Tensor x64 = randn({4, 3, 2, 2}, DType::Float64).to(device_);
+  nash_test::expect_error([&] { batch_norm_train(x64, Tensor(), Tensor(), 1e-5); }, {"batch_norm_train", "float32"});
+  const Tensor x = randn({4, 3, 2, 2}).to(device_);
+  nash_test::expect_error([&] { batch_norm_train(x, ones({3}), Tensor(), 1e-5); },
+                          {"batch_norm_train", "different devices"});
+}
+
 NASH_INSTANTIATE_DEVICE_TEST(BatchNormDeviceParity);
