@@ -264,9 +264,8 @@ void bench_batch_norm(const Shape& s) {
       },
       [&](int i) {
         const std::vector<int64_t> dims{0, 2, 3};
-        const Tensor y = add(mul(mul(sub(x[i], mean(x[i], dims, true)), pow(add(var(x[i], dims, false, true), 1e-5), -0.5)),
-                                 w.reshape(ps)),
-                             b.reshape(ps));
+        const Tensor xhat = mul(sub(x[i], mean(x[i], dims, true)), pow(add(var(x[i], dims, false, true), 1e-5), -0.5));
+        const Tensor y = add(mul(xhat, w.reshape(ps)), b.reshape(ps));
         return autograd::grad({y}, {x[i], w, b}, {g[i]})[0];
       },
       "");

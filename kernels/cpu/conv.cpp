@@ -254,8 +254,8 @@ struct Workspace {
 enum class Wino { None, K3S1, K4S2 };
 
 // Which Winograd mapping a convolution gets (the same for its three passes): 3x3 stride 1, or 4x4 stride 2
-// through its stride phases; dilation 1, any padding. Auto keeps im2col + GEMM where the GEMMs would be too thin for the transforms to pay
-// (fewer than 32 channels on either side, fewer than 4 output pixels).
+// through its stride phases; dilation 1, any padding. Auto keeps im2col + GEMM where the GEMMs would be too thin
+// for the transforms to pay (fewer than 32 channels on either side, fewer than 4 output pixels).
 Wino winograd_kind(const Geom& g) {
   const CpuConvAlgorithm algo = cpu_conv_algorithm();
   if (algo == CpuConvAlgorithm::Im2col || g.d.h != 1 || g.d.w != 1 || g.Ho < 1 || g.Wo < 1) return Wino::None;
@@ -313,7 +313,8 @@ struct WinoPlan {
 template <class T>
 wino::Problem<T, 2> k4s2_problem(const Geom& g, const T* w) {
   wino::Problem<T, 2> pr{4 * g.Cin, g.Cout, half_up(g.Ho), half_up(g.Wo), nullptr};
-  transform_filters(pr, w, 8, 2, [&](int64_t o, int64_t i) { return (o * g.Cin + i / 4) * 16 + (i / 2 % 2) * 4 + i % 2; });
+  transform_filters(pr, w, 8, 2,
+                    [&](int64_t o, int64_t i) { return (o * g.Cin + i / 4) * 16 + (i / 2 % 2) * 4 + i % 2; });
   return pr;
 }
 
@@ -432,8 +433,7 @@ void winograd_grad_weight(Wino kind, const Geom& g, const T* x, const T* gy, T* 
 
 template <class T>
 void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
-  if (const Wino kind = winograd_kind(g); kind != Wino::None)
-    return winograd_forward(kind, g, x, w, bias, y);
+  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_forward(kind, g, x, w, bias, y);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
@@ -464,8 +464,7 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
 
 template <class T>
 void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
-  if (const Wino kind = winograd_kind(g); kind != Wino::None)
-    return winograd_grad_input(kind, g, gy, w, gx);
+  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_grad_input(kind, g, gy, w, gx);
   const int64_t K = g.K(), P = g.P();
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;
@@ -488,8 +487,7 @@ void conv_grad_input(const Geom& g, const T* gy, const T* w, T* gx) {
 
 template <class T>
 void conv_grad_weight(const Geom& g, const T* x, const T* gy, T* gw) {
-  if (const Wino kind = winograd_kind(g); kind != Wino::None)
-    return winograd_grad_weight(kind, g, x, gy, gw);
+  if (const Wino kind = winograd_kind(g); kind != Wino::None) return winograd_grad_weight(kind, g, x, gy, gw);
   const int64_t K = g.K(), P = g.P(), WK = g.Cout * K;
   Workspace<T> ws(g);
   const Plan& pl = ws.pl;

@@ -97,7 +97,8 @@ TEST(Elementwise, ReluAndLeakyReluPropagateNaNOnLongAndStridedRows) {
           ASSERT_TRUE(std::isnan(r[i]) && std::isnan(l[i])) << dtype_name(dt) << " element " << i;
           continue;
         }
-        for (const auto& [name, got, want] : {std::make_tuple("relu", r[i], want_r), std::make_tuple("leaky_relu", l[i], want_l)}) {
+        for (const auto& [name, got, want] :
+             {std::make_tuple("relu", r[i], want_r), std::make_tuple("leaky_relu", l[i], want_l)}) {
           if (std::isinf(want))
             ASSERT_EQ(got, want) << dtype_name(dt) << " " << name << " element " << i;
           else

@@ -365,7 +365,8 @@ TEST_P(GemmOps, ConvolutionsOnEdgeShapes) {
 }
 
 TEST_P(GemmOps, DeviceSizedShapesTakeTheLargeTileAndItsSplit) {
-  if (device_.is_emu_cuda()) GTEST_SKIP() << "device-sized problems: run on a GPU (the pinned plans cover the emulation)";
+  if (device_.is_emu_cuda())
+    GTEST_SKIP() << "device-sized problems: run on a GPU (the pinned plans cover the emulation)";
   MatmulEngineGuard nash_engine(MatmulEngine::Nash);
   ConvEngineGuard nash_conv(ConvEngine::Nash);
   // 13 x 13 large tiles with float4 fetches, edges in M and N.

@@ -138,8 +138,8 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes);
 // eight passes and temporaries); differentiable any number of times: under create_graph the backward is built from
 // the composite ops. mean_out and var_out, when given, receive the statistics (C), without history. Needs more than
 // one value per channel and eps > 0.
-Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor* mean_out = nullptr,
-                        Tensor* var_out = nullptr);
+Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                        Tensor* mean_out = nullptr, Tensor* var_out = nullptr);
 
 // ---- spectral normalization: power iteration (state updates, no gradient) ------------------------
 // One matrix for power_iteration_many: w and its unit estimates u (rows), v (cols). w is a (rows, cols) matrix with
