@@ -30,10 +30,16 @@ void Adam::step() {
   PackedStep packed = pack_step(
       s, groups_, exp_avg_, exp_avg_sq_, param_steps_, true, true,
       [this](const Tensor& p) { return step_grad(p, true); },
-      [this](std::size_t gi, std::size_t, int64_t t, detail::StepTensor& st) {
-        const double td = static_cast<double>(t);
-        st.step_size = groups_[gi].lr / (1.0 - std::pow(opt_.beta1, td));
-        st.denom_scale = std::sqrt(1.0 - std::pow(opt_.beta2, td));
+      [this, t_last = int64_t(-1), bc1 = 0.0, bc2 = 0.0](std::size_t gi, std::size_t, int64_t t,
+                                                         detail::StepTensor& st) mutable {
+        if (t != t_last) {  // the bias corrections, once per distinct step count (usually once per step)
+          const double td = static_cast<double>(t);
+          bc1 = 1.0 - std::pow(opt_.beta1, td);
+          bc2 = std::sqrt(1.0 - std::pow(opt_.beta2, td));
+          t_last = t;
+        }
+        st.step_size = groups_[gi].lr / bc1;
+        st.denom_scale = bc2;
       },
       "Adam.step");
   s.step_norms = step_norms_buffer();

@@ -139,6 +139,12 @@ PackedStep pack_step(MultiTensorStep& s, std::vector<ParamGroup>& groups, std::v
                      const char* op) {
   PackedStep packed;
   packed.group_active.assign(groups.size(), false);
+  std::size_t total = 0;
+  for (const ParamGroup& group : groups) total += group.params.size();
+  s.tensors.reserve(total);
+  packed.grads.reserve(total);
+  packed.stepped.reserve(total);
+  packed.where.reserve(total);
   exp_avg.resize(groups.size());
   exp_avg_sq.resize(groups.size());
   param_steps.resize(groups.size());

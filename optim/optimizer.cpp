@@ -124,8 +124,10 @@ Tensor Optimizer::step_grad(const Tensor& p, bool any_device) const {
   NASH_CHECK(g.device() == p.device(), op, ": gradient ", g.str(), " is not on parameter ", p.str(), "'s device");
   NASH_CHECK(p.is_contiguous(), op, ": parameter ", p.str(), " must be contiguous to be updated in place");
   NASH_CHECK(g.dtype() == p.dtype(), op, ": gradient ", g.str(), " does not match parameter ", p.str());
-  // Accumulated gradients may be broadcast views (stride 0); the loops read them densely.
-  return g.is_contiguous() ? g.detach() : g.detach().contiguous();
+  // Accumulated gradients may be broadcast views (stride 0); the loops read them densely. A plain gradient (no
+  // history, the usual case) is returned as it is: detaching it would allocate a tensor per parameter and step.
+  if (!g.is_contiguous()) return g.detach().contiguous();
+  return g.requires_grad() || g.grad_fn() ? g.detach() : g;
 }
 
 std::string Optimizer::state_key(std::size_t group, std::size_t param, const std::string& what) {

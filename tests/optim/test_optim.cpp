@@ -203,6 +203,53 @@ TEST(Optim, ParametersWithoutGradAreSkipped) {
   EXPECT_EQ(opt.step_count(), 2);
 }
 
+// One step over parameters at different step counts (a and c at their second step, b between them at its first):
+// each gets its own bias correction, whatever the order the step meets the counts in.
+TEST(Optim, AdamBiasCorrectionFollowsEachParametersOwnStepCount) {
+  Tensor a = param64(kP0), b = param64(kP0), c = param64(kP0);
+  optim::AdamOptions o;
+  o.lr = 0.01;
+  o.beta1 = 0.9;
+  o.beta2 = 0.99;
+  o.eps = 1e-6;
+  optim::Adam opt({a, b, c}, o);
+  AdamRef ra{0.01, 0.9, 0.99, 1e-6, 0.0}, rb = ra, rc = ra;
+  std::vector<double> wa = kP0, wb = kP0, wc = kP0;
+  set_grad(a, kG1);
+  set_grad(c, kG2);
+  opt.step();  // b has no gradient yet
+  ra.step(wa, kG1);
+  rc.step(wc, kG2);
+  set_grad(a, kG2);
+  set_grad(b, kG1);
+  set_grad(c, kG1);
+  opt.step();
+  ra.step(wa, kG2);
+  rb.step(wb, kG1);
+  rc.step(wc, kG1);
+  nash_test::expect_values(a, wa, 1e-14);
+  nash_test::expect_values(b, wb, 1e-14);
+  nash_test::expect_values(c, wc, 1e-14);
+  EXPECT_EQ(opt.state().at("group0.param1.step").item(), 1);
+  EXPECT_EQ(opt.state().at("group0.param2.step").item(), 2);
+}
+
+// A gradient that carries autograd history (made under create_graph) is read, never recorded through or changed.
+TEST(Optim, GradientsWithHistoryAreReadDetached) {
+  Tensor p = param64(kP0), q = param64(kP0);
+  Tensor x = from_vector(std::vector<double>{1.0, 2.0, -1.0, 0.5}, {4}).requires_grad_();
+  // p's gradient is 2x (a tensor with a grad_fn that requires grad).
+  Tensor gx = autograd::grad({sum(mul(x, x))}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  ASSERT_TRUE(gx.requires_grad());
+  p.set_grad(gx);
+  set_grad(q, {2.0, 4.0, -2.0, 1.0});
+  optim::Adam opt({p, q}, {0.05});
+  opt.step();
+  nash_test::expect_values(p, q.to_vector<double>(), 0);  // the same update as a plain gradient of equal values
+  EXPECT_TRUE(p.grad().requires_grad());                  // the stored gradient is untouched
+  nash_test::expect_values(p.grad(), {2.0, 4.0, -2.0, 1.0}, 0);
+}
+
 TEST(Optim, StateRoundTripResumesExactly) {
   Tensor a = param64(kP0), b = param64(kP0);
   optim::AdamOptions o;
