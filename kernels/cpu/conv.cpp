@@ -276,12 +276,11 @@ template <class T, int R, class Base>
 void transform_filters(wino::Problem<T, R>& pr, const T* w, int64_t ld, int64_t cs, Base&& base) {
   const int64_t Co = pr.Co, C = pr.C, ldu = wino::padded(Co * C);
   T* U = thread_scratch<T>(3, pr.AA * ldu);
-#pragma omp parallel if (Co * C >= 4096)
-  {
+  parallel_region(Co * C >= 4096, [&] {
     T* gl = thread_scratch<T>(1, R * R * C);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < Co; ++o) wino::transform_filters_row<R>(o, C, w, ld, cs, base, gl, U, ldu);
-  }
+  });
   pr.U = U;
   pr.ldu = ldu;
 }

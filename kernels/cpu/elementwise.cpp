@@ -144,7 +144,11 @@ void axpy(const Tensor& src, const Tensor& dst, double alpha) {
     T* d = dst.data_ptr<T>();
     const T al = static_cast<T>(alpha);
     const int64_t n = dst.numel();
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+    if (n < kParallelGrain) {
+      for (int64_t i = 0; i < n; ++i) d[i] += al * s[i];
+      return;
+    }
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) d[i] += al * s[i];
   };
   if (dst.dtype() == DType::Float32) run(0.0f);

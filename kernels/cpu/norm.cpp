@@ -32,7 +32,7 @@ double channel_sum(const Layout& l, int64_t c, F&& term) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-bool parallel(const Layout& l) { return l.C > 1 && l.N * l.C * l.S >= kParallelGrain; }
+bool parallel(const Layout& l) { return l.N * l.C * l.S >= kParallelGrain; }
 
 template <class T>
 void forward_typed(const Tensor& xt, const Tensor& wt, const Tensor& bt, double eps, const Tensor& outt,
@@ -44,8 +44,7 @@ void forward_typed(const Tensor& xt, const Tensor& wt, const Tensor& bt, double 
   T* y = outt.data_ptr<T>();
   T *mean = meant.data_ptr<T>(), *var = vart.data_ptr<T>(), *inv = invt.data_ptr<T>();
   const double M = static_cast<double>(l.count());
-#pragma omp parallel for schedule(static) if (parallel(l))
-  for (int64_t c = 0; c < l.C; ++c) {
+  parallel_for(l.C, parallel(l), [&](int64_t c) {
     // Two passes (the mean, then the squared deviations from it): no cancellation when |mean| >> std.
     const double m = channel_sum(l, c, [&](int64_t i) { return static_cast<double>(x[i]); }) / M;
     const double v = channel_sum(l, c, [&](int64_t i) {
@@ -63,7 +62,7 @@ void forward_typed(const Tensor& xt, const Tensor& wt, const Tensor& bt, double 
       const int64_t base = (n * l.C + c) * l.S;
       for (int64_t i = 0; i < l.S; ++i) y[base + i] = x[base + i] * k + d;
     }
-  }
+  });
 }
 
 template <class T>
@@ -75,8 +74,7 @@ void backward_typed(const Tensor& gt, const Tensor& xt, const Tensor& meant, con
   T* gx = gxt.defined() ? gxt.data_ptr<T>() : nullptr;
   T *gw = gwt.data_ptr<T>(), *gb = gbt.data_ptr<T>();
   const double M = static_cast<double>(l.count());
-#pragma omp parallel for schedule(static) if (parallel(l))
-  for (int64_t c = 0; c < l.C; ++c) {
+  parallel_for(l.C, parallel(l), [&](int64_t c) {
     const double m = mean[c], is = inv[c];
     const double sg = channel_sum(l, c, [&](int64_t i) { return static_cast<double>(g[i]); });
     const double sgd = channel_sum(l, c, [&](int64_t i) {
@@ -84,7 +82,7 @@ void backward_typed(const Tensor& gt, const Tensor& xt, const Tensor& meant, con
     });
     gb[c] = static_cast<T>(sg);
     gw[c] = static_cast<T>(sgd * is);  // sum of g * xhat
-    if (!gx) continue;
+    if (!gx) return;
     // gx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)) = a * g + e * x + f per channel.
     const double a = (w ? static_cast<double>(w[c]) : 1.0) * is;
     const double e = -a * is * is * sgd / M;
@@ -94,7 +92,7 @@ void backward_typed(const Tensor& gt, const Tensor& xt, const Tensor& meant, con
       const int64_t base = (n * l.C + c) * l.S;
       for (int64_t i = 0; i < l.S; ++i) gx[base + i] = at * g[base + i] + et * x[base + i] + ft;
     }
-  }
+  });
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/strided.h"
 
 namespace nash {
 namespace cpu {
@@ -19,7 +20,6 @@ using detail::MultiTensorStep;
 using detail::StepRule;
 
 constexpr int64_t kChunk = 1 << 14;
-constexpr int64_t kParallelGrain = 1 << 15;
 
 struct Item {
   int32_t tensor;
@@ -224,13 +224,12 @@ void run(const MultiTensorStep& s) {
   std::vector<Sums> sums(s.step_norms ? ni : 0);
   auto sums_of = [&](int64_t k) { return s.step_norms ? &sums[k] : nullptr; };
   if (!detail::rule_has_norms(s.rule)) {
-#pragma omp parallel for schedule(static) if (total >= kParallelGrain)
-    for (int64_t k = 0; k < ni; ++k)
+    parallel_for(ni, total >= kParallelGrain, [&](int64_t k) {
       elementwise_chunk(s, views[items[k].tensor], c, items[k].begin, items[k].end, sums_of(k));
+    });
   } else {
     std::vector<double> part_g(ni), part_a(ni);
-#pragma omp parallel if (total >= kParallelGrain)
-    {
+    parallel_region(total >= kParallelGrain, [&] {
 #pragma omp for schedule(static)
       for (int64_t k = 0; k < ni; ++k) {
         const View<T>& t = views[items[k].tensor];
@@ -265,7 +264,7 @@ void run(const MultiTensorStep& s) {
         const Item& it = items[k];
         update_chunk(s.rule, views[it.tensor], c, scale[s.tensors[it.tensor].group], it.begin, it.end, sums_of(k));
       }
-    }
+    });
   }
   if (!s.step_norms) return;
   for (std::size_t gi = 0; gi < ng; ++gi) {

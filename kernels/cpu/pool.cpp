@@ -13,8 +13,7 @@ namespace {
 // Calls body(plane) for each of the N*C planes, in parallel when the work is large enough.
 template <class F>
 void for_planes(const Tensor& big, int64_t planes, F&& body) {
-#pragma omp parallel for schedule(static) if (big.numel() >= kParallelGrain && planes > 1)
-  for (int64_t pl = 0; pl < planes; ++pl) body(pl);
+  parallel_for(planes, big.numel() >= kParallelGrain, body);
 }
 
 void require_contiguous(const char* op, const Tensor& a, const Tensor& b) {

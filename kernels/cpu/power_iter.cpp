@@ -35,8 +35,7 @@ void run(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, dou
   for (int64_t it = 0; it < n_iters; ++it) {
     // Wᵀu: each thread owns blocks of columns and walks the rows in order, so a row-major W is read along rows
     // and every column's sum has the same order for any thread count.
-#pragma omp parallel for schedule(static) if (parallel && nblocks > 1)
-    for (int64_t b = 0; b < nblocks; ++b) {
+    parallel_for(nblocks, parallel, [&](int64_t b) {
       const int64_t a = b / kblocks, k0 = (b % kblocks) * kColBlock, k1 = std::min(K, k0 + kColBlock);
       double* acc = vacc.data() + a * K + k0;
       std::fill(acc, acc + (k1 - k0), 0.0);
@@ -45,11 +44,10 @@ void run(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, dou
         const T* p = W + a * sa + i * sr;
         for (int64_t k = k0; k < k1; ++k) acc[k - k0] += static_cast<double>(p[k * sk]) * ui;
       }
-    }
+    });
     normalize(vacc, V, eps);
     // Wv: one dot product per row.
-#pragma omp parallel for schedule(static) if (parallel && rows > 1)
-    for (int64_t i = 0; i < rows; ++i) {
+    parallel_for(rows, parallel, [&](int64_t i) {
       double s0 = 0, s1 = 0;
       for (int64_t a = 0; a < A; ++a) {
         const T* p = W + a * sa + i * sr;
@@ -62,7 +60,7 @@ void run(const Tensor& w, const Tensor& u, const Tensor& v, int64_t n_iters, dou
         for (; k < K; ++k) s0 += static_cast<double>(p[k * sk]) * static_cast<double>(q[k]);
       }
       uacc[static_cast<std::size_t>(i)] = s0 + s1;
-    }
+    });
     normalize(uacc, U, eps);
   }
 }

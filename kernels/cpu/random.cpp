@@ -12,12 +12,10 @@ void fill_with(const Tensor& out, F f) {
   const int64_t n = out.numel();
   if (out.dtype() == DType::Float32) {
     float* p = out.data_ptr<float>();
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(f(i));
+    parallel_for(n, n >= kParallelGrain, [&](int64_t i) { p[i] = static_cast<float>(f(i)); });
   } else {
     double* p = out.data_ptr<double>();
-#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) p[i] = f(i);
+    parallel_for(n, n >= kParallelGrain, [&](int64_t i) { p[i] = f(i); });
   }
 }
 }  // namespace

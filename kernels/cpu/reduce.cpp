@@ -45,8 +45,7 @@ void reduce_typed(Reduce op, const T* x, int64_t rows, int64_t cols, T* out) {
     out[0] = static_cast<T>(acc);
     return;
   }
-#pragma omp parallel for schedule(static) if (rows * cols >= kParallelGrain && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, rows * cols >= kParallelGrain, [&](int64_t r) {
     const T* p = x + r * cols;
     if (op == Reduce::Sum) {
       out[r] = static_cast<T>(sum_row(p, cols));
@@ -59,7 +58,7 @@ void reduce_typed(Reduce op, const T* x, int64_t rows, int64_t cols, T* out) {
       for (int64_t i = 1; i < cols; ++i) m = (p[i] < m || std::isnan(p[i])) ? p[i] : m;
       out[r] = m;
     }
-  }
+  });
 }
 }  // namespace
 

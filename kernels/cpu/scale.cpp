@@ -1,5 +1,6 @@
 // CPU kernel for equalized learning rate: the unfused conv + scale/bias/activation (the CUDA epilogue's reference).
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/strided.h"
 
 namespace nash {
 namespace cpu {
@@ -13,12 +14,11 @@ void epilogue_typed(const Tensor& out, const Tensor& bias, T scale, T bias_scale
   const T* bp = bias.defined() ? bias.data_ptr<T>() : nullptr;
   T* yp = out.data_ptr<T>();
   const math::UnaryF<math::Unary::LeakyRelu, T> act{{slope, T(0)}};
-#pragma omp parallel for if (n * o * hw > (1 << 16))
-  for (int64_t r = 0; r < n * o; ++r) {
+  parallel_for(n * o, n * o * hw > (1 << 16), [&](int64_t r) {
     const T b = bp ? bp[r % o] * bias_scale : T(0);
     T* y = yp + r * hw;
     for (int64_t i = 0; i < hw; ++i) y[i] = act(y[i] * scale + b) * gain;
-  }
+  });
 }
 
 }  // namespace

@@ -11,6 +11,32 @@ namespace cpu {
 
 constexpr int64_t kParallelGrain = 32768;  // elements below which a loop stays on one thread
 
+// body(i) for i in [0, n): split statically across the threads when `parallel`, else a plain loop on the calling
+// thread. Never `#pragma omp parallel for if (small)`: libgomp still starts and ends a team of one for a region whose
+// if() is false, about 0.3 us per call (measured: 340 ns against 3 ns for a 4-element loop), which was a third
+// of the cost of a small op.
+template <class F>
+void parallel_for(int64_t n, bool parallel, F&& body) {
+  if (!parallel || n < 2) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
+// body() once per thread of a new team when `parallel`, else once on the calling thread (where its orphaned
+// `omp for` loops run whole and its barriers are no-ops). For regions whose threads share more than one loop.
+template <class F>
+void parallel_region(bool parallel, F&& body) {
+  if (!parallel) {
+    body();
+    return;
+  }
+#pragma omp parallel
+  body();
+}
+
 // Iterates over `shape` for N operands with element strides; calls body(ptr offsets, inner length,
 // inner strides) once per row of the innermost (coalesced) dimension, rows spread over threads.
 template <int N, class Body>
@@ -49,8 +75,7 @@ void for_each_row(const Shape& shape, const std::array<const Shape*, N>& strides
   const int64_t chunk = inner > kParallelGrain && rows < 8 ? kParallelGrain : inner;
   const int64_t chunks_per_row = (inner + chunk - 1) / chunk;
   const int64_t items = rows * chunks_per_row;
-#pragma omp parallel for schedule(static) if (numel >= kParallelGrain && items > 1)
-  for (int64_t it = 0; it < items; ++it) {
+  parallel_for(items, numel >= kParallelGrain, [&](int64_t it) {
     int64_t row = it / chunks_per_row, c = it % chunks_per_row;
     std::array<int64_t, N> off{};
     int64_t r = row;
@@ -62,7 +87,7 @@ void for_each_row(const Shape& shape, const std::array<const Shape*, N>& strides
     int64_t begin = c * chunk, len = std::min(chunk, inner - begin);
     for (int k = 0; k < N; ++k) off[k] += begin * inner_st[k];
     body(off, len, inner_st);
-  }
+  });
 }
 
 }  // namespace cpu
