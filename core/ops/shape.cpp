@@ -55,6 +55,7 @@ Tensor raw_view(const Tensor& t, const Shape& shape, const Shape& strides, int64
 
 Tensor broadcast_view(const Tensor& t, const Shape& shape) {
   const Shape& s = t.shape();
+  if (s == shape) return t;  // nothing to broadcast: no new view (a size-1 dim keeps its stride, never read)
   NASH_CHECK(s.size() <= shape.size(), "expand: cannot expand shape ", shape_str(s), " to ", shape_str(shape));
   std::size_t lead = shape.size() - s.size();
   Shape st(shape.size(), 0);
