@@ -7,6 +7,12 @@
 // allocations). Sizes are bytes per input tensor: 1 KiB, 64 KiB, 1 MiB, 16 MiB, 256 MiB; the CPU cases stop at
 // --cpu_max_mib (64 by default). Counter bytes/s: the bytes an op must move (add, mul: 2 reads + 1 write; relu,
 // leaky_relu, clone, copy_, memcpy: 1 read + 1 write; sum: 1 read), divided by the time.
+//
+// The overhead family times what a call costs when there is almost no data, the floor of every small op and of a
+// small model's step (host work: dispatch, result allocation, autograd records; on CUDA plus the launches, timed
+// with events from before the host call): overhead/add (4 floats, no autograd), overhead/add_sum_backward (add of
+// a 4-float leaf that requires grad, sum, backward) and overhead/adam_step (Adam over 19 tensors of 4 floats: the
+// tensor count of the DCGAN's, so its CUDA row is the host part of nash_gpu_bench's `adam step`).
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -78,6 +84,36 @@ void BM_Elementwise(benchmark::State& state, Op op, int64_t bytes, bool on_cuda)
   state.counters["bytes/s"] = nash_bench::rate(traffic(op) * double(bytes));
 }
 
+enum class Overhead { Add, AddSumBackward, AdamStep };
+
+void BM_Overhead(benchmark::State& state, Overhead what, bool on_cuda) {
+  const Device dev = on_cuda ? Device::cuda() : Device::cpu();
+  if (!nash_bench::usable(state, dev)) return;
+  manual_seed(0);
+  std::vector<Tensor> a, b, leaves, params;
+  for (int k = 0; k < nash_bench::kSets; ++k) {
+    a.push_back(randn({4}, DType::Float32, dev));
+    b.push_back(randn({4}, DType::Float32, dev));
+    leaves.push_back(randn({4}, DType::Float32, dev).requires_grad_());
+  }
+  for (int k = 0; k < 19; ++k) {
+    params.push_back(randn({4}, DType::Float32, dev).requires_grad_());
+    params.back().set_grad(randn({4}, DType::Float32, dev));
+  }
+  optim::Adam adam(params);
+  nash_bench::timed_loop(state, dev, [&](int k) {
+    switch (what) {
+      case Overhead::Add: {
+        NoGradGuard no_grad;
+        add(a[k], b[k]);
+        break;
+      }
+      case Overhead::AddSumBackward: sum(add(leaves[k], b[k])).backward(); break;
+      case Overhead::AdamStep: adam.step(); break;
+    }
+  });
+}
+
 constexpr const char* kFlags =
     "  --cpu_max_mib=N  largest CPU case in MiB per input tensor (default 64: the 256 MiB case runs on CUDA only)";
 
@@ -95,6 +131,14 @@ void register_all(int* argc, char** argv) {
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
       }
+  const std::pair<Overhead, const char*> overheads[] = {
+      {Overhead::Add, "add"}, {Overhead::AddSumBackward, "add_sum_backward"}, {Overhead::AdamStep, "adam_step"}};
+  for (const auto& o : overheads)
+    for (bool on_cuda : {false, true})
+      benchmark::RegisterBenchmark((std::string("overhead/") + o.second + (on_cuda ? "/cuda" : "/cpu")).c_str(),
+                                   BM_Overhead, o.first, on_cuda)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace

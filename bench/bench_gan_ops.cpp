@@ -7,7 +7,8 @@
 //  * training-mode batch norm, forward and backward, at the DCGAN's batch-norm shapes: the fused batch_norm_train
 //    against the composite formula (mean, var, normalization, affine transform and their autograd backward);
 //  * one whole training step of each Fashion-MNIST architecture (the fmnist app's models, losses, n_dis, penalty
-//    and Adam settings; diagnostics off).
+//    and Adam settings; diagnostics off), and one of the mixture app's (MLPs of 3 x 128, batch 256, Adam): a small
+//    model's step, where the per-op host work the overhead rows of nash_bench_elementwise time is a large share.
 // Flags: --width (channels of D's first layer, default 64) and --batch (default 64).
 #include <cmath>
 #include <cstdio>
@@ -233,6 +234,49 @@ void BM_GanStep(benchmark::State& state, Arch arch, bool on_cuda) {
   state.counters["FLOP/s"] = nash_bench::rate(flops);
 }
 
+// One GanTrainer step of the mixture app's defaults (apps/mixture.cpp): G z(2) -> 3 x (Linear 128, ReLU) -> 2,
+// D 2 -> 3 x (Linear 128, leaky ReLU 0.2) -> 1, batch 256, non-saturating loss, Adam lr 1e-3 for G and 2e-3 for
+// D (betas 0.5, 0.999), diagnostics on as the app trains.
+std::shared_ptr<nn::Sequential> mixture_mlp(int64_t in, int64_t out, bool leaky) {
+  auto net = std::make_shared<nn::Sequential>();
+  int64_t width = in;
+  for (int i = 0; i < 3; ++i) {
+    net->push_back(std::make_shared<nn::Linear>(width, 128));
+    if (leaky)
+      net->push_back(std::make_shared<nn::LeakyReLU>(0.2));
+    else
+      net->push_back(std::make_shared<nn::ReLU>());
+    width = 128;
+  }
+  net->push_back(std::make_shared<nn::Linear>(width, out));
+  return net;
+}
+
+void BM_MixtureStep(benchmark::State& state, bool on_cuda) {
+  const Device dev = device_of(on_cuda);
+  if (!nash_bench::usable(state, dev)) return;
+  manual_seed(0);
+  const int64_t batch = 256;
+  auto g = mixture_mlp(2, 2, false), d = mixture_mlp(2, 1, true);
+  g->to(dev);
+  d->to(dev);
+  optim::AdamOptions ag, ad;
+  ag.lr = 1e-3;
+  ag.beta1 = ad.beta1 = 0.5;
+  ad.lr = 2e-3;
+  optim::Adam opt_g(g->parameters(), ag), opt_d(d->parameters(), ad);
+  optim::GanTrainer trainer(g, d, opt_g, opt_d, optim::GanTrainerOptions());
+  std::vector<Tensor> reals, zs;
+  for (int k = 0; k < kSets; ++k) {
+    reals.push_back(mul(randn({batch, 2}, DType::Float32, dev), 2.0));
+    zs.push_back(randn({batch, 2}, DType::Float32, dev));
+  }
+  int r = 0, z = 0;
+  const optim::GanTrainer::Sampler real = [&] { return reals[r++ % kSets]; };
+  const optim::GanTrainer::Sampler latent = [&] { return zs[z++ % kSets]; };
+  nash_bench::timed_loop(state, dev, [&](int) { trainer.step(real, latent); });
+}
+
 constexpr const char* kFlags =
     "  --width=N  channels of D's first layer (and G's last hidden layer), default 64\n"
     "  --batch=N  batch size of the equalized-LR convolutions and the training steps, default 64";
@@ -294,6 +338,11 @@ void register_all(int* argc, char** argv) {
           on_cuda)
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
+  for (bool on_cuda : {false, true})
+    benchmark::RegisterBenchmark((std::string("gan_step/mixture/h128_b256/") + device_name(on_cuda)).c_str(),
+                                 BM_MixtureStep, on_cuda)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace

@@ -290,15 +290,69 @@ void builtin_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, co
   }
 }
 
-template <class T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T beta, T* C, int64_t ldc) {
 #if defined(NASH_WITH_OPENBLAS)
+namespace {
+
+// OpenBLAS always runs on the calling thread: nash sets its thread count to 1 before the first call and splits
+// large GEMMs across its own OpenMP team (gemm() below). Two thread pools on the same cores fought: after an
+// OpenMP region libgomp's workers spin for a while (the default wait policy), taking the core an OpenBLAS worker
+// needed, whose master then spun and yielded in turn. A GAN step of the mixture app's 3 x 128 MLPs took 24.6 ms
+// with both pools, 3.5 ms with OMP_WAIT_POLICY=passive and 4.0 ms with OpenBLAS on one thread.
+void pin_openblas() {
+  static const bool pinned = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)pinned;
+}
+
+template <class T>
+void blas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+               int64_t ldb, T beta, T* C, int64_t ldc) {
   const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, oa, ob, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     cblas_dgemm(CblasRowMajor, oa, ob, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+constexpr int64_t kMinSlice = 64;  // rows or columns of C per thread, at least (and slices start on multiples of 16)
+constexpr double kSplitFlops = 2.0e6;  // below this a GEMM stays on one thread (~20 us of work; a team costs ~2)
+
+}  // namespace
+#endif
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc) {
+#if defined(NASH_WITH_OPENBLAS)
+  pin_openblas();
+  int parts = 1;
+  if (M > 0 && N > 0 && !omp_in_parallel() && g_single_thread_depth.load(std::memory_order_relaxed) == 0 &&
+      2.0 * M * N * K >= kSplitFlops)
+    parts = omp_get_max_threads();
+  // C is cut along its longer side into one contiguous slice per thread. Every element still comes from one BLAS
+  // call over the whole K (no partial sums are added), though OpenBLAS may pick another micro-kernel for a slice
+  // than for the whole, so the last bits can differ from a single-threaded call's.
+  const bool by_cols = N >= M;
+  const int64_t D = by_cols ? N : M;
+  parts = static_cast<int>(std::min<int64_t>(parts, D / kMinSlice));
+  if (parts <= 1) {
+    blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+#pragma omp parallel num_threads(parts)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    auto edge = [&](int64_t k) { return k >= nt ? D : std::min(D, D * k / nt / 16 * 16); };
+    const int64_t lo = edge(t), hi = edge(t + 1);
+    if (hi > lo) {
+      if (by_cols)  // columns [lo, hi) of op(B): B's columns, or the rows of a transposed B
+        blas_gemm(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+      else  // rows [lo, hi) of op(A): A's rows, or the columns of a transposed A
+        blas_gemm(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
+    }
+  }
 #else
   builtin_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
@@ -324,29 +378,15 @@ const char* gemm_backend() {
 #endif
 }
 
-GemmSingleThreadGuard::GemmSingleThreadGuard() {
-  g_single_thread_depth.fetch_add(1);
-#if defined(NASH_WITH_OPENBLAS)
-  saved_threads_ = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-#endif
-}
+GemmSingleThreadGuard::GemmSingleThreadGuard() { g_single_thread_depth.fetch_add(1); }
 
-GemmSingleThreadGuard::~GemmSingleThreadGuard() {
-#if defined(NASH_WITH_OPENBLAS)
-  openblas_set_num_threads(saved_threads_);
-#endif
-  g_single_thread_depth.fetch_sub(1);
-}
+GemmSingleThreadGuard::~GemmSingleThreadGuard() { g_single_thread_depth.fetch_sub(1); }
 
 }  // namespace cpu
 
 void set_num_threads(int n) {
   NASH_CHECK(n >= 1, "set_num_threads: need at least one thread, got ", n);
-  omp_set_num_threads(n);
-#if defined(NASH_WITH_OPENBLAS)
-  openblas_set_num_threads(n);
-#endif
+  omp_set_num_threads(n);  // OpenBLAS stays on one thread: gemm() splits across this team
 }
 
 int get_num_threads() { return omp_get_max_threads(); }

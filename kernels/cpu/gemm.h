@@ -41,9 +41,6 @@ class GemmSingleThreadGuard {
   ~GemmSingleThreadGuard();
   GemmSingleThreadGuard(const GemmSingleThreadGuard&) = delete;
   GemmSingleThreadGuard& operator=(const GemmSingleThreadGuard&) = delete;
-
- private:
-  int saved_threads_ = 0;
 };
 
 }  // namespace cpu

@@ -107,6 +107,20 @@ TEST(Gemm, BuiltinThreadedLargeProblems) {
   check<float>(builtin_gemm<float>, "threaded wide", false, true, {20, 2100, 300}, 1.0f, 1.0f, 23);
 }
 
+// Large enough for the wrapper to cut C across the team (by columns when N >= M, else by rows; with OpenBLAS each
+// slice is one single-threaded BLAS call): every transpose combination and both cuts, slice edges off the 16-element
+// grid, padded leading dimensions, beta != 0, and a team of three.
+TEST(Gemm, WrapperSplitsLargeProblemsAcrossTheTeam) {
+  nash::NumThreadsGuard threads(3);
+  const Case cases[] = {{200, 300, 260}, {300, 130, 100}, {150, 1, 20000}, {70, 1000, 33}};
+  uint32_t seed = 40;
+  for (const Case& c : cases)
+    for (int t = 0; t < 4; ++t) {
+      check<float>(gemm<float>, "split", t & 1, t & 2, c, 1.0f, 0.0f, seed++);
+      check<double>(gemm<double>, "split", t & 1, t & 2, c, -0.5, 1.5, seed++);
+    }
+}
+
 // Inside an OpenMP region and under the single-thread guard each call must stay on its thread and stay correct.
 TEST(Gemm, SingleThreadGuardAndNestedRegions) {
   const int64_t M = 70, N = 90, K = 900;  // enough work for the built-in GEMM to use threads

@@ -3,7 +3,8 @@
 
 namespace nash {
 
-// n >= 1. Sets OpenMP's team size and OpenBLAS's thread count (when nash uses OpenBLAS) for the whole process.
+// n >= 1. Sets the OpenMP team size for the whole process. OpenBLAS, when nash uses it, always runs single-threaded
+// inside nash's own OpenMP teams (a large GEMM is split across the team), so this one count governs every kernel.
 void set_num_threads(int n);
 int get_num_threads();
 
