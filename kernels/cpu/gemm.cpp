@@ -316,7 +316,7 @@ void blas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const
     cblas_dgemm(CblasRowMajor, oa, ob, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-constexpr int64_t kMinSlice = 64;  // rows or columns of C per thread, at least (and slices start on multiples of 16)
+constexpr int64_t kMinSlice = 32;  // rows or columns of C per thread, at least (and slices start on multiples of 16)
 constexpr double kSplitFlops = 2.0e6;  // below this a GEMM stays on one thread (~20 us of work; a team costs ~2)
 
 }  // namespace
