@@ -7,6 +7,14 @@ namespace cpu {
 
 namespace {
 
+// One output plane: y = gain * leaky_relu(y * scale + b). Everything by value: with the activation reached through
+// a captured reference, GCC reloaded its slope after every store and kept the select as a branch, and the epilogue
+// ran ~10x slower than the vectorized loop (2.9 ms against 0.95 ms for the whole first ProGAN layer).
+template <class T>
+void epilogue_plane(T* y, int64_t hw, T scale, T b, math::UnaryF<math::Unary::LeakyRelu, T> act, T gain) {
+  for (int64_t i = 0; i < hw; ++i) y[i] = act(y[i] * scale + b) * gain;
+}
+
 // out (N, O, H, W) holds conv(x, w); the epilogue the CUDA kernel applies in its store, per output channel.
 template <class T>
 void epilogue_typed(const Tensor& out, const Tensor& bias, T scale, T bias_scale, T slope, T gain) {
@@ -15,9 +23,7 @@ void epilogue_typed(const Tensor& out, const Tensor& bias, T scale, T bias_scale
   T* yp = out.data_ptr<T>();
   const math::UnaryF<math::Unary::LeakyRelu, T> act{{slope, T(0)}};
   parallel_for(n * o, n * o * hw > (1 << 16), [&](int64_t r) {
-    const T b = bp ? bp[r % o] * bias_scale : T(0);
-    T* y = yp + r * hw;
-    for (int64_t i = 0; i < hw; ++i) y[i] = act(y[i] * scale + b) * gain;
+    epilogue_plane(yp + r * hw, hw, scale, bp ? bp[r % o] * bias_scale : T(0), act, gain);
   });
 }
 
