@@ -444,8 +444,10 @@ void conv_forward(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
       if (bc == 1) {
         gemm<T>(false, false, g.Cout, P, K, T(1), w, K, B, P, T(0), yn, P);
         if (bias)
-          for (int64_t co = 0; co < g.Cout; ++co)
-            for (int64_t q = 0; q < P; ++q) yn[co * P + q] += bias[co];
+          for (int64_t co = 0; co < g.Cout; ++co) {
+            const T bv = bias[co];  // a local: read through the pointer it could alias the stores
+            for (int64_t q = 0; q < P; ++q) yn[co * P + q] += bv;
+          }
         continue;
       }
       T* C = ws.tmp();
