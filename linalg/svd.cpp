@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "kernels/cpu/gemm.h"
 #include "nash/core/autograd.h"
 
 #ifdef NASH_WITH_LAPACK
@@ -47,6 +48,7 @@ std::vector<double> singular_values(const std::vector<double>& a, int64_t rows, 
   std::vector<blasint> iwork(8 * s.size());
   double u = 0, vt = 0, query = 0;  // not referenced for jobz = 'N'
   blasint lwork = -1, info = 0;
+  cpu::blas_on_calling_thread();
   dgesdd_("N", &m, &n, work_a.data(), &lda, s.data(), &u, &one, &vt, &one, &query, &lwork, iwork.data(), &info, 1);
   NASH_CHECK(info == 0, "singular_values: dgesdd workspace query failed (info ", static_cast<int64_t>(info), ")");
   lwork = static_cast<blasint>(query) + 1;

@@ -290,21 +290,23 @@ void builtin_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, co
   }
 }
 
-#if defined(NASH_WITH_OPENBLAS)
-namespace {
-
 // OpenBLAS always runs on the calling thread: nash sets its thread count to 1 before the first call and splits
 // large GEMMs across its own OpenMP team (gemm() below). Two thread pools on the same cores fought: after an
 // OpenMP region libgomp's workers spin for a while (the default wait policy), taking the core an OpenBLAS worker
 // needed, whose master then spun and yielded in turn. A GAN step of the mixture app's 3 x 128 MLPs took 24.6 ms
 // with both pools, 3.5 ms with OMP_WAIT_POLICY=passive and 4.0 ms with OpenBLAS on one thread.
-void pin_openblas() {
+void blas_on_calling_thread() {
+#if defined(NASH_WITH_OPENBLAS)
   static const bool pinned = [] {
     openblas_set_num_threads(1);
     return true;
   }();
   (void)pinned;
+#endif
 }
+
+#if defined(NASH_WITH_OPENBLAS)
+namespace {
 
 template <class T>
 void blas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
@@ -326,7 +328,7 @@ template <class T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
 #if defined(NASH_WITH_OPENBLAS)
-  pin_openblas();
+  blas_on_calling_thread();
   int parts = 1;
   if (M > 0 && N > 0 && !omp_in_parallel() && g_single_thread_depth.load(std::memory_order_relaxed) == 0 &&
       2.0 * M * N * K >= kSplitFlops)

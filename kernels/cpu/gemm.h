@@ -25,6 +25,10 @@ extern template void builtin_gemm<float>(bool, bool, int64_t, int64_t, int64_t, 
 extern template void builtin_gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
                                           const double*, int64_t, double, double*, int64_t);
 
+// Sets OpenBLAS (when the build uses it) to run every call on the calling thread, once per process; gemm() calls
+// it, and so must any other entry into OpenBLAS (LAPACK), so that its thread pool never runs beside nash's team.
+void blas_on_calling_thread();
+
 // "openblas" or "builtin": what gemm() calls in this build.
 const char* gemm_backend();
 // The built-in GEMM's micro-kernel: "avx2" (x86-64 with AVX2 and FMA, chosen at run time) or "portable".
