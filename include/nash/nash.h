@@ -20,6 +20,7 @@
 #include "nash/metrics/fid.h"
 #include "nash/metrics/mode_coverage.h"
 #include "nash/nn/checkpoint.h"
+#include "nash/nn/ema.h"
 #include "nash/nn/equalized.h"
 #include "nash/nn/gan_layers.h"
 #include "nash/nn/init.h"
