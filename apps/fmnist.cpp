@@ -32,6 +32,7 @@
 #include "nash/io/safetensors.h"
 #include "nash/metrics/fid.h"
 #include "nash/nn/checkpoint.h"
+#include "nash/nn/ema.h"
 #include "nash/nn/equalized.h"
 #include "nash/nn/models.h"
 #include "nash/nn/regularizers.h"
@@ -198,22 +199,40 @@ std::shared_ptr<nn::Sequential> normed_discriminator(const nn::DcganOptions& o, 
 struct Players {
   std::shared_ptr<nn::Sequential> g, d;
 };
-Players make_players(const FmnistConfig& c) {
+nn::DcganOptions model_options(const FmnistConfig& c) {
   nn::DcganOptions o;
   o.z_dim = c.z_dim;
   o.channels = 1;
   o.image_size = 32;
   o.width = c.width;
+  return o;
+}
+std::shared_ptr<nn::Sequential> make_generator(const FmnistConfig& c) {
+  return c.arch == FmnistArch::ProGAN ? nn::progan_generator(model_options(c)) : nn::dcgan_generator(model_options(c));
+}
+Players make_players(const FmnistConfig& c) {
+  const nn::DcganOptions o = model_options(c);
   const bool arch_d = c.d_norm == arch_defaults(c.arch).d_norm;
+  std::shared_ptr<nn::Sequential> g = make_generator(c);  // G's initialisation draws first, then D's
   switch (c.arch) {
     case FmnistArch::DCGAN:
-    case FmnistArch::WganGP: return {nn::dcgan_generator(o), normed_discriminator(o, c.d_norm)};
+    case FmnistArch::WganGP: return {g, normed_discriminator(o, c.d_norm)};
     case FmnistArch::SNGAN:
       // SN-GAN's own D (LeakyReLU 0.1, default init) unless another norm is asked for.
-      return {nn::dcgan_generator(o), arch_d ? nn::sngan_discriminator(o) : normed_discriminator(o, c.d_norm)};
-    case FmnistArch::ProGAN: return {nn::progan_generator(o), nn::progan_discriminator(o)};
+      return {g, arch_d ? nn::sngan_discriminator(o) : normed_discriminator(o, c.d_norm)};
+    case FmnistArch::ProGAN: return {g, nn::progan_discriminator(o)};
   }
   detail::fail("fmnist: unknown architecture");
+}
+// A second G for the weight average. Its initial weights are replaced by G's at once, so building it puts the
+// default random stream back where it was: a run trains the same with and without the average.
+std::shared_ptr<nn::Sequential> make_generator_average(const FmnistConfig& c) {
+  Generator& gen = default_generator();
+  const uint64_t seed = gen.seed(), offset = gen.offset();
+  std::shared_ptr<nn::Sequential> g = make_generator(c);
+  gen.set_seed(seed);
+  gen.set_offset(offset);
+  return g;
 }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(FmnistOptimizer kind, const FmnistConfig& c, nn::Module& player,
@@ -302,12 +321,19 @@ std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
   return s.str();
 }
 
+// step,fid,classifier_score, and fid_ema,classifier_score_ema when G's weights are averaged.
 std::string fid_csv(const FmnistResult& r) {
   std::ostringstream s;
-  s << "step,fid,classifier_score\n";
-  for (std::size_t i = 0; i < r.fid_log.size(); ++i)
-    s << r.fid_log[i].first << ',' << fmt(r.fid_log[i].second, 8) << ','
-      << (i < r.score_log.size() ? fmt(r.score_log[i].second, 8) : std::string("nan")) << '\n';
+  const bool ema = r.config.g_ema > 0;
+  s << "step,fid,classifier_score" << (ema ? ",fid_ema,classifier_score_ema" : "") << "\n";
+  auto cell = [](const std::vector<std::pair<int64_t, double>>& log, std::size_t i) {
+    return i < log.size() ? fmt(log[i].second, 8) : std::string("nan");
+  };
+  for (std::size_t i = 0; i < r.fid_log.size(); ++i) {
+    s << r.fid_log[i].first << ',' << fmt(r.fid_log[i].second, 8) << ',' << cell(r.score_log, i);
+    if (ema) s << ',' << cell(r.fid_ema_log, i) << ',' << cell(r.score_ema_log, i);
+    s << '\n';
+  }
   return s.str();
 }
 
@@ -354,13 +380,20 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
     } catch (const std::exception&) {
     }
   }
+  const std::size_t fid_cells = r->config.g_ema > 0 ? 5 : 3;
   for (const auto& c : read_csv_rows(dir / "fid.csv")) {
-    if (c.size() != 3) continue;
+    if (c.size() != fid_cells) continue;
     try {
       const int64_t s = std::stoll(c[0]);
       if (s > step) continue;
-      r->fid_log.emplace_back(s, std::stod(c[1]));
-      r->score_log.emplace_back(s, std::stod(c[2]));
+      const double fid = std::stod(c[1]), score = std::stod(c[2]);
+      const double fid_ema = fid_cells == 5 ? std::stod(c[3]) : 0, score_ema = fid_cells == 5 ? std::stod(c[4]) : 0;
+      r->fid_log.emplace_back(s, fid);
+      r->score_log.emplace_back(s, score);
+      if (fid_cells == 5) {
+        r->fid_ema_log.emplace_back(s, fid_ema);
+        r->score_ema_log.emplace_back(s, score_ema);
+      }
     } catch (const std::exception&) {
     }
   }
@@ -422,13 +455,17 @@ void save_training_plot(const FmnistResult& r, const fs::path& path) {
   if (!r.fid_log.empty()) {
     fid.title = "FID on Fashion-MNIST classifier features (lower is better)";
     fid.ylabel = "FID";
-    plot::Series f{"FID", {}, {}};
-    for (const auto& p : r.fid_log) {
-      f.x.push_back(static_cast<double>(p.first));
-      f.y.push_back(p.second);
-    }
-    if (f.x.size() == 1) f.points = true;
-    fid.series = {f};
+    auto series = [](const char* name, const std::vector<std::pair<int64_t, double>>& log) {
+      plot::Series f{name, {}, {}};
+      for (const auto& p : log) {
+        f.x.push_back(static_cast<double>(p.first));
+        f.y.push_back(p.second);
+      }
+      if (f.x.size() == 1) f.points = true;
+      return f;
+    };
+    fid.series = {series(r.fid_ema_log.empty() ? "FID" : "FID of G", r.fid_log)};
+    if (!r.fid_ema_log.empty()) fid.series.push_back(series("FID of G's weight average", r.fid_ema_log));
     panels.push_back(fid);
   }
   plot::save_png(panels, path.string());
@@ -563,6 +600,9 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << (r.fid >= 0 ? json_number(r.fid) : "null") << ",\n  \"classifier_score\": "
     << (r.classifier_score >= 0 ? json_number(r.classifier_score) : "null") << ",\n  \"classifier_score_real\": "
     << (r.classifier_score_real >= 0 ? json_number(r.classifier_score_real) : "null")
+    << ",\n  \"g_ema\": " << json_number(c.g_ema) << ",\n  \"fid_ema\": "
+    << (r.fid_ema >= 0 ? json_number(r.fid_ema) : "null") << ",\n  \"classifier_score_ema\": "
+    << (r.classifier_score_ema >= 0 ? json_number(r.classifier_score_ema) : "null")
     << ",\n  \"calibration_d\": " << (c.calibration_d.empty() ? "null" : "\"" + c.calibration_d + "\"")
     << ",\n  \"calibration_g\": " << (c.calibration_g.empty() ? "null" : "\"" + c.calibration_g + "\"")
     << ",\n  \"fid_samples\": " << c.fid_samples
@@ -665,6 +705,8 @@ FmnistConfig FmnistConfig::resolved() const {
   NASH_CHECK(c.beta1 < 1 && c.beta2 < 1, "fmnist: Adam's betas must be in [0, 1), got (", c.beta1, ", ", c.beta2, ")");
   NASH_CHECK(std::isfinite(c.reg_weight), "fmnist: reg_weight must be finite, got ", c.reg_weight);
   NASH_CHECK(std::isfinite(c.d_clip) && c.d_clip >= 0, "fmnist: d_clip must be finite and >= 0, got ", c.d_clip);
+  NASH_CHECK(std::isfinite(c.g_ema) && c.g_ema >= 0 && c.g_ema < 1,
+             "fmnist: g_ema (the decay of G's weight average) must be in [0, 1) (0: off), got ", c.g_ema);
   NASH_CHECK(c.fid_samples >= 2, "fmnist: fid_samples must be >= 2, got ", c.fid_samples);
   NASH_CHECK(c.sample_every >= 1 && c.checkpoint_every >= 1 && c.log_every >= 1,
              "fmnist: sample_every, checkpoint_every and log_every must be >= 1 (0: the preset's), got ",
@@ -690,6 +732,7 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& c) 
           {"d_reg", fmnist_name(c.d_reg)},
           {"reg_weight", exact(c.reg_weight)},
           {"d_clip", exact(c.d_clip)},
+          {"g_ema", exact(c.g_ema)},
           {"seed", std::to_string(c.seed)},
           {"limit", std::to_string(c.limit)}};
 }
@@ -722,6 +765,8 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
     c.d_reg = parse_fmnist_d_reg(get("d_reg"));
     c.reg_weight = std::stod(get("reg_weight"));
     c.d_clip = std::stod(get("d_clip"));
+    // Checkpoints written before G's weight average existed have no key: they trained without one.
+    c.g_ema = f.metadata.count("g_ema") ? std::stod(f.metadata.at("g_ema")) : 0.0;
     c.seed = std::stoull(get("seed"));
     c.limit = std::stoll(get("limit"));
     c.steps = std::stoll(get("steps"));
@@ -769,11 +814,12 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     ck_meta = io::load_safetensors(cfg.resume).metadata;
     NASH_CHECK(ck_meta.count("app") && ck_meta.at("app") == "fmnist", "fmnist: ", cfg.resume,
                " is not a checkpoint of `nash fmnist`");
+    if (!ck_meta.count("g_ema")) ck_meta["g_ema"] = exact(0.0);  // written before the weight average existed
     for (const auto& kv : fmnist_model_metadata(cfg)) {
       auto it = ck_meta.find(kv.first);
       NASH_CHECK(it != ck_meta.end(), "fmnist: checkpoint ", cfg.resume, " lacks '", kv.first, "' in its metadata");
       const bool same = kv.first.rfind("lr_", 0) == 0 || kv.first.rfind("beta", 0) == 0 || kv.first == "reg_weight" ||
-                                kv.first == "d_clip"
+                                kv.first == "d_clip" || kv.first == "g_ema"
                             ? std::stod(it->second) == std::stod(kv.second)
                             : it->second == kv.second;
       NASH_CHECK(same, "fmnist: checkpoint ", cfg.resume, " was trained with ", kv.first, " = ", it->second,
@@ -883,6 +929,19 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     dp->configure(to);
   }
   optim::GanTrainer trainer(pl.g, pl.d, *opt_g, *opt_d, to);
+  // G's weight average (after the data-parallel set-up, which gives every rank rank 0's G); every rank keeps it, so
+  // any rank's checkpoint would hold it, but only rank 0 evaluates it.
+  std::shared_ptr<nn::Sequential> g_avg;
+  std::unique_ptr<nn::WeightEma> ema;
+  if (cfg.g_ema > 0) {
+    g_avg = make_generator_average(cfg);
+    g_avg->to(dev);
+    nn::EmaOptions eo;
+    eo.decay = cfg.g_ema;
+    eo.warmup = true;
+    eo.buffers = nn::EmaBuffers::Copy;
+    ema = std::make_unique<nn::WeightEma>(pl.g, g_avg, eo);
+  }
 
   data::LoaderOptions lo;
   lo.batch_size = cfg.batch;
@@ -900,6 +959,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     if (!write) return;
     nn::Checkpoint ck;
     ck.modules = {{"G", pl.g.get()}, {"D", pl.d.get()}};
+    if (ema) ck.modules.emplace_back("G_ema", g_avg.get());
     ck.optimizers = {{"G", opt_g.get()}, {"D", opt_d.get()}};
     ck.step = step;
     ck.metadata = fmnist_model_metadata(cfg);
@@ -911,6 +971,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     ck.metadata["trainer_d0"] = exact(st.d0);
     ck.metadata["trainer_skipped"] = std::to_string(st.skipped);
     ck.metadata["loader_batches"] = std::to_string(step * cfg.n_dis);
+    if (ema) ck.metadata["g_ema_updates"] = std::to_string(ema->updates());
     // What the optimizers' state leaves out: nSGDA's per-layer step sizes (a calibration's) and the magnitude
     // traces' reference ||A(0)|| per layer.
     for (const auto& p : {std::make_pair('d', opt_d.get()), std::make_pair('g', opt_g.get())}) {
@@ -929,6 +990,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   if (!cfg.resume.empty()) {
     nn::Checkpoint ck;
     ck.modules = {{"G", pl.g.get()}, {"D", pl.d.get()}};
+    if (ema) ck.modules.emplace_back("G_ema", g_avg.get());
     ck.optimizers = {{"G", opt_g.get()}, {"D", opt_d.get()}};
     nn::load_checkpoint(cfg.resume, ck);  // restores the random stream too
     start = ck.step;
@@ -944,6 +1006,16 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
       detail::fail("fmnist: checkpoint ", cfg.resume, " lacks the trainer state in its metadata (", e.what(), ")");
     }
     trainer.restore(st);
+    if (ema) {
+      auto it = ck_meta.find("g_ema_updates");
+      const bool ok = it != ck_meta.end() && !it->second.empty() && it->second.size() < 19 &&
+                      it->second.find_first_not_of("0123456789") == std::string::npos;
+      NASH_CHECK(ok, "fmnist: checkpoint ", cfg.resume, " has G's weight average but ",
+                 it == ck_meta.end() ? std::string("no 'g_ema_updates'")
+                                     : "a malformed 'g_ema_updates' '" + it->second + "'",
+                 " in its metadata");
+      ema->set_updates(std::stoll(it->second));
+    }
     loader.seek(start * cfg.n_dis);
     // nSGDA's per-layer step sizes come from the checkpoint; a calibration given again must agree with them.
     for (const auto& p : {std::make_pair('d', opt_d.get()), std::make_pair('g', opt_g.get())}) {
@@ -988,20 +1060,21 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     return shard.slice(randn({cfg.batch, cfg.z_dim}, DType::Float32, dev));
   };
 
+  auto grid_of = [&](nn::Module& g) {
+    NoGradGuard ng;
+    g.eval();
+    const Tensor x = g.forward(grid_z);
+    g.train();
+    return grid_image(x, 8, 2);
+  };
   auto grid = [&](int64_t step) {
     if (!write) return;
-    Tensor x;
-    {
-      NoGradGuard ng;
-      pl.g->eval();
-      x = pl.g->forward(grid_z);
-      pl.g->train();
-    }
-    const io::Image img = grid_image(x, 8, 2);
+    const io::Image img = grid_of(*pl.g);
     char name[48];
     std::snprintf(name, sizeof name, "step_%06lld.png", static_cast<long long>(step));
     io::write_png((dir / "samples" / name).string(), img);
     io::write_png((dir / "samples.png").string(), img);
+    if (ema) io::write_png((dir / "samples_ema.png").string(), grid_of(*g_avg));
   };
   auto evaluate = [&](int64_t step) {
     if (!fid_net) return;
@@ -1010,6 +1083,12 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     r.score_log.emplace_back(step, e.classifier_score);
     r.fid = e.fid;
     r.classifier_score = e.classifier_score;
+    if (!ema) return;
+    const Evaluation a = evaluate_generator(*g_avg, *fid_net, real_stats, cfg, dev, step);  // the same latents
+    r.fid_ema_log.emplace_back(step, a.fid);
+    r.score_ema_log.emplace_back(step, a.classifier_score);
+    r.fid_ema = a.fid;
+    r.classifier_score_ema = a.classifier_score;
   };
   // One row per layer of each oracle player at step 1, every magnitudes_every steps and at the last step; the
   // references are taken at every step (a layer's first non-zero ||A||).
@@ -1050,6 +1129,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     while (step < cfg.steps) {
       const Clock::time_point ts = Clock::now();
       const optim::StepStats s = trainer.step(real, latent);
+      if (ema) ema->update();
       const double dt = seconds_since(ts);
       train_s += dt;
       ++step;
@@ -1128,6 +1208,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     }
   r.params_g = cli::flat_parameters(*pl.g);
   r.params_d = cli::flat_parameters(*pl.d);
+  if (ema) r.params_g_ema = cli::flat_parameters(*g_avg);
   r.wall_seconds = seconds_since(t0);
   if (write) {
     if (cfg.plots) save_training_plot(r, dir / "training.png");
@@ -1175,6 +1256,9 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_double("d-reg-weight", -1, "the regularizer's weight (< 0: gp 10, r1 10, ortho 1e-4)", -1, 1e6)
       .add_double("d-clip", 0, "clip D's parameters to [-c, c] after each D update (0: off; the original WGAN)", 0,
                   1e6)
+      .add_double("g-ema", 0, "also keep an exponential moving average of G's weights with this decay (warm-up "
+                  "min(decay, (1+t)/(10+t)); ProGAN: 0.999) and report its FID and samples_ema.png (0: off)", 0,
+                  0.999999)
       .add_int("seed", 0, "random seed (initialisation, data order, latents)", 0)
       .add_string("device", def.device, "cpu, cuda, cuda:N or auto (cuda when a GPU answers)")
       .add_string("data", "", "folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)",
@@ -1248,6 +1332,7 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     real_flag("beta2", cfg.beta2);
     real_flag("d-reg-weight", cfg.reg_weight);
     real_flag("d-clip", cfg.d_clip);
+    real_flag("g-ema", cfg.g_ema);
     if (resume.empty() || p.is_set("d-norm")) cfg.d_norm = choice(parse_fmnist_d_norm, "d-norm");
     if (resume.empty() || p.is_set("d-reg")) cfg.d_reg = choice(parse_fmnist_d_reg, "d-reg");
     int_flag("limit", cfg.limit);
@@ -1309,11 +1394,15 @@ int run_fmnist(int argc, const char* const* argv, int first) {
         std::printf("FID %.2f (%lld generated vs the 10000 test images, Fashion-MNIST classifier features); "
                     "classifier score %.2f (test images %.2f)\n",
                     r.fid, static_cast<long long>(c.fid_samples), r.classifier_score, r.classifier_score_real);
+      if (r.fid_ema >= 0)
+        std::printf("G's weight average (decay %g): FID %.2f, classifier score %.2f (same latents)\n", c.g_ema,
+                    r.fid_ema, r.classifier_score_ema);
       else if (!r.fid_note.empty() && !r.interrupted)
         std::printf("%s\n", r.fid_note.c_str());
       if (!c.out_dir.empty())
-        std::printf("outputs in %s/: samples.png, training.png, metrics.csv, summary.json, checkpoint.safetensors%s\n",
-                    c.out_dir.c_str(), r.magnitudes.empty() ? "" : ", magnitudes.csv, magnitudes_{d,g}.png");
+        std::printf("outputs in %s/: samples.png, training.png, metrics.csv, summary.json, checkpoint.safetensors%s%s\n",
+                    c.out_dir.c_str(), c.g_ema > 0 ? ", samples_ema.png" : "",
+                    r.magnitudes.empty() ? "" : ", magnitudes.csv, magnitudes_{d,g}.png");
       for (const std::string& f : r.calibration_files)
         std::printf("calibration (mean ||A|| per layer): %s\n", f.c_str());
     }

@@ -57,6 +57,10 @@ struct FmnistConfig {
   FmnistDReg d_reg = FmnistDReg::Default;
   double reg_weight = -1;  // the regularizer's weight (< 0: gp 10, r1 10, ortho 1e-4)
   double d_clip = 0;       // > 0: clip every D parameter to [-d_clip, d_clip] after each D update (WGAN)
+  // > 0: also keep an exponential moving average of G's weights (nn::WeightEma with this decay and warm-up, batch
+  // norm's statistics copied; ProGAN's 0.999), checkpointed with the run. Every FID and classifier score is then also
+  // computed for the average (same latents), and samples_ema.png shows it. Training is unchanged.
+  double g_ema = 0;
   uint64_t seed = 0;
   std::string device = "auto";  // cpu, cuda, cuda:N, auto
   std::string data_dir;         // empty: Debian's /usr/share/datasets/fashion-mnist
@@ -97,7 +101,7 @@ struct FmnistConfig {
 };
 
 // The values an fmnist checkpoint records and a resumed run must share (arch, width, z_dim, batch, n_dis,
-// optimizers, learning rates, betas, D's norm and regularizer, clipping, seed, limit), as strings.
+// optimizers, learning rates, betas, D's norm and regularizer, clipping, G's weight average, seed, limit), as strings.
 std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& resolved);
 // A config whose model flags come from a checkpoint's metadata (the subcommand's defaults when --resume is given;
 // flags given on the command line then override). Errors name the file and a missing or bad key.
@@ -125,6 +129,7 @@ struct FmnistResult {
   FmnistConfig config;  // resolved
   std::vector<FmnistLogRow> log;                    // the whole run's rows, earlier runs' included when resumed
   std::vector<std::pair<int64_t, double>> fid_log;  // (step, FID) of every evaluation
+  std::vector<std::pair<int64_t, double>> fid_ema_log, score_ema_log;  // of G's weight average (g_ema > 0)
   std::vector<FmnistMagnitudeRow> magnitudes;       // the whole run's (earlier runs' included when resumed)
   std::vector<std::string> calibration_files;       // written by calibrate_out
   double fid = -1;              // the final FID (< 0: not computed: no feature network, or interrupted)
@@ -132,6 +137,7 @@ struct FmnistResult {
   // images each FID used, and of the 10000 test images as the real-data reference; < 0 when not computed.
   std::vector<std::pair<int64_t, double>> score_log;
   double classifier_score = -1, classifier_score_real = -1;
+  double fid_ema = -1, classifier_score_ema = -1;  // the final ones of G's weight average (< 0: none)
   int64_t start_step = 0;       // steps done before this run (resumed)
   int64_t steps_done = 0;
   int64_t skipped = 0;
@@ -142,14 +148,15 @@ struct FmnistResult {
   std::string checkpoint;       // the last checkpoint written ("" when none)
   int world_size = 1;           // processes that trained (distributed)
   std::vector<float> params_g, params_d;  // the final parameters, concatenated in registration order
+  std::vector<float> params_g_ema;        // G's weight average's (g_ema > 0)
   std::string fid_note;         // why there is no FID, when there is none
 };
 
 // Trains (or resumes) and evaluates. Throws nash::Error for a bad config, missing data, a checkpoint that does not
 // match, or divergence (NonFiniteError under the Stop policy: the last checkpoint is left as it was);
 // cli::OutputError for an output directory that cannot be written. Writes to cfg.out_dir: samples/step_NNNNNN.png,
-// samples.png (the latest grid), metrics.csv, fid.csv, training.png, summary.json and checkpoint.safetensors, and
-// for players with Adam's oracle magnitudes.csv and magnitudes_{d,g}.png.
+// samples.png (the latest grid), metrics.csv, fid.csv, training.png, summary.json and checkpoint.safetensors, for
+// players with Adam's oracle magnitudes.csv and magnitudes_{d,g}.png, and with g_ema samples_ema.png.
 // With a process group (or cfg.distributed, which makes one from the launcher's environment), trains data-parallel
 // over its ranks; the result equals one process on the same global batch up to the order of float32 sums.
 FmnistResult train_fmnist(const FmnistConfig& cfg, std::shared_ptr<dist::ProcessGroup> group = nullptr);

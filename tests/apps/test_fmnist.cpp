@@ -257,6 +257,69 @@ TEST(FmnistApp, ACheckpointOfOtherModelFlagsIsRefusedByName) {
   fs::remove_all(out);
 }
 
+// G's weight average: training is unchanged by it, the checkpoint holds it, a resume continues it bit for bit, and
+// a checkpoint of another decay (or of a run without one) is refused by name.
+TEST(FmnistApp, GeneratorWeightAverageLeavesTrainingAloneAndResumesExactly) {
+  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::ProGAN}) {
+    SCOPED_TRACE(apps::fmnist_name(arch));
+    const fs::path plain = temp_dir("ema_plain"), a = temp_dir("ema_whole"), b = temp_dir("ema_parts");
+    FmnistConfig c = tiny(arch, plain, 5);
+    c.limit = 20;
+    const apps::FmnistResult without = apps::train_fmnist(c);
+    EXPECT_TRUE(without.params_g_ema.empty());
+    c.g_ema = 0.9;
+    c.out_dir = a.string();
+    const apps::FmnistResult with = apps::train_fmnist(c);
+    EXPECT_EQ(with.params_g, without.params_g);  // bit for bit: the average draws nothing, changes nothing
+    EXPECT_EQ(with.params_d, without.params_d);
+    ASSERT_EQ(with.params_g_ema.size(), with.params_g.size());
+    EXPECT_NE(with.params_g_ema, with.params_g);
+    EXPECT_TRUE(fs::exists(a / "samples_ema.png"));
+    EXPECT_FALSE(fs::exists(plain / "samples_ema.png"));
+    EXPECT_NE(read_file(a / "summary.json").find("\"g_ema\": 0.9"), std::string::npos);
+    const auto wa = checkpoint_values(a / "checkpoint.safetensors");
+    std::vector<float> avg;
+    for (const auto& kv : wa)
+      if (kv.first.rfind("G_ema.", 0) == 0) avg.insert(avg.end(), kv.second.begin(), kv.second.end());
+    EXPECT_FALSE(avg.empty());
+    EXPECT_EQ(apps::fmnist_config_from_checkpoint((a / "checkpoint.safetensors").string()).g_ema, 0.9);
+
+    FmnistConfig cb = c;
+    cb.out_dir = b.string();
+    cb.interrupt_after = 2;
+    apps::train_fmnist(cb);
+    cb.interrupt_after = 0;
+    cb.resume = (b / "checkpoint.safetensors").string();
+    const apps::FmnistResult resumed = apps::train_fmnist(cb);
+    EXPECT_EQ(resumed.start_step, 2);
+    EXPECT_EQ(resumed.params_g_ema, with.params_g_ema);
+    const auto wb = checkpoint_values(b / "checkpoint.safetensors");
+    ASSERT_EQ(wa.size(), wb.size());
+    for (const auto& kv : wa) EXPECT_EQ(kv.second, wb.at(kv.first)) << kv.first;
+
+    // Another decay, or none, does not resume this checkpoint; a checkpoint without the key resumes without one.
+    FmnistConfig other = c;
+    other.out_dir = temp_dir("ema_other").string();
+    other.steps = 6;
+    other.resume = (a / "checkpoint.safetensors").string();
+    other.g_ema = 0.5;
+    expect_error([&] { apps::train_fmnist(other); }, {"g_ema", "0.9", "0.5"});
+    other.g_ema = 0;
+    expect_error([&] { apps::train_fmnist(other); }, {"g_ema"});
+    io::SafetensorsFile old = io::load_safetensors((plain / "checkpoint.safetensors").string());
+    old.metadata.erase("g_ema");
+    std::vector<std::pair<std::string, Tensor>> tensors(old.tensors.begin(), old.tensors.end());
+    const std::string old_path = (plain / "old.safetensors").string();
+    io::save_safetensors(old_path, tensors, old.metadata);
+    EXPECT_EQ(apps::fmnist_config_from_checkpoint(old_path).g_ema, 0.0);
+    other.resume = old_path;
+    EXPECT_EQ(apps::train_fmnist(other).steps_done, 6);
+    other.g_ema = 0.9;
+    expect_error([&] { apps::train_fmnist(other); }, {"g_ema", "0.9"});
+    for (const fs::path& d : {plain, a, b, fs::path(other.out_dir)}) fs::remove_all(d);
+  }
+}
+
 TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
   const fs::path out = temp_dir("fid");
   apps::ClassifierConfig cc;
@@ -282,6 +345,21 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
   ASSERT_EQ(r.score_log.size(), r.fid_log.size());
   EXPECT_EQ(r.fid_log.back().second, r.fid);
   EXPECT_TRUE(fs::exists(out / "run" / "fid.csv"));
+  const std::string plain_csv = read_file(out / "run" / "fid.csv");
+  EXPECT_EQ(plain_csv.substr(0, plain_csv.find('\n')), "step,fid,classifier_score");
+  EXPECT_LT(r.fid_ema, 0);
+  // With G's weight average, each evaluation also scores the average, on the same latents.
+  c.g_ema = 0.5;
+  c.out_dir = (out / "ema").string();
+  const apps::FmnistResult e = apps::train_fmnist(c);
+  EXPECT_EQ(e.fid_log, r.fid_log);  // G itself is unchanged by the average
+  ASSERT_EQ(e.fid_ema_log.size(), e.fid_log.size());
+  EXPECT_TRUE(std::isfinite(e.fid_ema) && e.fid_ema > 0);
+  EXPECT_NE(e.fid_ema, e.fid);
+  ASSERT_EQ(e.score_ema_log.size(), e.fid_log.size());
+  EXPECT_EQ(e.fid_ema_log.back().second, e.fid_ema);
+  const std::string csv = read_file(out / "ema" / "fid.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,fid,classifier_score,fid_ema,classifier_score_ema");
   fs::remove_all(out);
 }
 

@@ -196,13 +196,17 @@ void expect_same_fmnist(const apps::FmnistResult& par, const apps::FmnistResult&
   const double dg = max_rel_diff(par.params_g, one.params_g), dd = max_rel_diff(par.params_d, one.params_d);
   EXPECT_LE(dg, 1e-4) << what << ": generator";
   EXPECT_LE(dd, 1e-4) << what << ": discriminator";
+  ASSERT_EQ(par.params_g_ema.size(), one.params_g_ema.size()) << what;
+  if (!one.params_g_ema.empty())
+    EXPECT_LE(max_rel_diff(par.params_g_ema, one.params_g_ema), 1e-4) << what << ": G's weight average";
   if (world()->rank() == 0)
     std::printf("[ rank 0   ] %s over %d ranks vs 1 process: max rel. difference G %.2e, D %.2e\n", what,
                 world()->world_size(), dg, dd);
 }
 
 TEST(DistMpi, FmnistDcganMatchesOneProcess) {
-  const apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::DCGAN, 6);  // batch norm in G and D, Adam
+  apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::DCGAN, 6);  // batch norm in G and D, Adam
+  c.g_ema = 0.9;  // and G's weight average, kept on every rank
   expect_same_fmnist(apps::train_fmnist(c, world()), apps::train_fmnist(c, nullptr), "fmnist dcgan, 6 steps",
                      world()->world_size());
 }
