@@ -8,7 +8,8 @@
 //    against the composite formula (mean, var, normalization, affine transform and their autograd backward);
 //  * one whole training step of each Fashion-MNIST architecture (the fmnist app's models, losses, n_dis, penalty
 //    and Adam settings; diagnostics off), and one of the mixture app's (MLPs of 3 x 128, batch 256, Adam): a small
-//    model's step, where the per-op host work the overhead rows of nash_bench_elementwise time is a large share.
+//    model's step, where the per-op host work the overhead rows of nash_bench_elementwise time is a large share;
+//  * one update of G's weight average (nn::WeightEma) over the DCGAN generator.
 // Flags: --width (channels of D's first layer, default 64) and --batch (default 64).
 #include <cmath>
 #include <cstdio>
@@ -272,6 +273,26 @@ void BM_MixtureStep(benchmark::State& state, bool on_cuda) {
   nash_bench::timed_loop(state, dev, [&](int) { trainer.step(real, latent); });
 }
 
+// One update of G's weight average (nn::WeightEma) over the DCGAN generator at --width: per parameter the average
+// is read twice and written twice and the model read once (scale, then axpy), 20 bytes; the GB/s counter counts
+// those bytes (bytes/s), to compare with the copy rows of nash_bench_elementwise.
+void BM_WeightEma(benchmark::State& state, bool on_cuda) {
+  const Device dev = device_of(on_cuda);
+  if (!nash_bench::usable(state, dev)) return;
+  manual_seed(0);
+  nn::DcganOptions o;
+  o.width = g_width;
+  std::shared_ptr<nn::Sequential> g = nn::dcgan_generator(o), avg = nn::dcgan_generator(o);
+  g->to(dev);
+  avg->to(dev);
+  nn::EmaOptions eo;
+  eo.decay = 0.999;
+  nn::WeightEma ema(g, avg, eo);
+  nash_bench::timed_loop(state, dev, [&](int) { ema.update(); });
+  state.counters["bytes/s"] = nash_bench::rate(20.0 * static_cast<double>(g->num_parameters()));
+  state.counters["params"] = static_cast<double>(g->num_parameters());
+}
+
 constexpr const char* kFlags =
     "  --width=N  channels of D's first layer (and G's last hidden layer), default 64\n"
     "  --batch=N  batch size of the equalized-LR convolutions and the training steps, default 64";
@@ -333,6 +354,11 @@ void register_all(int* argc, char** argv) {
           on_cuda)
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
+  for (bool on_cuda : {false, true})
+    benchmark::RegisterBenchmark((std::string("weight_ema/dcgan_g") + suffix + "/" + device_name(on_cuda)).c_str(),
+                                 BM_WeightEma, on_cuda)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
   for (bool on_cuda : {false, true})
     benchmark::RegisterBenchmark((std::string("gan_step/mixture/h128_b256/") + device_name(on_cuda)).c_str(),
                                  BM_MixtureStep, on_cuda)
