@@ -519,7 +519,7 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"fmnist", "--limit", K::Int, true},          {"fmnist", "--fid-samples", K::Int, true},
       {"fmnist", "--fid-every", K::Int, true},      {"fmnist", "--sample-every", K::Int, true},
       {"fmnist", "--checkpoint-every", K::Int, true}, {"fmnist", "--log-every", K::Int, true},
-      {"fmnist", "--threads", K::Int, true},
+      {"fmnist", "--threads", K::Int, true},          {"fmnist", "--g-ema", K::Real, true},
   };
   return t;
 }
