@@ -392,6 +392,13 @@ FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, double* 
   return acc.stats();
 }
 
+Tensor image_features(FeatureNet& net, const Tensor& images, int64_t batch) {
+  std::vector<Tensor> parts;
+  for_batches(net, images, batch, "image_features", [&](const Tensor& x, int64_t) { parts.push_back(net.features(x)); });
+  NASH_CHECK(!parts.empty(), "image_features: no images");
+  return parts.size() == 1 ? parts[0] : cat(parts, 0);
+}
+
 double fid(FeatureNet& net, const Tensor& images_a, const Tensor& images_b, int64_t batch) {
   return frechet_distance(image_feature_stats(net, images_a, batch), image_feature_stats(net, images_b, batch));
 }

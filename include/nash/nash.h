@@ -19,6 +19,7 @@
 #include "nash/linalg/svd.h"
 #include "nash/metrics/fid.h"
 #include "nash/metrics/mode_coverage.h"
+#include "nash/metrics/precision_recall.h"
 #include "nash/nn/checkpoint.h"
 #include "nash/nn/ema.h"
 #include "nash/nn/equalized.h"

@@ -99,6 +99,9 @@ std::shared_ptr<FeatureNet> load_feature_net(const std::string& path, Device dev
 FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, int64_t batch = 500);
 // The same, and the classifier score of the images (see below) into *score, from one pass of the network.
 FeatureStats image_feature_stats(FeatureNet& net, const Tensor& images, double* score, int64_t batch = 500);
+// The features (N, feature_dim) of images (N, 1, 28|32, 28|32) through net in eval mode, on net's device (for
+// metrics::manifold_scores). Restores net's train/eval mode afterwards.
+Tensor image_features(FeatureNet& net, const Tensor& images, int64_t batch = 500);
 // FID between two image sets under net.
 double fid(FeatureNet& net, const Tensor& images_a, const Tensor& images_b, int64_t batch = 500);
 
