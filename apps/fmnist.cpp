@@ -51,6 +51,7 @@ namespace {
 using cli::Named;
 using cli::name_of;
 using Clock = std::chrono::steady_clock;
+constexpr int64_t kManifoldK = 3;  // neighbours of the precision/recall balls (Kynkäänniemi et al.'s choice)
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string fmt(double v, int precision = 6) {
@@ -321,37 +322,56 @@ std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
   return s.str();
 }
 
-// step,fid,classifier_score, and fid_ema,classifier_score_ema when G's weights are averaged.
+// step,fid,classifier_score, then precision,recall,density,coverage when the manifold scores are computed, then
+// fid_ema,classifier_score_ema when G's weights are averaged. Readers go by the header's names.
 std::string fid_csv(const FmnistResult& r) {
   std::ostringstream s;
-  const bool ema = r.config.g_ema > 0;
-  s << "step,fid,classifier_score" << (ema ? ",fid_ema,classifier_score_ema" : "") << "\n";
+  const bool ema = r.config.g_ema > 0, pr = !r.manifold_log.empty();
+  s << "step,fid,classifier_score" << (pr ? ",precision,recall,density,coverage" : "")
+    << (ema ? ",fid_ema,classifier_score_ema" : "") << "\n";
   auto cell = [](const std::vector<std::pair<int64_t, double>>& log, std::size_t i) {
     return i < log.size() ? fmt(log[i].second, 8) : std::string("nan");
   };
+  std::map<int64_t, metrics::ManifoldScores> manifold(r.manifold_log.begin(), r.manifold_log.end());
   for (std::size_t i = 0; i < r.fid_log.size(); ++i) {
     s << r.fid_log[i].first << ',' << fmt(r.fid_log[i].second, 8) << ',' << cell(r.score_log, i);
+    if (pr) {
+      const auto it = manifold.find(r.fid_log[i].first);  // rows of an earlier version's file have none
+      if (it != manifold.end()) {
+        const metrics::ManifoldScores& m = it->second;
+        s << ',' << fmt(m.precision, 8) << ',' << fmt(m.recall, 8) << ',' << fmt(m.density, 8) << ','
+          << fmt(m.coverage, 8);
+      } else {
+        s << ",nan,nan,nan,nan";
+      }
+    }
     if (ema) s << ',' << cell(r.fid_ema_log, i) << ',' << cell(r.score_ema_log, i);
     s << '\n';
   }
   return s.str();
 }
 
-std::vector<std::vector<std::string>> read_csv_rows(const fs::path& p) {
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> cells;
+  std::stringstream ss(line);
+  std::string cell;
+  while (std::getline(ss, cell, ',')) cells.push_back(cell);
+  return cells;
+}
+
+// The rows of a CSV file after its header (into *header when given).
+std::vector<std::vector<std::string>> read_csv_rows(const fs::path& p, std::vector<std::string>* header = nullptr) {
   std::vector<std::vector<std::string>> rows;
   std::ifstream f(p);
   std::string line;
-  bool header = true;
+  bool first = true;
   while (std::getline(f, line)) {
-    if (header) {
-      header = false;
+    if (first) {
+      first = false;
+      if (header) *header = split_csv_line(line);
       continue;
     }
-    std::vector<std::string> cells;
-    std::stringstream ss(line);
-    std::string cell;
-    while (std::getline(ss, cell, ',')) cells.push_back(cell);
-    rows.push_back(cells);
+    rows.push_back(split_csv_line(line));
   }
   return rows;
 }
@@ -380,19 +400,38 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
     } catch (const std::exception&) {
     }
   }
-  const std::size_t fid_cells = r->config.g_ema > 0 ? 5 : 3;
-  for (const auto& c : read_csv_rows(dir / "fid.csv")) {
-    if (c.size() != fid_cells) continue;
+  // fid.csv by its header's names: files of earlier versions lack the manifold or weight-average columns, which
+  // then read as NaN (and a row without step, fid or classifier_score is dropped).
+  std::vector<std::string> header;
+  const std::vector<std::vector<std::string>> rows = read_csv_rows(dir / "fid.csv", &header);
+  auto column = [&](const char* name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? -1 : static_cast<int>(it - header.begin());
+  };
+  const int c_step = column("step"), c_fid = column("fid"), c_score = column("classifier_score");
+  const int c_p = column("precision"), c_r = column("recall"), c_d = column("density"), c_c = column("coverage");
+  const int c_fe = column("fid_ema"), c_se = column("classifier_score_ema");
+  if (c_step < 0 || c_fid < 0 || c_score < 0) return;
+  const bool ema = r->config.g_ema > 0;
+  for (const auto& c : rows) {
+    if (c.size() != header.size()) continue;
+    auto value = [&](int i) { return i < 0 ? NAN : std::stod(c[static_cast<std::size_t>(i)]); };
     try {
-      const int64_t s = std::stoll(c[0]);
+      const int64_t s = std::stoll(c[static_cast<std::size_t>(c_step)]);
       if (s > step) continue;
-      const double fid = std::stod(c[1]), score = std::stod(c[2]);
-      const double fid_ema = fid_cells == 5 ? std::stod(c[3]) : 0, score_ema = fid_cells == 5 ? std::stod(c[4]) : 0;
+      const double fid = value(c_fid), score = value(c_score), fe = value(c_fe), se = value(c_se);
+      metrics::ManifoldScores m;
+      m.precision = value(c_p);
+      m.recall = value(c_r);
+      m.density = value(c_d);
+      m.coverage = value(c_c);
+      m.k = kManifoldK;
       r->fid_log.emplace_back(s, fid);
       r->score_log.emplace_back(s, score);
-      if (fid_cells == 5) {
-        r->fid_ema_log.emplace_back(s, fid_ema);
-        r->score_ema_log.emplace_back(s, score_ema);
+      if (c_p >= 0) r->manifold_log.emplace_back(s, m);
+      if (ema) {
+        r->fid_ema_log.emplace_back(s, fe);
+        r->score_ema_log.emplace_back(s, se);
       }
     } catch (const std::exception&) {
     }
@@ -452,21 +491,36 @@ void save_training_plot(const FmnistResult& r, const fs::path& path) {
   if (any_penalty) losses.series.push_back(gp);
   ratio.series = {u, plot::Series{"balanced (1)", {u.x.front(), u.x.back()}, {1.0, 1.0}, false, 0x999999}};
   std::vector<plot::Figure> panels{losses, ratio};
+  auto series = [](const char* name, const std::vector<std::pair<int64_t, double>>& log) {
+    plot::Series f{name, {}, {}};
+    for (const auto& p : log) {
+      if (!std::isfinite(p.second)) continue;
+      f.x.push_back(static_cast<double>(p.first));
+      f.y.push_back(p.second);
+    }
+    if (f.x.size() == 1) f.points = true;
+    return f;
+  };
   if (!r.fid_log.empty()) {
     fid.title = "FID on Fashion-MNIST classifier features (lower is better)";
     fid.ylabel = "FID";
-    auto series = [](const char* name, const std::vector<std::pair<int64_t, double>>& log) {
-      plot::Series f{name, {}, {}};
-      for (const auto& p : log) {
-        f.x.push_back(static_cast<double>(p.first));
-        f.y.push_back(p.second);
-      }
-      if (f.x.size() == 1) f.points = true;
-      return f;
-    };
     fid.series = {series(r.fid_ema_log.empty() ? "FID" : "FID of G", r.fid_log)};
     if (!r.fid_ema_log.empty()) fid.series.push_back(series("FID of G's weight average", r.fid_ema_log));
     panels.push_back(fid);
+  }
+  if (!r.manifold_log.empty()) {
+    plot::Figure pr;
+    pr.title = "precision (quality) and recall, coverage (diversity), k = " + std::to_string(kManifoldK);
+    pr.xlabel = "step";
+    pr.ylabel = "share";
+    std::vector<std::pair<int64_t, double>> p, rc, cv;
+    for (const auto& e : r.manifold_log) {
+      p.emplace_back(e.first, e.second.precision);
+      rc.emplace_back(e.first, e.second.recall);
+      cv.emplace_back(e.first, e.second.coverage);
+    }
+    pr.series = {series("precision", p), series("recall", rc), series("coverage", cv)};
+    panels.push_back(pr);
   }
   plot::save_png(panels, path.string());
 }
@@ -600,6 +654,11 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << (r.fid >= 0 ? json_number(r.fid) : "null") << ",\n  \"classifier_score\": "
     << (r.classifier_score >= 0 ? json_number(r.classifier_score) : "null") << ",\n  \"classifier_score_real\": "
     << (r.classifier_score_real >= 0 ? json_number(r.classifier_score_real) : "null")
+    << ",\n  \"precision\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.precision) : "null")
+    << ",\n  \"recall\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.recall) : "null")
+    << ",\n  \"density\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.density) : "null")
+    << ",\n  \"coverage\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.coverage) : "null")
+    << ",\n  \"manifold_k\": " << kManifoldK << ",\n  \"manifold_real_samples\": " << r.manifold.n_real
     << ",\n  \"g_ema\": " << json_number(c.g_ema) << ",\n  \"fid_ema\": "
     << (r.fid_ema >= 0 ? json_number(r.fid_ema) : "null") << ",\n  \"classifier_score_ema\": "
     << (r.classifier_score_ema >= 0 ? json_number(r.classifier_score_ema) : "null")
@@ -613,15 +672,19 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
 }
 
 // FID of fid_samples images from G (in eval mode, latents from their own stream so evaluating leaves training's
-// random stream alone) against the real statistics.
+// random stream alone) against the real statistics, and the manifold scores against the real set's balls when
+// `manifold` is given.
 struct Evaluation {
   double fid, classifier_score;
+  metrics::ManifoldScores manifold;
 };
 Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const metrics::FeatureStats& real,
-                              const FmnistConfig& c, Device dev, int64_t step) {
+                              const metrics::RealManifold* manifold, const FmnistConfig& c, Device dev,
+                              int64_t step) {
   Generator gen(c.seed * 0x9e3779b97f4a7c15ULL + 0x66696400ULL + static_cast<uint64_t>(step));
   metrics::FeatureAccumulator acc(net.feature_dim());
   metrics::ClassifierScoreAccumulator score;
+  std::vector<Tensor> features;
   NoGradGuard ng;
   const bool was_training = G.is_training();
   G.eval();
@@ -631,10 +694,13 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
     const Tensor f = net.features(clamp(G.forward(z), -1.0, 1.0));
     acc.add(f);
     score.add(net.logits_from_features(f));
+    if (manifold) features.push_back(f);
     done += b;
   }
   G.train(was_training);
-  return {metrics::frechet_distance(real, acc.stats()), score.score()};
+  Evaluation e{metrics::frechet_distance(real, acc.stats()), score.score(), {}};
+  if (manifold) e.manifold = manifold->score(cat(features, 0));
+  return e;
 }
 
 }  // namespace
@@ -856,6 +922,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
 
   std::shared_ptr<metrics::FeatureNet> fid_net;
   metrics::FeatureStats real_stats;
+  std::unique_ptr<metrics::RealManifold> real_manifold;
   if (!rank0) {
     r.fid_note = "FID is computed by rank 0";
   } else if (cfg.fid_net.empty()) {
@@ -871,6 +938,11 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
                " images, FID needs more than the ", fid_net->feature_dim(), " features");
     const Tensor test_images = test.images.to(dev);
     real_stats = metrics::image_feature_stats(*fid_net, test_images, &r.classifier_score_real);
+    // Precision/recall compare sets of equal size: as many test images as FID samples (all of them if fewer).
+    const int64_t n_real = std::min<int64_t>(cfg.fid_samples, test_images.size(0));
+    if (n_real > kManifoldK && cfg.fid_samples > kManifoldK)
+      real_manifold = std::make_unique<metrics::RealManifold>(
+          metrics::image_features(*fid_net, test_images.narrow(0, 0, n_real)), kManifoldK);
   }
 
   manual_seed(cfg.seed);  // before the networks: their initialisation draws from the default generator
@@ -1078,13 +1150,17 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   };
   auto evaluate = [&](int64_t step) {
     if (!fid_net) return;
-    const Evaluation e = evaluate_generator(*pl.g, *fid_net, real_stats, cfg, dev, step);
+    const Evaluation e = evaluate_generator(*pl.g, *fid_net, real_stats, real_manifold.get(), cfg, dev, step);
     r.fid_log.emplace_back(step, e.fid);
     r.score_log.emplace_back(step, e.classifier_score);
     r.fid = e.fid;
     r.classifier_score = e.classifier_score;
+    if (real_manifold) {
+      r.manifold_log.emplace_back(step, e.manifold);
+      r.manifold = e.manifold;
+    }
     if (!ema) return;
-    const Evaluation a = evaluate_generator(*g_avg, *fid_net, real_stats, cfg, dev, step);  // the same latents
+    const Evaluation a = evaluate_generator(*g_avg, *fid_net, real_stats, nullptr, cfg, dev, step);  // same latents
     r.fid_ema_log.emplace_back(step, a.fid);
     r.score_ema_log.emplace_back(step, a.classifier_score);
     r.fid_ema = a.fid;
@@ -1394,6 +1470,12 @@ int run_fmnist(int argc, const char* const* argv, int first) {
         std::printf("FID %.2f (%lld generated vs the 10000 test images, Fashion-MNIST classifier features); "
                     "classifier score %.2f (test images %.2f)\n",
                     r.fid, static_cast<long long>(c.fid_samples), r.classifier_score, r.classifier_score_real);
+      if (r.fid >= 0 && r.manifold.n_fake > 0)
+        std::printf("precision %.3f, recall %.3f, density %.3f, coverage %.3f (k = %lld, %lld generated vs %lld test "
+                    "images)\n",
+                    r.manifold.precision, r.manifold.recall, r.manifold.density, r.manifold.coverage,
+                    static_cast<long long>(r.manifold.k), static_cast<long long>(r.manifold.n_fake),
+                    static_cast<long long>(r.manifold.n_real));
       if (r.fid_ema >= 0)
         std::printf("G's weight average (decay %g): FID %.2f, classifier score %.2f (same latents)\n", c.g_ema,
                     r.fid_ema, r.classifier_score_ema);

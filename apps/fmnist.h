@@ -11,6 +11,7 @@
 
 #include "apps/cli.h"
 #include "nash/dist/dist.h"
+#include "nash/metrics/precision_recall.h"
 #include "nash/optim/gan_trainer.h"
 
 namespace nash {
@@ -138,6 +139,10 @@ struct FmnistResult {
   std::vector<std::pair<int64_t, double>> score_log;
   double classifier_score = -1, classifier_score_real = -1;
   double fid_ema = -1, classifier_score_ema = -1;  // the final ones of G's weight average (< 0: none)
+  // Precision, recall, density and coverage (metrics::manifold_scores, k = 3) of G's samples at every evaluation,
+  // on the FID's features, against as many test images as FID samples (all 10000 when fid_samples is larger).
+  std::vector<std::pair<int64_t, metrics::ManifoldScores>> manifold_log;
+  metrics::ManifoldScores manifold;  // the final one (n_fake == 0: not computed)
   int64_t start_step = 0;       // steps done before this run (resumed)
   int64_t steps_done = 0;
   int64_t skipped = 0;

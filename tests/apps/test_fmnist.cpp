@@ -346,8 +346,20 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
   EXPECT_EQ(r.fid_log.back().second, r.fid);
   EXPECT_TRUE(fs::exists(out / "run" / "fid.csv"));
   const std::string plain_csv = read_file(out / "run" / "fid.csv");
-  EXPECT_EQ(plain_csv.substr(0, plain_csv.find('\n')), "step,fid,classifier_score");
   EXPECT_LT(r.fid_ema, 0);
+  // Precision, recall, density and coverage at every evaluation, against as many test images as samples.
+  ASSERT_EQ(r.manifold_log.size(), r.fid_log.size());
+  EXPECT_EQ(r.manifold.k, 3);
+  EXPECT_EQ(r.manifold.n_fake, 24);
+  EXPECT_EQ(r.manifold.n_real, 24);
+  for (const auto& m : r.manifold_log)
+    for (double v : {m.second.precision, m.second.recall, m.second.coverage}) {
+      EXPECT_GE(v, 0.0);
+      EXPECT_LE(v, 1.0);
+    }
+  EXPECT_GE(r.manifold.density, 0.0);
+  EXPECT_EQ(plain_csv.substr(0, plain_csv.find('\n')), "step,fid,classifier_score,precision,recall,density,coverage");
+  EXPECT_NE(read_file(out / "run" / "summary.json").find("\"recall\": "), std::string::npos);
   // With G's weight average, each evaluation also scores the average, on the same latents.
   c.g_ema = 0.5;
   c.out_dir = (out / "ema").string();
@@ -359,7 +371,46 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
   ASSERT_EQ(e.score_ema_log.size(), e.fid_log.size());
   EXPECT_EQ(e.fid_ema_log.back().second, e.fid_ema);
   const std::string csv = read_file(out / "ema" / "fid.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,fid,classifier_score,fid_ema,classifier_score_ema");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "step,fid,classifier_score,precision,recall,density,coverage,fid_ema,classifier_score_ema");
+  // A resumed run keeps the earlier run's evaluations, every column, read back by the header's names; an earlier
+  // version's file (no manifold columns) resumes with those values missing (NaN), not shifted.
+  c.steps = 3;
+  for (const bool old_format : {false, true}) {
+    SCOPED_TRACE(old_format ? "old fid.csv" : "current fid.csv");
+    const fs::path part = out / (old_format ? "old" : "parts");
+    c.out_dir = part.string();
+    c.resume = "";
+    c.interrupt_after = 2;  // evaluates at step 1, stops at 2
+    apps::train_fmnist(c);
+    std::ofstream(part / "fid.csv")
+        << (old_format ? "step,fid,classifier_score,fid_ema,classifier_score_ema\n1,11.5,2.5,12.5,3.5\n"
+                       : "step,fid,classifier_score,precision,recall,density,coverage,fid_ema,classifier_score_ema\n"
+                         "1,11.5,2.5,0.25,0.5,0.75,0.125,12.5,3.5\n");
+    c.interrupt_after = 0;
+    c.resume = (part / "checkpoint.safetensors").string();
+    const apps::FmnistResult resumed = apps::train_fmnist(c);
+    ASSERT_EQ(resumed.fid_log.size(), 2u);  // step 1 from the file, step 3 from this run
+    EXPECT_EQ(resumed.fid_log[0], std::make_pair(int64_t(1), 11.5));
+    EXPECT_EQ(resumed.score_log[0].second, 2.5);
+    EXPECT_EQ(resumed.fid_ema_log[0].second, 12.5);
+    EXPECT_EQ(resumed.score_ema_log[0].second, 3.5);
+    std::istringstream rows(read_file(part / "fid.csv"));
+    std::string header, row1;
+    std::getline(rows, header);
+    std::getline(rows, row1);
+    if (old_format) {
+      ASSERT_EQ(resumed.manifold_log.size(), 1u);  // this run's evaluation only
+      EXPECT_EQ(resumed.manifold_log[0].first, 3);
+      EXPECT_EQ(row1, "1,11.5,2.5,nan,nan,nan,nan,12.5,3.5");
+    } else {
+      ASSERT_EQ(resumed.manifold_log.size(), 2u);
+      const metrics::ManifoldScores& m = resumed.manifold_log[0].second;
+      EXPECT_EQ(std::vector<double>({m.precision, m.recall, m.density, m.coverage}),
+                std::vector<double>({0.25, 0.5, 0.75, 0.125}));
+      EXPECT_EQ(row1, "1,11.5,2.5,0.25,0.5,0.75,0.125,12.5,3.5");
+    }
+  }
   fs::remove_all(out);
 }
 
