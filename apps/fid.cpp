@@ -21,7 +21,7 @@
 #include "nash/io/png.h"
 #include "nash/io/safetensors.h"
 #include "nash/metrics/fid.h"
-
+#include "nash/metrics/precision_recall.h"
 
 namespace nash {
 namespace apps {
@@ -127,13 +127,16 @@ int run_fid(int argc, const char* const* argv, int first) {
                 "order, converted to grey) or a safetensors file with an (N, 1, H, W) or (N, H, W) float tensor in\n"
                 "[-1, 1]. Images are 28x28 or 32x32 (centre-cropped to 28x28).\n"
                 "This is FID on Fashion-MNIST classifier features, not Inception features: compare numbers only\n"
-                "with runs that used the same classifier file.\n"
+                "with runs that used the same classifier file. Also prints the fake set's precision and recall\n"
+                "(quality and diversity apart) and density and coverage, from k-nearest-neighbour balls on the same\n"
+                "features (compare at equal set sizes and k only).\n"
                 "Exit codes: 0 ok, 1 a set cannot be read or has too few images, 2 bad flags.");
   p.add_string("real", "", "the first (reference) image set")
       .add_string("fake", "", "the second image set")
       .add_string("classifier", "out/fmnist-classifier.safetensors", "the feature network from `nash classifier`")
       .add_int("limit", 0, "use the first N images of each set only (0: all)", 0)
       .add_int("batch", 500, "images per forward pass", 1, 65536)
+      .add_int("k", 3, "neighbours of the precision/recall balls (0: skip those scores)", 0, 1000)
       .add_string("device", "auto", "cpu, cuda, cuda:N or auto (cuda when a GPU answers)")
       .add_int("threads", 0, "CPU threads for the kernels and the BLAS (0: leave the process default)", 0, 1024)
       .add_bool("quiet", false, "print the FID value alone");
@@ -161,8 +164,18 @@ int run_fid(int argc, const char* const* argv, int first) {
     const int64_t limit = p.get_int("limit"), batch = p.get_int("batch");
     Tensor a = load_image_set(p.get_string("real"), limit);
     Tensor b = load_image_set(p.get_string("fake"), limit);
-    metrics::FeatureStats sa = metrics::image_feature_stats(*net, a, batch);
-    metrics::FeatureStats sb = metrics::image_feature_stats(*net, b, batch);
+    const int64_t k = p.get_int("k");
+    metrics::FeatureStats sa, sb;
+    metrics::ManifoldScores m;
+    if (k > 0) {  // one pass of the network per set for both
+      const Tensor fa = metrics::image_features(*net, a, batch), fb = metrics::image_features(*net, b, batch);
+      sa = metrics::feature_stats(fa);
+      sb = metrics::feature_stats(fb);
+      m = metrics::manifold_scores(fa, fb, k);
+    } else {
+      sa = metrics::image_feature_stats(*net, a, batch);
+      sb = metrics::image_feature_stats(*net, b, batch);
+    }
     const double v = metrics::frechet_distance(sa, sb);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (p.get_bool("quiet")) {
@@ -170,6 +183,9 @@ int run_fid(int argc, const char* const* argv, int first) {
     } else {
       std::printf("FID %.4f  (Fashion-MNIST classifier features, dim %lld; not Inception)\n", v,
                   static_cast<long long>(net->feature_dim()));
+      if (k > 0)
+        std::printf("precision %.4f  recall %.4f  density %.4f  coverage %.4f  (k = %lld)\n", m.precision, m.recall,
+                    m.density, m.coverage, static_cast<long long>(k));
       std::printf("real: %lld images from %s\nfake: %lld images from %s\nclassifier: %s (test accuracy %s)  "
                   "device %s  %.1f s\n",
                   static_cast<long long>(sa.n), p.get_string("real").c_str(), static_cast<long long>(sb.n),

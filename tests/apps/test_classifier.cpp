@@ -109,6 +109,18 @@ TEST(ClassifierApp, SmokeRunLearnsSavesAndServesFid) {
   ASSERT_EQ(rc, 0) << err;
   EXPECT_NE(out.find("FID "), std::string::npos) << out;
   EXPECT_NE(out.find("not Inception"), std::string::npos) << out;
+  EXPECT_NE(out.find("precision "), std::string::npos) << out;
+  EXPECT_NE(out.find("(k = 3)"), std::string::npos) << out;
+  // The same images on both sides: every sample lies in the other set's manifold.
+  rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", st.string(), "--classifier",
+                                 cfg.out, "--threads", "1", "--k", "5"}, &out, &err);
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_NE(out.find("precision 1.0000  recall 1.0000"), std::string::npos) << out;
+  EXPECT_NE(out.find("coverage 1.0000  (k = 5)"), std::string::npos) << out;
+  rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", st.string(), "--classifier",
+                                 cfg.out, "--threads", "1", "--k", "0"}, &out, &err);
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_EQ(out.find("precision"), std::string::npos) << out;
 
   // Too few images for the feature dimension, values outside [-1, 1], missing sets and flags.
   rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", idx.string(), "--classifier",

@@ -508,7 +508,7 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"classifier", "--limit", K::Int, true},      {"classifier", "--test-limit", K::Int, true},
       {"classifier", "--max-steps", K::Int, true},  {"classifier", "--threads", K::Int, true},
       {"fid", "--limit", K::Int, true},             {"fid", "--batch", K::Int, false},
-      {"fid", "--threads", K::Int, true},
+      {"fid", "--threads", K::Int, true},           {"fid", "--k", K::Int, true},
       {"fmnist", "--steps", K::Int, true},          {"fmnist", "--n-dis", K::Int, true},
       {"fmnist", "--batch", K::Int, true},          {"fmnist", "--width", K::Int, true},
       {"fmnist", "--z-dim", K::Int, true},          {"fmnist", "--lr-g", K::Real, true},
