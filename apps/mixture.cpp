@@ -50,7 +50,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 const Named<MixtureDist> kDists[] = {{MixtureDist::Ring, "ring"}, {MixtureDist::Grid, "grid"}};
 const Named<MixtureLoss> kLosses[] = {
-    {MixtureLoss::NS, "ns"}, {MixtureLoss::Hinge, "hinge"}, {MixtureLoss::WganGP, "wgan-gp"}};
+    {MixtureLoss::NS, "ns"}, {MixtureLoss::Hinge, "hinge"}, {MixtureLoss::WganGP, "wgan-gp"}, {MixtureLoss::LS, "ls"}};
 const Named<MixtureOptimizer> kOptimizers[] = {{MixtureOptimizer::SGDA, "sgda"},
                                                {MixtureOptimizer::Adam, "adam"},
                                                {MixtureOptimizer::NSGDA, "nsgda"},
@@ -264,6 +264,15 @@ const char* mixture_name(MixtureDist d) { return name_of(kDists, d); }
 const char* mixture_name(MixtureLoss l) { return name_of(kLosses, l); }
 const char* mixture_name(MixtureOptimizer o) { return name_of(kOptimizers, o); }
 MixtureDist parse_mixture_dist(const std::string& n) { return cli::parse_named(kDists, n, "mixture", "distribution"); }
+nn::GanLoss mixture_gan_loss(MixtureLoss l) {
+  switch (l) {
+    case MixtureLoss::NS: return nn::GanLoss::NonSaturating;
+    case MixtureLoss::Hinge: return nn::GanLoss::Hinge;
+    case MixtureLoss::WganGP: return nn::GanLoss::Wasserstein;
+    case MixtureLoss::LS: return nn::GanLoss::LeastSquares;
+  }
+  detail::fail("mixture: unknown loss ", static_cast<int>(l));
+}
 MixtureLoss parse_mixture_loss(const std::string& n) { return cli::parse_named(kLosses, n, "mixture", "loss"); }
 MixtureOptimizer parse_mixture_optimizer(const std::string& n) {
   return cli::parse_named(kOptimizers, n, "mixture", "optimizer");
@@ -344,9 +353,7 @@ MixtureResult train_mixture(const MixtureConfig& config, std::shared_ptr<dist::P
   std::unique_ptr<optim::Optimizer> opt_d = make_optimizer(cfg, *D, cfg.lr_d);
   std::unique_ptr<optim::Optimizer> opt_g = make_optimizer(cfg, *G, cfg.lr_g);
   optim::GanTrainerOptions to;
-  to.loss = cfg.loss == MixtureLoss::NS      ? nn::GanLoss::NonSaturating
-            : cfg.loss == MixtureLoss::Hinge ? nn::GanLoss::Hinge
-                                             : nn::GanLoss::Wasserstein;
+  to.loss = mixture_gan_loss(cfg.loss);
   to.n_dis = cfg.n_dis;
   to.gp_lambda = cfg.d_reg == MixtureDReg::GP ? cfg.gp_lambda : 0.0;
   to.r1_gamma = cfg.d_reg == MixtureDReg::R1 ? cfg.reg_weight : 0.0;
@@ -553,7 +560,8 @@ int run_mixture(int argc, const char* const* argv, int first) {
       "--seeds N trains seeds --seed .. --seed+N-1 (each in DIR/seed<k>) and prints the mean and std.\n"
       "Exit codes: 0 ok, 1 training failed, 2 bad flags or an output directory that cannot be written.");
   p.add_string("dist", "ring", "target distribution: ring (8 modes) or grid (25 modes)")
-      .add_string("loss", "ns", "GAN loss: ns (non-saturating), hinge or wgan-gp (Wasserstein + gradient penalty)")
+      .add_string("loss", "ns", "GAN loss: ns (non-saturating), hinge, wgan-gp (Wasserstein + gradient penalty) or ls "
+                  "(least squares, LSGAN)")
       .add_string("optimizer", "adam", "sgda, adam, nsgda, ada-nsgda or adadir (both players)")
       .add_bool("sn", def.sn, "spectral normalization on every layer of D (same as --d-norm sn)")
       .add_string("d-norm", "none", "D's normalization: none, sn (spectral), wn (weight norm) or bn (batch norm)")

@@ -12,12 +12,13 @@
 #include "nash/data/synthetic.h"
 #include "nash/dist/dist.h"
 #include "nash/metrics/mode_coverage.h"
+#include "nash/nn/losses.h"
 
 namespace nash {
 namespace apps {
 
 enum class MixtureDist { Ring, Grid };
-enum class MixtureLoss { NS, Hinge, WganGP };
+enum class MixtureLoss { NS, Hinge, WganGP, LS };
 enum class MixtureOptimizer { SGDA, Adam, NSGDA, AdaNSGDA, AdaDir };
 // D's normalization and regularizer (the SN-GAN paper's baselines). DReg::Default: the gradient penalty with the
 // wgan-gp loss, none otherwise (so wgan-gp with --d-reg none and --d-clip is the original WGAN).
@@ -37,6 +38,9 @@ MixtureOptimizer parse_mixture_optimizer(const std::string& name);
 MixtureDNorm parse_mixture_d_norm(const std::string& name);
 MixtureDReg parse_mixture_d_reg(const std::string& name);
 
+// The trainer's loss of each choice (wgan-gp: Wasserstein; its penalty is MixtureDReg's).
+nn::GanLoss mixture_gan_loss(MixtureLoss l);
+
 // The generator's learning rate when none is given (the discriminator's default is twice it).
 double mixture_default_lr(MixtureOptimizer o);
 
@@ -48,7 +52,7 @@ metrics::ModeCoverage mixture_coverage(const data::GaussianMixture2D& d, const T
 
 struct MixtureConfig {
   MixtureDist dist = MixtureDist::Ring;
-  MixtureLoss loss = MixtureLoss::NS;    // wgan-gp: Wasserstein loss + gradient penalty gp_lambda
+  MixtureLoss loss = MixtureLoss::NS;    // wgan-gp: Wasserstein loss + gradient penalty gp_lambda; ls: LSGAN
   MixtureOptimizer optimizer = MixtureOptimizer::Adam;
   bool sn = false;                       // spectral normalization on every Linear of D (= d_norm SN)
   MixtureDNorm d_norm = MixtureDNorm::None;  // sn, wn (weight norm) on every Linear of D, or bn after its hidden ones

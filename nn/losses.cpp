@@ -76,12 +76,24 @@ Tensor g_loss_wasserstein(const Tensor& fake) {
   return neg(mean(fake));
 }
 
+Tensor d_loss_least_squares(const Tensor& real, const Tensor& fake) {
+  check_pair("d_loss_least_squares", real, fake);
+  const Tensor r = add(real, -1.0);
+  return mul(add(mean(mul(r, r)), mean(mul(fake, fake))), 0.5);
+}
+Tensor g_loss_least_squares(const Tensor& fake) {
+  check_logits("g_loss_least_squares", "fake scores", fake);
+  const Tensor f = add(fake, -1.0);
+  return mul(mean(mul(f, f)), 0.5);
+}
+
 GanLoss parse_gan_loss(const std::string& name) {
   if (name == "ns" || name == "non-saturating") return GanLoss::NonSaturating;
   if (name == "minimax") return GanLoss::Minimax;
   if (name == "hinge") return GanLoss::Hinge;
   if (name == "wasserstein" || name == "wgan") return GanLoss::Wasserstein;
-  detail::fail("parse_gan_loss: unknown loss '", name, "' (expected ns, minimax, hinge or wasserstein)");
+  if (name == "ls" || name == "lsgan" || name == "least-squares") return GanLoss::LeastSquares;
+  detail::fail("parse_gan_loss: unknown loss '", name, "' (expected ns, minimax, hinge, wasserstein or ls)");
 }
 
 Tensor d_loss(GanLoss kind, const Tensor& real, const Tensor& fake) {
@@ -94,6 +106,8 @@ Tensor d_loss(GanLoss kind, const Tensor& real, const Tensor& fake) {
       return d_loss_hinge(real, fake);
     case GanLoss::Wasserstein:
       return d_loss_wasserstein(real, fake);
+    case GanLoss::LeastSquares:
+      return d_loss_least_squares(real, fake);
   }
   detail::fail("d_loss: unknown GanLoss value ", static_cast<int>(kind));
 }
@@ -108,6 +122,8 @@ Tensor g_loss(GanLoss kind, const Tensor& fake) {
       return g_loss_hinge(fake);
     case GanLoss::Wasserstein:
       return g_loss_wasserstein(fake);
+    case GanLoss::LeastSquares:
+      return g_loss_least_squares(fake);
   }
   detail::fail("g_loss: unknown GanLoss value ", static_cast<int>(kind));
 }

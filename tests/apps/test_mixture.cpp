@@ -215,7 +215,7 @@ TEST(Mixture, SameSeedSameRunAndRowCounts) {
 TEST(Mixture, EveryLossOptimizerAndSnRuns) {
   for (MixtureOptimizer o : {MixtureOptimizer::SGDA, MixtureOptimizer::Adam, MixtureOptimizer::NSGDA,
                              MixtureOptimizer::AdaNSGDA, MixtureOptimizer::AdaDir})
-    for (MixtureLoss l : {MixtureLoss::NS, MixtureLoss::Hinge, MixtureLoss::WganGP}) {
+    for (MixtureLoss l : {MixtureLoss::NS, MixtureLoss::Hinge, MixtureLoss::WganGP, MixtureLoss::LS}) {
       MixtureConfig c = tiny("");
       c.out_dir = "";
       c.steps = 6;
@@ -239,6 +239,11 @@ TEST(Mixture, EveryLossOptimizerAndSnRuns) {
       else EXPECT_EQ(r.log.back().penalty, 0);
       EXPECT_EQ(r.samples.size(), 600u);
     }
+  EXPECT_EQ(nash::apps::mixture_gan_loss(MixtureLoss::LS), nash::nn::GanLoss::LeastSquares);
+  EXPECT_EQ(nash::apps::mixture_gan_loss(MixtureLoss::WganGP), nash::nn::GanLoss::Wasserstein);
+  EXPECT_EQ(nash::apps::mixture_gan_loss(MixtureLoss::Hinge), nash::nn::GanLoss::Hinge);
+  EXPECT_EQ(nash::apps::mixture_gan_loss(MixtureLoss::NS), nash::nn::GanLoss::NonSaturating);
+  EXPECT_EQ(nash::apps::parse_mixture_loss("ls"), MixtureLoss::LS);
   // The normalized rules move each layer by exactly lr: with equal rates the update ratio is 1.
   MixtureConfig c = tiny("");
   c.out_dir = "";

@@ -52,11 +52,18 @@ TEST(GanLosses, HandDerivedValues) {
   EXPECT_NEAR(nn::g_loss_hinge(vec({-2, 0, 0.5})).item(), 0.5, 1e-12);
   EXPECT_NEAR(nn::d_loss_wasserstein(real, fake).item(), 1.75 - (-0.5), 1e-12);
   EXPECT_NEAR(nn::g_loss_wasserstein(fake).item(), -1.75, 1e-12);
+  // Least squares: real - 1 = [0, -3], fake = [0.5, 3]: ½(9/2) + ½(9.25/2); G: fake - 1 = [-0.5, 2]: ½(4.25/2).
+  EXPECT_NEAR(nn::d_loss_least_squares(real, fake).item(), 2.25 + 2.3125, 1e-12);
+  EXPECT_NEAR(nn::g_loss_least_squares(fake).item(), 1.0625, 1e-12);
+  EXPECT_NEAR(nn::d_loss_least_squares(vec({1, 1}), vec({0})).item(), 0.0, 0.0);  // D at its targets
   // The enum front end.
   EXPECT_EQ(nn::parse_gan_loss("hinge"), nn::GanLoss::Hinge);
   EXPECT_NEAR(nn::d_loss(nn::parse_gan_loss("wgan"), real, fake).item(), 2.25, 1e-12);
   EXPECT_NEAR(nn::g_loss(nn::GanLoss::NonSaturating, fake).item(), nn::g_loss_ns(fake).item(), 0.0);
-  expect_error([] { nn::parse_gan_loss("lsgan"); }, {"parse_gan_loss", "lsgan", "hinge"});
+  for (const char* ls : {"ls", "lsgan", "least-squares"}) EXPECT_EQ(nn::parse_gan_loss(ls), nn::GanLoss::LeastSquares);
+  EXPECT_NEAR(nn::d_loss(nn::GanLoss::LeastSquares, real, fake).item(), 4.5625, 1e-12);
+  EXPECT_NEAR(nn::g_loss(nn::GanLoss::LeastSquares, fake).item(), 1.0625, 1e-12);
+  expect_error([] { nn::parse_gan_loss("relativistic"); }, {"parse_gan_loss", "relativistic", "hinge", "ls"});
 }
 
 TEST(GanLosses, StableForSaturatedLogits) {
@@ -74,12 +81,14 @@ TEST(GanLosses, StableForSaturatedLogits) {
 TEST(GanLosses, GradcheckEachLoss) {
   Tensor r = leaf64({4, 1}, 1), f = leaf64({3, 1}, 2);
   using F = std::function<Tensor(const Tensor&, const Tensor&)>;
-  for (const F& d : std::vector<F>{nn::d_loss_ns, nn::d_loss_minimax, nn::d_loss_hinge, nn::d_loss_wasserstein}) {
+  for (const F& d : std::vector<F>{nn::d_loss_ns, nn::d_loss_minimax, nn::d_loss_hinge, nn::d_loss_wasserstein,
+                                   nn::d_loss_least_squares}) {
     auto fn = [&](const std::vector<Tensor>& in) { return d(in[0], in[1]); };
     EXPECT_GRADCHECK(fn, (std::vector<Tensor>{r, f}));
   }
   using G = std::function<Tensor(const Tensor&)>;
-  for (const G& g : std::vector<G>{nn::g_loss_ns, nn::g_loss_minimax, nn::g_loss_hinge, nn::g_loss_wasserstein}) {
+  for (const G& g : std::vector<G>{nn::g_loss_ns, nn::g_loss_minimax, nn::g_loss_hinge, nn::g_loss_wasserstein,
+                                   nn::g_loss_least_squares}) {
     auto fn = [&](const std::vector<Tensor>& in) { return g(in[0]); };
     EXPECT_GRADCHECK(fn, {f});
   }

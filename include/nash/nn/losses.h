@@ -23,8 +23,14 @@ Tensor g_loss_hinge(const Tensor& fake_logits);
 Tensor d_loss_wasserstein(const Tensor& real_scores, const Tensor& fake_scores);
 Tensor g_loss_wasserstein(const Tensor& fake_scores);
 
-enum class GanLoss { NonSaturating, Minimax, Hinge, Wasserstein };
-// "ns" (or "non-saturating"), "minimax", "hinge", "wasserstein" (or "wgan"); throws naming the choices otherwise.
+// Least squares (LSGAN, Mao et al., targets a = 0 for fake, b = c = 1): D: ½mean((real - 1)²) + ½mean(fake²);
+// G: ½mean((fake - 1)²). D's output is a score, not a probability: no sigmoid.
+Tensor d_loss_least_squares(const Tensor& real_scores, const Tensor& fake_scores);
+Tensor g_loss_least_squares(const Tensor& fake_scores);
+
+enum class GanLoss { NonSaturating, Minimax, Hinge, Wasserstein, LeastSquares };
+// "ns" (or "non-saturating"), "minimax", "hinge", "wasserstein" (or "wgan"), "ls" (or "lsgan", "least-squares");
+// throws naming the choices otherwise.
 GanLoss parse_gan_loss(const std::string& name);
 Tensor d_loss(GanLoss kind, const Tensor& real_logits, const Tensor& fake_logits);
 Tensor g_loss(GanLoss kind, const Tensor& fake_logits);
