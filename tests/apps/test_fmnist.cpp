@@ -90,6 +90,17 @@ std::vector<std::string> metrics_rows(const fs::path& p) {
   return rows;
 }
 
+// Runs c into dir as if a signal stopped it after step `at`, then resumes it from its checkpoint to the end; returns
+// the resumed run's result.
+apps::FmnistResult interrupted_then_resumed(FmnistConfig c, const fs::path& dir, int64_t at) {
+  c.out_dir = dir.string();
+  c.interrupt_after = at;
+  apps::train_fmnist(c);
+  c.interrupt_after = 0;
+  c.resume = (dir / "checkpoint.safetensors").string();
+  return apps::train_fmnist(c);
+}
+
 int run(std::vector<std::string> args, std::string* err) {
   std::vector<const char*> argv;
   for (const std::string& a : args) argv.push_back(a.c_str());
@@ -284,13 +295,7 @@ TEST(FmnistApp, GeneratorWeightAverageLeavesTrainingAloneAndResumesExactly) {
     EXPECT_FALSE(avg.empty());
     EXPECT_EQ(apps::fmnist_config_from_checkpoint((a / "checkpoint.safetensors").string()).g_ema, 0.9);
 
-    FmnistConfig cb = c;
-    cb.out_dir = b.string();
-    cb.interrupt_after = 2;
-    apps::train_fmnist(cb);
-    cb.interrupt_after = 0;
-    cb.resume = (b / "checkpoint.safetensors").string();
-    const apps::FmnistResult resumed = apps::train_fmnist(cb);
+    const apps::FmnistResult resumed = interrupted_then_resumed(c, b, 2);
     EXPECT_EQ(resumed.start_step, 2);
     EXPECT_EQ(resumed.params_g_ema, with.params_g_ema);
     const auto wb = checkpoint_values(b / "checkpoint.safetensors");
@@ -514,13 +519,7 @@ TEST(FmnistApp, MagnitudesContinueExactlyAcrossAResume) {
   FmnistConfig ca = tiny_with(FmnistOptimizer::AdaNSGDA, a, 4);
   ca.opt_g = FmnistOptimizer::Adam;  // only D's rows
   apps::train_fmnist(ca);
-  FmnistConfig cb = ca;
-  cb.out_dir = b.string();
-  cb.interrupt_after = 2;
-  apps::train_fmnist(cb);
-  cb.interrupt_after = 0;
-  cb.resume = (b / "checkpoint.safetensors").string();
-  const apps::FmnistResult r = apps::train_fmnist(cb);
+  const apps::FmnistResult r = interrupted_then_resumed(ca, b, 2);
   EXPECT_EQ(r.start_step, 2);
   const std::string whole = read_file(a / "magnitudes.csv");
   EXPECT_EQ(read_file(b / "magnitudes.csv"), whole);  // the reference ||A(0)|| came back with the checkpoint
