@@ -936,13 +936,20 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     const data::ImageDataset test = data::load_fashion_mnist(data::Split::Test, to);
     NASH_CHECK(test.images.size(0) > fid_net->feature_dim(), "fmnist: the test set has ", test.images.size(0),
                " images, FID needs more than the ", fid_net->feature_dim(), " features");
-    const Tensor test_images = test.images.to(dev);
-    real_stats = metrics::image_feature_stats(*fid_net, test_images, &r.classifier_score_real);
+    // One pass of the network over the test images serves the FID statistics, the classifier score and the
+    // precision/recall balls.
+    const Tensor test_features = metrics::image_features(*fid_net, test.images.to(dev));
+    real_stats = metrics::feature_stats(test_features);
+    {
+      NoGradGuard ng;
+      metrics::ClassifierScoreAccumulator score;
+      score.add(fid_net->logits_from_features(test_features));
+      r.classifier_score_real = score.score();
+    }
     // Precision/recall compare sets of equal size: as many test images as FID samples (all of them if fewer).
-    const int64_t n_real = std::min<int64_t>(cfg.fid_samples, test_images.size(0));
+    const int64_t n_real = std::min<int64_t>(cfg.fid_samples, test_features.size(0));
     if (n_real > kManifoldK && cfg.fid_samples > kManifoldK)
-      real_manifold = std::make_unique<metrics::RealManifold>(
-          metrics::image_features(*fid_net, test_images.narrow(0, 0, n_real)), kManifoldK);
+      real_manifold = std::make_unique<metrics::RealManifold>(test_features.narrow(0, 0, n_real), kManifoldK);
   }
 
   manual_seed(cfg.seed);  // before the networks: their initialisation draws from the default generator
