@@ -225,16 +225,6 @@ Players make_players(const FmnistConfig& c) {
   }
   detail::fail("fmnist: unknown architecture");
 }
-// A second G for the weight average. Its initial weights are replaced by G's at once, so building it puts the
-// default random stream back where it was: a run trains the same with and without the average.
-std::shared_ptr<nn::Sequential> make_generator_average(const FmnistConfig& c) {
-  Generator& gen = default_generator();
-  const uint64_t seed = gen.seed(), offset = gen.offset();
-  std::shared_ptr<nn::Sequential> g = make_generator(c);
-  gen.set_seed(seed);
-  gen.set_offset(offset);
-  return g;
-}
 
 std::unique_ptr<optim::Optimizer> make_optimizer(FmnistOptimizer kind, const FmnistConfig& c, nn::Module& player,
                                                  double lr) {
@@ -281,31 +271,6 @@ std::unique_ptr<optim::Optimizer> make_optimizer(FmnistOptimizer kind, const Fmn
 }
 
 // ---- outputs ------------------------------------------------------------------------------------------------------
-
-// An 8 x 8 grid of images (N, 1, 32, 32) in [-1, 1], 2-pixel grey gutters, each pixel drawn as scale x scale.
-io::Image grid_image(const Tensor& images, int64_t cols, int scale) {
-  const Tensor x = images.contiguous().to(Device::cpu());
-  const int64_t n = x.size(0), h = x.size(2), w = x.size(3), rows = (n + cols - 1) / cols, gap = 2;
-  const std::vector<float> v = x.to_vector<float>();
-  io::Image img;
-  img.channels = 1;
-  img.width = static_cast<int>((cols * (w + gap) + gap) * scale);
-  img.height = static_cast<int>((rows * (h + gap) + gap) * scale);
-  img.pixels.assign(static_cast<std::size_t>(img.width) * img.height, 96);
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t oy = gap + (k / cols) * (h + gap), ox = gap + (k % cols) * (w + gap);
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t xx = 0; xx < w; ++xx) {
-        const float f = v[static_cast<std::size_t>((k * h + y) * w + xx)];
-        const double c = std::isfinite(f) ? std::min(1.0, std::max(-1.0, static_cast<double>(f))) : -1.0;
-        const uint8_t p = static_cast<uint8_t>(std::lround((c + 1.0) * 127.5));
-        for (int sy = 0; sy < scale; ++sy)
-          for (int sx = 0; sx < scale; ++sx)
-            img.pixels[static_cast<std::size_t>(((oy + y) * scale + sy) * img.width + (ox + xx) * scale + sx)] = p;
-      }
-  }
-  return img;
-}
 
 const char* kMetricsHeader =
     "step,d_loss,g_loss,penalty,grad_norm_d,grad_norm_g,update_norm_d,update_norm_g,update_ratio,skipped,"
@@ -705,6 +670,41 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
 
 }  // namespace
 
+// Restoring the stream makes a second G (the weight average's, whose initial weights are replaced by G's at once)
+// leave training alone: a run trains the same with and without the average.
+std::shared_ptr<nn::Sequential> fmnist_generator(const FmnistConfig& c) {
+  Generator& gen = default_generator();
+  const uint64_t seed = gen.seed(), offset = gen.offset();
+  std::shared_ptr<nn::Sequential> g = make_generator(c);
+  gen.set_seed(seed);
+  gen.set_offset(offset);
+  return g;
+}
+
+io::Image fmnist_grid_image(const Tensor& images, int64_t cols, int scale) {
+  const Tensor x = images.contiguous().to(Device::cpu());
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3), rows = (n + cols - 1) / cols, gap = 2;
+  const std::vector<float> v = x.to_vector<float>();
+  io::Image img;
+  img.channels = 1;
+  img.width = static_cast<int>((cols * (w + gap) + gap) * scale);
+  img.height = static_cast<int>((rows * (h + gap) + gap) * scale);
+  img.pixels.assign(static_cast<std::size_t>(img.width) * img.height, 96);
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t oy = gap + (k / cols) * (h + gap), ox = gap + (k % cols) * (w + gap);
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t xx = 0; xx < w; ++xx) {
+        const float f = v[static_cast<std::size_t>((k * h + y) * w + xx)];
+        const double c = std::isfinite(f) ? std::min(1.0, std::max(-1.0, static_cast<double>(f))) : -1.0;
+        const uint8_t p = static_cast<uint8_t>(std::lround((c + 1.0) * 127.5));
+        for (int sy = 0; sy < scale; ++sy)
+          for (int sx = 0; sx < scale; ++sx)
+            img.pixels[static_cast<std::size_t>(((oy + y) * scale + sy) * img.width + (ox + xx) * scale + sx)] = p;
+      }
+  }
+  return img;
+}
+
 const char* fmnist_name(FmnistArch a) { return name_of(kArchs, a); }
 const char* fmnist_name(FmnistOptimizer o) { return name_of(kOptimizers, o); }
 const char* fmnist_name(FmnistPreset p) { return name_of(kPresets, p); }
@@ -1013,7 +1013,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   std::shared_ptr<nn::Sequential> g_avg;
   std::unique_ptr<nn::WeightEma> ema;
   if (cfg.g_ema > 0) {
-    g_avg = make_generator_average(cfg);
+    g_avg = fmnist_generator(cfg);
     g_avg->to(dev);
     nn::EmaOptions eo;
     eo.decay = cfg.g_ema;
@@ -1144,7 +1144,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     g.eval();
     const Tensor x = g.forward(grid_z);
     g.train();
-    return grid_image(x, 8, 2);
+    return fmnist_grid_image(x, 8, 2);
   };
   auto grid = [&](int64_t step) {
     if (!write) return;

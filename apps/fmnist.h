@@ -11,6 +11,8 @@
 
 #include "apps/cli.h"
 #include "nash/dist/dist.h"
+#include "nash/io/png.h"
+#include "nash/nn/layers.h"
 #include "nash/metrics/precision_recall.h"
 #include "nash/optim/gan_trainer.h"
 
@@ -107,6 +109,14 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& res
 // A config whose model flags come from a checkpoint's metadata (the subcommand's defaults when --resume is given;
 // flags given on the command line then override). Errors name the file and a missing or bad key.
 FmnistConfig fmnist_config_from_checkpoint(const std::string& path);
+
+// G of a config's architecture, width and latent size (the rest is not read), freshly initialised; building it leaves
+// the default random stream where it was (a second G, or one about to be loaded from a checkpoint).
+std::shared_ptr<nn::Sequential> fmnist_generator(const FmnistConfig& c);
+
+// Images (N, 1, H, W) in [-1, 1] as one grey picture: `cols` per row, 2-pixel grey gutters, each pixel drawn
+// scale x scale (the sample grids; non-finite values are drawn black).
+io::Image fmnist_grid_image(const Tensor& images, int64_t cols, int scale);
 
 struct FmnistLogRow {
   int64_t step = 0;

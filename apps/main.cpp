@@ -9,6 +9,7 @@
 #include "apps/fmnist.h"
 #include "apps/mixture.h"
 #include "apps/plotcmd.h"
+#include "apps/sample.h"
 #include "apps/spectrum.h"
 #include "apps/sweep.h"
 
@@ -27,6 +28,7 @@ const char* kUsage =
     "  bimodal     the two-mode GAN of the nSGDA paper (Section 3): which modes SGDA / nSGDA learn\n"
     "  classifier  train the Fashion-MNIST CNN whose features FID uses; report its test accuracy\n"
     "  fmnist      train an image GAN on Fashion-MNIST (dcgan, sngan, wgan-gp, progan); grids, checkpoints, FID\n"
+    "  sample      images of a trained fmnist generator (grid, PNGs, safetensors): seeds, truncation, interpolation\n"
     "  plot        draw columns of a CSV file (metrics.csv, fid.csv, ...) into a PNG\n"
     "  fid         FID between two image sets (IDX, PNG folder, samples file) on classifier features\n"
     "  spectrum    squared singular values of a checkpoint's D weights (CSV, a plot per layer, effective rank)\n"
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   if (!std::strcmp(sub, "bimodal")) return nash::apps::run_bimodal(argc, argv, 2);
   if (!std::strcmp(sub, "classifier")) return nash::apps::run_classifier(argc, argv, 2);
   if (!std::strcmp(sub, "fmnist")) return nash::apps::run_fmnist(argc, argv, 2);
+  if (!std::strcmp(sub, "sample")) return nash::apps::run_sample(argc, argv, 2);
   if (!std::strcmp(sub, "plot")) return nash::apps::run_plot(argc, argv, 2);
   if (!std::strcmp(sub, "fid")) return nash::apps::run_fid(argc, argv, 2);
   if (!std::strcmp(sub, "spectrum")) return nash::apps::run_spectrum(argc, argv, 2);

@@ -24,6 +24,7 @@
 #include "apps/classifier.h"
 #include "apps/cli.h"
 #include "apps/fid.h"
+#include "apps/sample.h"
 #include "apps/mixture.h"
 #include "apps/sweep.h"
 #include "apps/fmnist.h"
@@ -520,6 +521,10 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"fmnist", "--fid-every", K::Int, true},      {"fmnist", "--sample-every", K::Int, true},
       {"fmnist", "--checkpoint-every", K::Int, true}, {"fmnist", "--log-every", K::Int, true},
       {"fmnist", "--threads", K::Int, true},          {"fmnist", "--g-ema", K::Real, true},
+      {"sample", "--n", K::Int, false},               {"sample", "--seed", K::Int, true},
+      {"sample", "--truncation", K::Real, true},      {"sample", "--interpolate", K::Int, true},
+      {"sample", "--cols", K::Int, true},             {"sample", "--scale", K::Int, false},
+      {"sample", "--batch", K::Int, false},           {"sample", "--threads", K::Int, true},
   };
   return t;
 }
@@ -531,6 +536,7 @@ RunFn run_fn(const std::string& sub) {
   if (sub == "classifier") return apps::run_classifier;
   if (sub == "fid") return apps::run_fid;
   if (sub == "fmnist") return apps::run_fmnist;
+  if (sub == "sample") return apps::run_sample;
   return nullptr;
 }
 
@@ -604,7 +610,7 @@ TEST(BadInput, EveryNumericFlagRejectsMissingAndOutOfRangeValues) {
 // The table above must list every INT and X flag each subcommand's --help shows, so a new numeric flag is covered.
 TEST(BadInput, NumericFlagTableCoversEveryHelpFlag) {
   const std::regex line(R"(^  (--[a-z0-9-]+) (INT|X) )");
-  for (const char* sub : {"mixture", "sweep", "bimodal", "classifier", "fid", "fmnist"}) {
+  for (const char* sub : {"mixture", "sweep", "bimodal", "classifier", "fid", "fmnist", "sample"}) {
     SCOPED_TRACE(sub);
     std::string err, out;
     ASSERT_EQ(run_sub(run_fn(sub), sub, {"--help"}, &err, &out), 0) << err;
