@@ -1,6 +1,8 @@
 // GanTrainer: the D and G updates of one GAN step and the balance diagnostics around them.
 #include "nash/optim/gan_trainer.h"
 
+#include "nash/nn/conditional.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -220,19 +222,52 @@ void GanTrainer::measure_step(nn::Module& player, Optimizer& opt, Snapshot& snap
 }
 
 StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batch) {
+  NASH_CHECK(!dynamic_cast<nn::ConditionalModule*>(g_.get()) && !dynamic_cast<nn::ConditionalModule*>(d_.get()),
+             "GanTrainer.step: G or D is class-conditional; train it with step_conditional and labelled samplers");
+  return run_step([&] { return Labeled{real_batch(), Tensor()}; }, [&] { return Labeled{latent_batch(), Tensor()}; },
+                  [this](const Tensor& z, const Tensor&) { return g_->forward(z); },
+                  [this](const Tensor& x, const Tensor&) { return d_->forward(x); });
+}
+
+StepStats GanTrainer::step_conditional(const LabeledSampler& real_batch, const LabeledSampler& latent_batch) {
+  auto* g = dynamic_cast<nn::ConditionalModule*>(g_.get());
+  auto* d = dynamic_cast<nn::ConditionalModule*>(d_.get());
+  NASH_CHECK(g && d, "GanTrainer.step_conditional: G (", g_->type_name(), ") and D (", d_->type_name(),
+             ") must both be class-conditional (nn::ConditionalModule)");
+  NASH_CHECK(g->num_classes() == d->num_classes(), "GanTrainer.step_conditional: G has ", g->num_classes(),
+             " classes and D ", d->num_classes());
+  auto check = [](const Labeled& b, const char* what) {
+    NASH_CHECK(b.x.defined() && b.y.defined() && b.y.dim() == 1 && b.x.dim() >= 1 && b.y.size(0) == b.x.size(0),
+               "GanTrainer.step_conditional: the ", what, " sampler must give a batch and its (N) labels, got ",
+               b.x.defined() ? shape_str(b.x.shape()) : std::string("no batch"), " with ",
+               b.y.defined() ? shape_str(b.y.shape()) : std::string("no labels"));
+    return b;
+  };
+  return run_step([&] { return check(real_batch(), "real"); }, [&] { return check(latent_batch(), "latent"); },
+                  [g](const Tensor& z, const Tensor& y) { return g->forward(z, y); },
+                  [d](const Tensor& x, const Tensor& y) { return d->forward(x, y); });
+}
+
+StepStats GanTrainer::run_step(const LabeledSampler& real_batch, const LabeledSampler& latent_batch, const Net& G,
+                               const Net& D) {
   auto t0 = std::chrono::steady_clock::now();
   StepStats s;
   s.step = ++steps_;
   for (int64_t k = 0; k < opt_.n_dis; ++k) {
-    Tensor real = real_batch(), z = latent_batch();
+    const Labeled rb = real_batch(), zb = latent_batch();
+    const Tensor& real = rb.x;
     Tensor fake;
     {
       NoGradGuard ng;
-      fake = g_->forward(z);
+      fake = G(zb.x, zb.y);
     }
-    Tensor loss = nn::d_loss(opt_.loss, d_->forward(real), d_->forward(fake));
+    // Fakes scored first, then reals: the order of every earlier result (a spectral norm's power iteration and batch
+    // norm's running statistics advance with each forward), now explicit rather than the compiler's.
+    const Tensor fake_scores = D(fake, zb.y);
+    const Tensor real_scores = D(real, rb.y);
+    Tensor loss = nn::d_loss(opt_.loss, real_scores, fake_scores);
     Tensor penalty;
-    nn::Critic critic = [this](const Tensor& x) { return d_->forward(x); };
+    nn::Critic critic = [&D, &rb](const Tensor& x) { return D(x, rb.y); };
     if (opt_.gp_lambda > 0) {
       if (opt_.shard_count > 1) {
         // eps for the whole global batch, this rank's rows of it: the draws a single process would make.
@@ -272,7 +307,8 @@ StepStats GanTrainer::step(const Sampler& real_batch, const Sampler& latent_batc
     else if (opt_.after_d_update)
       opt_.after_d_update();
   }
-  Tensor gl = nn::g_loss(opt_.loss, d_->forward(g_->forward(latent_batch())));
+  const Labeled gb = latent_batch();
+  Tensor gl = nn::g_loss(opt_.loss, D(G(gb.x, gb.y), gb.y));
   bool applied = false;
   s.g_loss = update('G', *g_, opt_g_, snap_g_, gl, s.grad_norm_g, s.update_norm_g, s.param_norm_g, &applied);
   if (!applied) ++s.skipped_g;

@@ -81,6 +81,16 @@ class GanTrainer {
 
   // Runs n_dis discriminator updates (each on a fresh real batch and latent batch) and one generator update.
   StepStats step(const Sampler& real_batch, const Sampler& latent_batch);
+
+  // Class-conditional GANs (G and D nn::ConditionalModule): samplers give a batch with its (N) labels, images with
+  // their classes and latents with the classes G is asked for. Each D update scores D(x, y) of a real batch and
+  // D(G(z, c), c) of a latent batch; the gradient penalty takes its interpolates with the real batch's labels (the
+  // pairing is the real image's), R1 the real pairs. The G update scores D(G(z, c), c) of a fresh latent batch.
+  struct Labeled {
+    Tensor x, y;
+  };
+  using LabeledSampler = std::function<Labeled()>;
+  StepStats step_conditional(const LabeledSampler& real_batch, const LabeledSampler& latent_batch);
   int64_t steps_done() const { return steps_; }
   // Updates dropped so far under NonFinitePolicy::Skip (D and G together).
   int64_t skipped_updates() const { return skipped_; }
@@ -108,6 +118,9 @@ class GanTrainer {
   void measure_step(nn::Module& player, Optimizer& opt, Snapshot& snap, double& grad_norm, double& update_norm,
                     double& param_norm);
   [[noreturn]] void fail_nonfinite(char who, const char* what, double value) const;
+  // The step of both kinds: y is undefined for unconditional networks.
+  using Net = std::function<Tensor(const Tensor& x, const Tensor& y)>;
+  StepStats run_step(const LabeledSampler& real_batch, const LabeledSampler& latent_batch, const Net& g, const Net& d);
   void log(const StepStats& s);
 
   Snapshot snap_g_, snap_d_;

@@ -1,0 +1,85 @@
+// Class-conditional GANs: networks that take class labels beside their input. G: DCGAN's generator with
+// class-conditional batch norm (each class its own gain and bias after a shared normalization, as in the
+// conditional generators of Miyato & Koyama 2018 and BigGAN). D: a projection discriminator (Miyato & Koyama 2018,
+// "cGANs with projection discriminator"): D(x, y) = ψ(φ(x)) + ⟨E y, Σ_hw φ(x)⟩, the inner product of a class
+// embedding with D's pooled last features added to the unconditional score.
+//
+// Labels are (N) class indices stored as float values 0 … C-1 (as data::Batch and randint give them), on any
+// device. Class embeddings are bias-free Linear layers applied to one-hot rows, so spectral normalization, the
+// optimizers, checkpoints and every backend treat them like any other weight.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "nash/nn/layers.h"
+#include "nash/nn/models.h"
+
+namespace nash {
+namespace nn {
+
+// (N) labels -> (N, num_classes) one-hot rows with like's dtype and device (no history). Errors name a label that is
+// not an integer in [0, num_classes).
+Tensor class_one_hot(const Tensor& labels, int64_t num_classes, const Tensor& like);
+
+// A network of (input, labels). forward(x) alone is an error naming the module (it needs labels).
+class ConditionalModule : public Module {
+ public:
+  ConditionalModule(std::string name, int64_t num_classes);
+  Tensor forward(const Tensor& x) override;
+  virtual Tensor forward(const Tensor& x, const Tensor& labels) = 0;
+  int64_t num_classes() const { return num_classes_; }
+
+ protected:
+  // x's batch size against the labels' shape and values; the one-hot rows for them.
+  Tensor one_hot_for(const Tensor& x, const Tensor& labels, const Tensor& like) const;
+
+ private:
+  int64_t num_classes_;
+};
+
+// Batch norm without its own affine, then per-class gain and bias: y = BN(x) * (onehot Gᵀ) + onehot Bᵀ per channel.
+// Children "bn" (BatchNorm2d, affine off; its running statistics are shared by all classes), "gain" and "bias"
+// (Linear num_classes -> channels, no bias; gains start at 1, biases at 0).
+class ConditionalBatchNorm2d : public Module {
+ public:
+  ConditionalBatchNorm2d(int64_t channels, int64_t num_classes, double eps = 1e-5, double momentum = 0.1);
+  Tensor forward(const Tensor& x) override;  // an error: needs the one-hot rows
+  // onehot: (N, num_classes) rows of class_one_hot, x: (N, channels, H, W).
+  Tensor forward(const Tensor& x, const Tensor& onehot);
+  std::shared_ptr<BatchNorm2d> bn;
+  std::shared_ptr<Linear> gain, bias;
+};
+
+// DCGAN's generator (nn::dcgan_generator: the same layers, names and initialisation) with every batch norm
+// class-conditional; each class's gains start as DCGAN initialises a batch norm's weight, N(1, 0.02).
+// forward(z, labels): z (N, z_dim) or (N, z_dim, 1, 1) -> (N, channels, size, size) in [-1, 1].
+class ConditionalGenerator : public ConditionalModule {
+ public:
+  ConditionalGenerator(const DcganOptions& o, int64_t num_classes);
+  using ConditionalModule::forward;
+  Tensor forward(const Tensor& z, const Tensor& labels) override;
+
+ private:
+  std::vector<ModulePtr> layers_;  // children "0", "1", ... as in dcgan_generator
+};
+
+// The projection discriminator around an unconditional one whose last two layers are its output conv (Conv2d, or
+// one wrapped in spectral or weight norm, one output channel) and a Flatten, as every nn D of DCGAN's shape ends.
+// Children: "body" (the layers before the output conv: φ), "head" (the output conv: ψ) and "embed" (Linear
+// num_classes -> φ's channels, no bias, Xavier-uniform; spectral-normalized when `spectral`, as SN-GAN's
+// projection D normalizes its embedding). forward(x, labels) -> (N, 1) scores.
+class ProjectionDiscriminator : public ConditionalModule {
+ public:
+  ProjectionDiscriminator(const std::shared_ptr<Sequential>& d, int64_t num_classes, bool spectral);
+  using ConditionalModule::forward;
+  Tensor forward(const Tensor& x, const Tensor& labels) override;
+  int64_t features() const { return features_; }
+
+ private:
+  std::shared_ptr<Sequential> body_;
+  ModulePtr head_, embed_;
+  int64_t features_ = 0;
+};
+
+}  // namespace nn
+}  // namespace nash
