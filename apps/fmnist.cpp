@@ -32,6 +32,7 @@
 #include "nash/io/safetensors.h"
 #include "nash/metrics/fid.h"
 #include "nash/nn/checkpoint.h"
+#include "nash/nn/conditional.h"
 #include "nash/nn/ema.h"
 #include "nash/nn/equalized.h"
 #include "nash/nn/models.h"
@@ -198,7 +199,7 @@ std::shared_ptr<nn::Sequential> normed_discriminator(const nn::DcganOptions& o, 
 
 // The two networks of an architecture (c resolved: d_norm is never Default).
 struct Players {
-  std::shared_ptr<nn::Sequential> g, d;
+  std::shared_ptr<nn::Module> g, d;
 };
 nn::DcganOptions model_options(const FmnistConfig& c) {
   nn::DcganOptions o;
@@ -208,22 +209,28 @@ nn::DcganOptions model_options(const FmnistConfig& c) {
   o.width = c.width;
   return o;
 }
-std::shared_ptr<nn::Sequential> make_generator(const FmnistConfig& c) {
-  return c.arch == FmnistArch::ProGAN ? nn::progan_generator(model_options(c)) : nn::dcgan_generator(model_options(c));
+std::shared_ptr<nn::Module> make_generator(const FmnistConfig& c) {
+  if (c.conditional) return std::make_shared<nn::ConditionalGenerator>(model_options(c), kFmnistClasses);
+  if (c.arch == FmnistArch::ProGAN) return nn::progan_generator(model_options(c));
+  return nn::dcgan_generator(model_options(c));
 }
-Players make_players(const FmnistConfig& c) {
+std::shared_ptr<nn::Sequential> make_discriminator(const FmnistConfig& c) {
   const nn::DcganOptions o = model_options(c);
-  const bool arch_d = c.d_norm == arch_defaults(c.arch).d_norm;
-  std::shared_ptr<nn::Sequential> g = make_generator(c);  // G's initialisation draws first, then D's
   switch (c.arch) {
     case FmnistArch::DCGAN:
-    case FmnistArch::WganGP: return {g, normed_discriminator(o, c.d_norm)};
+    case FmnistArch::WganGP: return normed_discriminator(o, c.d_norm);
     case FmnistArch::SNGAN:
       // SN-GAN's own D (LeakyReLU 0.1, default init) unless another norm is asked for.
-      return {g, arch_d ? nn::sngan_discriminator(o) : normed_discriminator(o, c.d_norm)};
-    case FmnistArch::ProGAN: return {g, nn::progan_discriminator(o)};
+      return c.d_norm == arch_defaults(c.arch).d_norm ? nn::sngan_discriminator(o) : normed_discriminator(o, c.d_norm);
+    case FmnistArch::ProGAN: return nn::progan_discriminator(o);
   }
   detail::fail("fmnist: unknown architecture");
+}
+Players make_players(const FmnistConfig& c) {
+  std::shared_ptr<nn::Module> g = make_generator(c);  // G's initialisation draws first, then D's
+  std::shared_ptr<nn::Sequential> d = make_discriminator(c);
+  if (!c.conditional) return {g, d};
+  return {g, std::make_shared<nn::ProjectionDiscriminator>(d, kFmnistClasses, c.d_norm == FmnistDNorm::SN)};
 }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(FmnistOptimizer kind, const FmnistConfig& c, nn::Module& player,
@@ -291,9 +298,9 @@ std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
 // fid_ema,classifier_score_ema when G's weights are averaged. Readers go by the header's names.
 std::string fid_csv(const FmnistResult& r) {
   std::ostringstream s;
-  const bool ema = r.config.g_ema > 0, pr = !r.manifold_log.empty();
+  const bool ema = r.config.g_ema > 0, pr = !r.manifold_log.empty(), cond = r.config.conditional;
   s << "step,fid,classifier_score" << (pr ? ",precision,recall,density,coverage" : "")
-    << (ema ? ",fid_ema,classifier_score_ema" : "") << "\n";
+    << (ema ? ",fid_ema,classifier_score_ema" : "") << (cond ? ",class_accuracy" : "") << "\n";
   auto cell = [](const std::vector<std::pair<int64_t, double>>& log, std::size_t i) {
     return i < log.size() ? fmt(log[i].second, 8) : std::string("nan");
   };
@@ -311,6 +318,7 @@ std::string fid_csv(const FmnistResult& r) {
       }
     }
     if (ema) s << ',' << cell(r.fid_ema_log, i) << ',' << cell(r.score_ema_log, i);
+    if (cond) s << ',' << cell(r.class_accuracy_log, i);
     s << '\n';
   }
   return s.str();
@@ -375,7 +383,7 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
   };
   const int c_step = column("step"), c_fid = column("fid"), c_score = column("classifier_score");
   const int c_p = column("precision"), c_r = column("recall"), c_d = column("density"), c_c = column("coverage");
-  const int c_fe = column("fid_ema"), c_se = column("classifier_score_ema");
+  const int c_fe = column("fid_ema"), c_se = column("classifier_score_ema"), c_ca = column("class_accuracy");
   if (c_step < 0 || c_fid < 0 || c_score < 0) return;
   const bool ema = r->config.g_ema > 0;
   for (const auto& c : rows) {
@@ -398,6 +406,7 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
         r->fid_ema_log.emplace_back(s, fe);
         r->score_ema_log.emplace_back(s, se);
       }
+      if (r->config.conditional) r->class_accuracy_log.emplace_back(s, value(c_ca));
     } catch (const std::exception&) {
     }
   }
@@ -624,6 +633,8 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"density\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.density) : "null")
     << ",\n  \"coverage\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.coverage) : "null")
     << ",\n  \"manifold_k\": " << kManifoldK << ",\n  \"manifold_real_samples\": " << r.manifold.n_real
+    << ",\n  \"conditional\": " << (c.conditional ? "true" : "false") << ",\n  \"class_accuracy\": "
+    << (r.class_accuracy >= 0 ? json_number(r.class_accuracy) : "null")
     << ",\n  \"g_ema\": " << json_number(c.g_ema) << ",\n  \"fid_ema\": "
     << (r.fid_ema >= 0 ? json_number(r.fid_ema) : "null") << ",\n  \"classifier_score_ema\": "
     << (r.classifier_score_ema >= 0 ? json_number(r.classifier_score_ema) : "null")
@@ -642,6 +653,7 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
 struct Evaluation {
   double fid, classifier_score;
   metrics::ManifoldScores manifold;
+  double class_accuracy = -1;  // conditional G: the share of images classified as their conditioning class
 };
 Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const metrics::FeatureStats& real,
                               const metrics::RealManifold* manifold, const FmnistConfig& c, Device dev,
@@ -653,18 +665,35 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
   NoGradGuard ng;
   const bool was_training = G.is_training();
   G.eval();
+  int64_t hits = 0;
   for (int64_t done = 0; done < c.fid_samples;) {
     const int64_t b = std::min<int64_t>(500, c.fid_samples - done);
     Tensor z = randn({b, c.z_dim}, DType::Float32, Device::cpu(), &gen).to(dev);
-    const Tensor f = net.features(clamp(G.forward(z), -1.0, 1.0));
+    Tensor y;  // every class equally often: image i is of class i mod 10
+    std::vector<float> classes;
+    if (c.conditional) {
+      for (int64_t i = 0; i < b; ++i) classes.push_back(static_cast<float>((done + i) % kFmnistClasses));
+      y = from_vector(classes, {b});
+    }
+    const Tensor f = net.features(clamp(fmnist_generate(G, z, y), -1.0, 1.0));
     acc.add(f);
-    score.add(net.logits_from_features(f));
+    const Tensor logits = net.logits_from_features(f);
+    score.add(logits);
+    if (c.conditional) {
+      const std::vector<float> l = logits.to(Device::cpu()).contiguous().to_vector<float>();
+      const int64_t k = logits.size(1);
+      for (int64_t i = 0; i < b; ++i) {
+        const float* row = &l[static_cast<std::size_t>(i * k)];
+        hits += std::max_element(row, row + k) - row == static_cast<int64_t>(classes[static_cast<std::size_t>(i)]);
+      }
+    }
     if (manifold) features.push_back(f);
     done += b;
   }
   G.train(was_training);
   Evaluation e{metrics::frechet_distance(real, acc.stats()), score.score(), {}};
   if (manifold) e.manifold = manifold->score(cat(features, 0));
+  if (c.conditional) e.class_accuracy = static_cast<double>(hits) / static_cast<double>(c.fid_samples);
   return e;
 }
 
@@ -672,13 +701,22 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
 
 // Restoring the stream makes a second G (the weight average's, whose initial weights are replaced by G's at once)
 // leave training alone: a run trains the same with and without the average.
-std::shared_ptr<nn::Sequential> fmnist_generator(const FmnistConfig& c) {
+std::shared_ptr<nn::Module> fmnist_generator(const FmnistConfig& c) {
   Generator& gen = default_generator();
   const uint64_t seed = gen.seed(), offset = gen.offset();
-  std::shared_ptr<nn::Sequential> g = make_generator(c);
+  std::shared_ptr<nn::Module> g = make_generator(c);
   gen.set_seed(seed);
   gen.set_offset(offset);
   return g;
+}
+
+Tensor fmnist_generate(nn::Module& g, const Tensor& z, const Tensor& y) {
+  if (auto* cg = dynamic_cast<nn::ConditionalModule*>(&g)) {
+    NASH_CHECK(y.defined(), "fmnist: G is class-conditional and needs labels");
+    return cg->forward(z, y);
+  }
+  NASH_CHECK(!y.defined(), "fmnist: G is not class-conditional; it takes no labels");
+  return g.forward(z);
 }
 
 io::Image fmnist_grid_image(const Tensor& images, int64_t cols, int scale) {
@@ -738,6 +776,8 @@ FmnistConfig FmnistConfig::resolved() const {
   if (c.beta2 < 0) c.beta2 = a.beta2;
   if (c.d_norm == FmnistDNorm::Default) c.d_norm = a.d_norm;
   if (c.d_reg == FmnistDReg::Default) c.d_reg = a.d_reg;
+  NASH_CHECK(!c.conditional || c.arch != FmnistArch::ProGAN, "fmnist: --conditional takes dcgan, sngan or wgan-gp, "
+             "not progan (the ProGAN-style pair has no class-conditional layers)");
   NASH_CHECK(c.arch != FmnistArch::ProGAN || c.d_norm == FmnistDNorm::None, "fmnist: progan's D is made of "
              "equalized-LR layers; --d-norm ", fmnist_name(c.d_norm), " applies to dcgan, sngan and wgan-gp only");
   if (c.reg_weight < 0) c.reg_weight = c.d_reg == FmnistDReg::Ortho ? 1e-4 : c.d_reg == FmnistDReg::None ? 0.0 : 10.0;
@@ -799,6 +839,7 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& c) 
           {"reg_weight", exact(c.reg_weight)},
           {"d_clip", exact(c.d_clip)},
           {"g_ema", exact(c.g_ema)},
+          {"conditional", c.conditional ? "1" : "0"},
           {"seed", std::to_string(c.seed)},
           {"limit", std::to_string(c.limit)}};
 }
@@ -833,6 +874,13 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
     c.d_clip = std::stod(get("d_clip"));
     // Checkpoints written before G's weight average existed have no key: they trained without one.
     c.g_ema = f.metadata.count("g_ema") ? std::stod(f.metadata.at("g_ema")) : 0.0;
+    // And before conditional runs existed: unconditional.
+    if (f.metadata.count("conditional")) {
+      const std::string& v = f.metadata.at("conditional");
+      NASH_CHECK(v == "0" || v == "1", "fmnist: checkpoint ", path, " has a malformed 'conditional' '", v,
+                 "' in its metadata (expected 0 or 1)");
+      c.conditional = v == "1";
+    }
     c.seed = std::stoull(get("seed"));
     c.limit = std::stoll(get("limit"));
     c.steps = std::stoll(get("steps"));
@@ -881,6 +929,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     NASH_CHECK(ck_meta.count("app") && ck_meta.at("app") == "fmnist", "fmnist: ", cfg.resume,
                " is not a checkpoint of `nash fmnist`");
     if (!ck_meta.count("g_ema")) ck_meta["g_ema"] = exact(0.0);  // written before the weight average existed
+    if (!ck_meta.count("conditional")) ck_meta["conditional"] = "0";  // and before conditional runs
     for (const auto& kv : fmnist_model_metadata(cfg)) {
       auto it = ck_meta.find(kv.first);
       NASH_CHECK(it != ck_meta.end(), "fmnist: checkpoint ", cfg.resume, " lacks '", kv.first, "' in its metadata");
@@ -1010,7 +1059,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   optim::GanTrainer trainer(pl.g, pl.d, *opt_g, *opt_d, to);
   // G's weight average (after the data-parallel set-up, which gives every rank rank 0's G); every rank keeps it, so
   // any rank's checkpoint would hold it, but only rank 0 evaluates it.
-  std::shared_ptr<nn::Sequential> g_avg;
+  std::shared_ptr<nn::Module> g_avg;
   std::unique_ptr<nn::WeightEma> ema;
   if (cfg.g_ema > 0) {
     g_avg = fmnist_generator(cfg);
@@ -1027,11 +1076,19 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   lo.drop_last = true;
   lo.seed = cfg.seed;
   lo.device = dev;
-  data::BatchLoader loader(train.images, Tensor(), lo);
+  data::BatchLoader loader(train.images, cfg.conditional ? train.labels : Tensor(), lo);
 
   // The fixed latents of the sample grids, from their own stream: the same in a resumed run.
   Generator grid_gen(cfg.seed ^ 0x67726964ULL);
-  const Tensor grid_z = randn({64, cfg.z_dim}, DType::Float32, Device::cpu(), &grid_gen).to(dev);
+  Tensor grid_z = randn({64, cfg.z_dim}, DType::Float32, Device::cpu(), &grid_gen).to(dev);
+  Tensor grid_y;  // conditional: row k of the grid is class k, the same 8 latents in every row
+  if (cfg.conditional) {
+    std::vector<Tensor> rows(static_cast<std::size_t>(kFmnistClasses), grid_z.narrow(0, 0, 8));
+    grid_z = cat(rows, 0);
+    std::vector<float> y;
+    for (int64_t i = 0; i < 8 * kFmnistClasses; ++i) y.push_back(static_cast<float>(i / 8));
+    grid_y = from_vector(y, {8 * kFmnistClasses});
+  }
 
   const std::string ckpt_path = write ? (dir / "checkpoint.safetensors").string() : std::string();
   auto save = [&](int64_t step) {
@@ -1138,11 +1195,26 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   const optim::GanTrainer::Sampler latent = [&] {
     return shard.slice(randn({cfg.batch, cfg.z_dim}, DType::Float32, dev));
   };
+  // Conditional runs: the real batch's labels (kept on the host, where the one-hot rows are built), and G's classes
+  // uniform, drawn after its latents.
+  const optim::GanTrainer::LabeledSampler real_labeled = [&] {
+    data::Batch b;
+    if (!loader.next(&b)) {
+      loader.start_epoch(loader.epoch() + 1);
+      loader.next(&b);
+    }
+    return optim::GanTrainer::Labeled{shard.slice(b.images), shard.slice(b.labels.to(Device::cpu()))};
+  };
+  const optim::GanTrainer::LabeledSampler latent_labeled = [&] {
+    Tensor z = randn({cfg.batch, cfg.z_dim}, DType::Float32, dev);
+    Tensor y = randint(0, kFmnistClasses, {cfg.batch});
+    return optim::GanTrainer::Labeled{shard.slice(z), shard.slice(y)};
+  };
 
   auto grid_of = [&](nn::Module& g) {
     NoGradGuard ng;
     g.eval();
-    const Tensor x = g.forward(grid_z);
+    const Tensor x = fmnist_generate(g, grid_z, grid_y);
     g.train();
     return fmnist_grid_image(x, 8, 2);
   };
@@ -1159,6 +1231,10 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     if (!fid_net) return;
     const Evaluation e = evaluate_generator(*pl.g, *fid_net, real_stats, real_manifold.get(), cfg, dev, step);
     r.fid_log.emplace_back(step, e.fid);
+    if (cfg.conditional) {
+      r.class_accuracy_log.emplace_back(step, e.class_accuracy);
+      r.class_accuracy = e.class_accuracy;
+    }
     r.score_log.emplace_back(step, e.classifier_score);
     r.fid = e.fid;
     r.classifier_score = e.classifier_score;
@@ -1211,7 +1287,8 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   try {
     while (step < cfg.steps) {
       const Clock::time_point ts = Clock::now();
-      const optim::StepStats s = trainer.step(real, latent);
+      const optim::StepStats s =
+          cfg.conditional ? trainer.step_conditional(real_labeled, latent_labeled) : trainer.step(real, latent);
       if (ema) ema->update();
       const double dt = seconds_since(ts);
       train_s += dt;
@@ -1342,6 +1419,8 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_double("g-ema", 0, "also keep an exponential moving average of G's weights with this decay (warm-up "
                   "min(decay, (1+t)/(10+t)); ProGAN: 0.999) and report its FID and samples_ema.png (0: off)", 0,
                   0.999999)
+      .add_bool("conditional", false, "class-conditional G (per-class batch norm) and projection D on the labels "
+                "(dcgan, sngan, wgan-gp): samples.png has a row per class; reports the class accuracy")
       .add_int("seed", 0, "random seed (initialisation, data order, latents)", 0)
       .add_string("device", def.device, "cpu, cuda, cuda:N or auto (cuda when a GPU answers)")
       .add_string("data", "", "folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)",
@@ -1416,6 +1495,7 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     real_flag("d-reg-weight", cfg.reg_weight);
     real_flag("d-clip", cfg.d_clip);
     real_flag("g-ema", cfg.g_ema);
+    if (resume.empty() || p.is_set("conditional")) cfg.conditional = p.get_bool("conditional");
     if (resume.empty() || p.is_set("d-norm")) cfg.d_norm = choice(parse_fmnist_d_norm, "d-norm");
     if (resume.empty() || p.is_set("d-reg")) cfg.d_reg = choice(parse_fmnist_d_reg, "d-reg");
     int_flag("limit", cfg.limit);
@@ -1483,6 +1563,10 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                     r.manifold.precision, r.manifold.recall, r.manifold.density, r.manifold.coverage,
                     static_cast<long long>(r.manifold.k), static_cast<long long>(r.manifold.n_fake),
                     static_cast<long long>(r.manifold.n_real));
+      if (r.class_accuracy >= 0)
+        std::printf("class accuracy %.1f%% (generated images the classifier assigns to their conditioning class; "
+                    "its test accuracy on real images is ~92%%)\n",
+                    100.0 * r.class_accuracy);
       if (r.fid_ema >= 0)
         std::printf("G's weight average (decay %g): FID %.2f, classifier score %.2f (same latents)\n", c.g_ema,
                     r.fid_ema, r.classifier_score_ema);

@@ -64,6 +64,12 @@ struct FmnistConfig {
   // norm's statistics copied; ProGAN's 0.999), checkpointed with the run. Every FID and classifier score is then also
   // computed for the average (same latents), and samples_ema.png shows it. Training is unchanged.
   double g_ema = 0;
+  // Class-conditional training (dcgan, sngan, wgan-gp): G with class-conditional batch norm (nn::ConditionalGenerator)
+  // and a projection D (nn::ProjectionDiscriminator around the architecture's D; its class embedding spectrally
+  // normalized when D's convs are) on the data's labels; G's classes drawn uniformly. Sample grids hold one row per
+  // class (the same 8 latents across rows); each evaluation generates every class equally often and also reports the
+  // class accuracy: the share of images the FID classifier assigns to the class they were generated for.
+  bool conditional = false;
   uint64_t seed = 0;
   std::string device = "auto";  // cpu, cuda, cuda:N, auto
   std::string data_dir;         // empty: Debian's /usr/share/datasets/fashion-mnist
@@ -104,15 +110,21 @@ struct FmnistConfig {
 };
 
 // The values an fmnist checkpoint records and a resumed run must share (arch, width, z_dim, batch, n_dis,
-// optimizers, learning rates, betas, D's norm and regularizer, clipping, G's weight average, seed, limit), as strings.
+// optimizers, learning rates, betas, D's norm and regularizer, clipping, G's weight average, conditioning, seed,
+// limit), as strings.
 std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& resolved);
 // A config whose model flags come from a checkpoint's metadata (the subcommand's defaults when --resume is given;
 // flags given on the command line then override). Errors name the file and a missing or bad key.
 FmnistConfig fmnist_config_from_checkpoint(const std::string& path);
 
-// G of a config's architecture, width and latent size (the rest is not read), freshly initialised; building it leaves
-// the default random stream where it was (a second G, or one about to be loaded from a checkpoint).
-std::shared_ptr<nn::Sequential> fmnist_generator(const FmnistConfig& c);
+// Classes of Fashion-MNIST (a conditional run's G and D).
+constexpr int64_t kFmnistClasses = 10;
+// G of a config's architecture, width, latent size and conditioning (the rest is not read; a conditional G is an
+// nn::ConditionalGenerator), freshly initialised; building it leaves the default random stream where it was (a second
+// G, or one about to be loaded from a checkpoint).
+std::shared_ptr<nn::Module> fmnist_generator(const FmnistConfig& c);
+// G's images for latents z and (conditional G) labels y (undefined for an unconditional G).
+Tensor fmnist_generate(nn::Module& g, const Tensor& z, const Tensor& y);
 
 // Images (N, 1, H, W) in [-1, 1] as one grey picture: `cols` per row, 2-pixel grey gutters, each pixel drawn
 // scale x scale (the sample grids; non-finite values are drawn black).
@@ -152,6 +164,10 @@ struct FmnistResult {
   // Precision, recall, density and coverage (metrics::manifold_scores, k = 3) of G's samples at every evaluation,
   // on the FID's features, against as many test images as FID samples (all 10000 when fid_samples is larger).
   std::vector<std::pair<int64_t, metrics::ManifoldScores>> manifold_log;
+  // Conditional runs: at every evaluation, the share of G's images (every class equally often) that the classifier
+  // assigns to their conditioning class; < 0 when not computed.
+  std::vector<std::pair<int64_t, double>> class_accuracy_log;
+  double class_accuracy = -1;
   metrics::ManifoldScores manifold;  // the final one (n_fake == 0: not computed)
   int64_t start_step = 0;       // steps done before this run (resumed)
   int64_t steps_done = 0;

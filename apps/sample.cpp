@@ -33,7 +33,14 @@ constexpr double kMinTruncation = 0.05; // below it, redrawing until |z| <= t ta
 constexpr int64_t kImageSize = 32;      // `nash fmnist` trains on 32 x 32 images
 constexpr int64_t kMaxPngSide = 32768;  // io::write_png's limit
 
-int64_t grid_cols(const SampleConfig& c) { return c.cols > 0 ? c.cols : c.interpolate >= 2 ? c.interpolate : 8; }
+// The grid's default: a row per walk, a column per class for a conditional G's classes in turn, else 8 per row.
+// (validate() checks the PNG limit with 8 columns, before G is known: 10 columns only make the grid shorter, and
+// never wider than 16 x 342 pixels.)
+int64_t grid_cols(const SampleConfig& c, bool conditional = false) {
+  if (c.cols > 0) return c.cols;
+  if (c.interpolate >= 2) return c.interpolate;
+  return conditional && c.label < 0 ? kFmnistClasses : 8;
+}
 
 // The grid's width and height in pixels (fmnist_grid_image: 2-pixel gutters, `scale` pixels per image pixel).
 std::pair<int64_t, int64_t> grid_pixels(const SampleConfig& c) {
@@ -112,6 +119,8 @@ void SampleConfig::validate() const {
   NASH_CHECK(cols >= 0 && scale >= 1 && scale <= 16, "sample: cols must be >= 0 (0: automatic) and scale in [1, 16], "
              "got ", cols, " and ", scale);
   NASH_CHECK(threads >= 0, "sample: threads must be >= 0 (0: the process default), got ", threads);
+  NASH_CHECK(label >= -1 && label < kFmnistClasses, "sample: class (--class) must be in [0, ", kFmnistClasses,
+             ") or -1 (the classes in turn), got ", label);
   if (!grid.empty()) {
     const auto [w, h] = grid_pixels(*this);
     NASH_CHECK(w <= kMaxPngSide && h <= kMaxPngSide, "sample: a grid of ", n * std::max<int64_t>(1, interpolate),
@@ -181,7 +190,9 @@ Samples sample_fmnist(const SampleConfig& cfg) {
   s.weights = cfg.ema ? "G_ema" : "G";
   NASH_CHECK(!cfg.ema || s.model.g_ema > 0, "sample: checkpoint ", cfg.checkpoint, " holds no weight average of G "
              "(G_ema): its run was trained without --g-ema; sample G without --ema");
-  std::shared_ptr<nn::Sequential> g = fmnist_generator(s.model);
+  NASH_CHECK(s.model.conditional || cfg.label < 0, "sample: checkpoint ", cfg.checkpoint, " holds an unconditional "
+             "G (trained without --conditional); it takes no class (leave --class out)");
+  std::shared_ptr<nn::Module> g = fmnist_generator(s.model);
   nn::Checkpoint ck;
   ck.modules = {{s.weights, g.get()}};
   ck.restore_rng = false;
@@ -191,12 +202,20 @@ Samples sample_fmnist(const SampleConfig& cfg) {
   g->eval();
   s.latents = sample_latents(cfg.n, s.model.z_dim, cfg.seed, cfg.truncation, cfg.interpolate);
   const int64_t total = s.latents.size(0);
+  if (s.model.conditional) {
+    const int64_t per_row = std::max<int64_t>(1, cfg.interpolate);
+    std::vector<float> y(static_cast<std::size_t>(total));
+    for (int64_t i = 0; i < total; ++i)
+      y[static_cast<std::size_t>(i)] = static_cast<float>(cfg.label >= 0 ? cfg.label : (i / per_row) % kFmnistClasses);
+    s.labels = from_vector(y, {total});
+  }
   std::vector<Tensor> parts;
   {
     NoGradGuard ng;
     for (int64_t done = 0; done < total;) {
       const int64_t b = std::min(cfg.batch, total - done);
-      parts.push_back(g->forward(s.latents.narrow(0, done, b).to(dev)).to(Device::cpu()));
+      const Tensor y = s.labels.defined() ? s.labels.narrow(0, done, b) : Tensor();
+      parts.push_back(fmnist_generate(*g, s.latents.narrow(0, done, b).to(dev), y).to(Device::cpu()));
       done += b;
     }
   }
@@ -231,10 +250,13 @@ void write_samples(const Samples& s, const SampleConfig& cfg) {
           {"weights", s.weights},      {"step", std::to_string(s.step)},
           {"arch", fmnist_name(s.model.arch)}, {"seed", std::to_string(cfg.seed)},
           {"truncation", fmt(cfg.truncation)}, {"interpolate", std::to_string(cfg.interpolate)}};
-      io::save_safetensors(cfg.tensor, {{"samples", s.images}, {"latents", s.latents}}, meta);
+      std::vector<std::pair<std::string, Tensor>> tensors = {{"samples", s.images}, {"latents", s.latents}};
+      if (s.labels.defined()) tensors.emplace_back("labels", s.labels);
+      io::save_safetensors(cfg.tensor, tensors, meta);
     }
     if (!cfg.grid.empty()) {
-      io::write_png(cfg.grid, fmnist_grid_image(s.images, grid_cols(cfg), static_cast<int>(cfg.scale)));
+      io::write_png(cfg.grid,
+                    fmnist_grid_image(s.images, grid_cols(cfg, s.labels.defined()), static_cast<int>(cfg.scale)));
     }
   } catch (const cli::OutputError&) {
     throw;
@@ -252,6 +274,8 @@ int run_sample(int argc, const char* const* argv, int first) {
                 "Latents are N(0, 1) draws from --seed; --truncation T redraws every component until |z| <= T\n"
                 "(the truncation trick: fewer, better images); --interpolate K makes each of the --n rows a walk of\n"
                 "K images along the great circle between two latents (the truncation applies to their ends).\n"
+                "A class-conditional G (`nash fmnist --conditional`) draws the classes in turn (image i, or row i\n"
+                "of a walk, of class i mod 10: a column per class in the grid), or --class K only.\n"
                 "Exit codes: 0 ok, 1 the checkpoint cannot be used (or G's output is not finite), 2 bad flags or an\n"
                 "output that cannot be written.");
   p.add_string("checkpoint", "", "a checkpoint.safetensors written by `nash fmnist`")
@@ -259,6 +283,7 @@ int run_sample(int argc, const char* const* argv, int first) {
       .add_int("n", 64, "images (with --interpolate: rows)", 1, kMaxImages)
       .add_int("seed", 0, "the latents' random seed")
       .add_double("truncation", 0, "redraw latent components until |z| <= T (0: off; else >= 0.05)", 0, 100)
+      .add_int("class", -1, "conditional G: every image of this class (-1: the classes in turn)", -1, kFmnistClasses - 1)
       .add_int("interpolate", 0, "images per row along a great circle between two latents (0: off; else >= 2)", 0,
                1000)
       .add_string("grid", "", "write all images into this PNG", true)
@@ -290,6 +315,7 @@ int run_sample(int argc, const char* const* argv, int first) {
     c.seed = static_cast<uint64_t>(p.get_int("seed"));
     c.truncation = p.get_double("truncation");
     c.interpolate = p.get_int("interpolate");
+    c.label = p.get_int("class");
     c.grid = p.get_string("grid");
     c.cols = p.get_int("cols");
     c.scale = p.get_int("scale");
@@ -322,10 +348,13 @@ int run_sample(int argc, const char* const* argv, int first) {
     return cli::kUsageExit;
   }
   if (!p.get_bool("quiet")) {
-    std::printf("%lld images of %s (%s, width %lld, step %lld) from %s on %s in %.2f s\n",
+    const std::string classes = !s.labels.defined() ? ""
+                                : c.label >= 0         ? ", class " + std::to_string(c.label)
+                                                       : ", the classes in turn";
+    std::printf("%lld images of %s (%s%s, width %lld, step %lld%s) from %s on %s in %.2f s\n",
                 static_cast<long long>(s.images.size(0)), s.weights.c_str(), fmnist_name(s.model.arch),
-                static_cast<long long>(s.model.width), static_cast<long long>(s.step), c.checkpoint.c_str(),
-                s.device.c_str(), s.seconds);
+                s.model.conditional ? ", conditional" : "", static_cast<long long>(s.model.width),
+                static_cast<long long>(s.step), classes.c_str(), c.checkpoint.c_str(), s.device.c_str(), s.seconds);
     if (!c.grid.empty()) std::printf("grid: %s\n", c.grid.c_str());
     if (!c.png_dir.empty()) std::printf("images: %s/000000.png ...\n", c.png_dir.c_str());
     if (!c.tensor.empty()) std::printf("tensor: %s (samples, latents)\n", c.tensor.c_str());

@@ -19,15 +19,19 @@ struct SampleConfig {
   uint64_t seed = 0;          // the latents' stream
   double truncation = 0;      // > 0: every latent component drawn from N(0, 1) restricted to [-t, t] (BigGAN's trick)
   int64_t interpolate = 0;    // >= 2: each row walks a great circle between two latents in this many images
+  // Class-conditional checkpoints (`nash fmnist --conditional`): every image of this class; -1: the classes in turn
+  // (image i, or row i when interpolating, of class i mod 10). An unconditional checkpoint takes no class.
+  int64_t label = -1;
   int64_t batch = 500;        // latents per forward pass
   std::string device = "auto";
   int threads = 0;            // CPU threads (0: the process default)
   // Outputs (at least one for the subcommand; none for a library call that only wants the tensors):
   std::string grid;           // one PNG of all images, `cols` per row
-  int64_t cols = 0;           // 0: interpolate when interpolating, else 8
+  int64_t cols = 0;           // 0: interpolate when interpolating, 10 for a conditional G's classes in turn, else 8
   int64_t scale = 2;          // grid pixels per image pixel
   std::string png_dir;        // one PNG per image, 000000.png, ... (the folder must hold no .png yet)
-  std::string tensor;         // safetensors: "samples" (N, 1, 32, 32) in [-1, 1], "latents" (N, z_dim)
+  std::string tensor;         // safetensors: "samples" (N, 1, 32, 32) in [-1, 1], "latents" (N, z_dim) and, for a
+                              // conditional G, "labels" (N)
 
   // Every value checked (nash::Error naming the field and the value); outputs are not touched.
   void validate() const;
@@ -36,6 +40,7 @@ struct SampleConfig {
 struct Samples {
   Tensor images;          // (N, 1, 32, 32) float32 on the CPU, in [-1, 1]
   Tensor latents;         // (N, z_dim) float32 on the CPU
+  Tensor labels;          // (N) classes as float values on the CPU (conditional G), else undefined
   FmnistConfig model;     // the checkpoint's model flags
   int64_t step = 0;       // the checkpoint's step
   std::string weights;    // "G" or "G_ema"

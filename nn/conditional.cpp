@@ -1,7 +1,6 @@
 // Class-conditional G (conditional batch norm) and the projection discriminator.
 #include "nash/nn/conditional.h"
 
-#include <cmath>
 #include <string>
 
 #include "nash/core/ops.h"
@@ -64,7 +63,10 @@ Tensor ConditionalBatchNorm2d::forward(const Tensor& x, const Tensor& onehot) {
 
 ConditionalGenerator::ConditionalGenerator(const DcganOptions& o, int64_t num_classes)
     : ConditionalModule("ConditionalGenerator", num_classes) {
-  std::shared_ptr<Sequential> base = dcgan_generator(o);
+  DcganOptions wide = o;
+  wide.z_dim = o.z_dim + num_classes;
+  z_dim_ = o.z_dim;
+  std::shared_ptr<Sequential> base = dcgan_generator(wide);
   for (std::size_t i = 0; i < base->size(); ++i) {
     ModulePtr m = (*base)[i];
     if (auto* b = dynamic_cast<BatchNorm2d*>(m.get())) {
@@ -77,8 +79,8 @@ ConditionalGenerator::ConditionalGenerator(const DcganOptions& o, int64_t num_cl
 }
 
 Tensor ConditionalGenerator::forward(const Tensor& z, const Tensor& labels) {
-  Tensor x = z;
   const Tensor oh = one_hot_for(z, labels, parameters().front());
+  Tensor x = cat({z.reshape({z.size(0), z_dim_}), oh}, 1);
   for (const ModulePtr& m : layers_) {
     if (auto* cbn = dynamic_cast<ConditionalBatchNorm2d*>(m.get()))
       x = cbn->forward(x, oh);
@@ -111,8 +113,7 @@ ProjectionDiscriminator::ProjectionDiscriminator(const std::shared_ptr<Sequentia
   register_module("body", body_);
   register_module("head", head_);
   auto lin = std::make_shared<Linear>(num_classes, features_, false);
-  const double bound = std::sqrt(6.0 / static_cast<double>(num_classes + features_));  // Xavier uniform
-  init::uniform_(lin->weight, -bound, bound);
+  init::normal_(lin->weight, 0.0, 0.02);
   embed_ = spectral ? ModulePtr(spectral_norm(lin)) : ModulePtr(lin);
   register_module("embed", embed_);
 }

@@ -50,8 +50,9 @@ const fs::path& data_dir() {
 }
 
 // A checkpoint of a 3-step tiny run (with G's weight average when ema > 0), made once per architecture and ema.
-std::string checkpoint(FmnistArch arch, double ema) {
-  const std::string name = std::string(apps::fmnist_name(arch)) + (ema > 0 ? "_ema" : "");
+std::string checkpoint(FmnistArch arch, double ema, bool conditional = false) {
+  const std::string name =
+      std::string(apps::fmnist_name(arch)) + (ema > 0 ? "_ema" : "") + (conditional ? "_conditional" : "");
   const fs::path out = fs::temp_directory_path() / ("nash_test_sample_ck_" + name + "_" + std::to_string(::getpid()));
   const fs::path ck = out / "checkpoint.safetensors";
   if (!fs::exists(ck)) {
@@ -59,13 +60,14 @@ std::string checkpoint(FmnistArch arch, double ema) {
     apps::FmnistConfig c = nash_test::tiny_fmnist_config(arch, data_dir().string(), out.string(), 3);
     c.plots = false;
     c.g_ema = ema;
+    c.conditional = conditional;
     apps::train_fmnist(c);
   }
   return ck.string();
 }
 
 // The checkpoint's G (or G_ema) loaded by hand, in eval mode.
-std::shared_ptr<nn::Sequential> load_g(const std::string& ck, const std::string& prefix) {
+std::shared_ptr<nn::Module> load_g(const std::string& ck, const std::string& prefix) {
   auto g = apps::fmnist_generator(apps::fmnist_config_from_checkpoint(ck));
   nn::Checkpoint c;
   c.modules = {{prefix, g.get()}};
@@ -145,6 +147,53 @@ TEST(SampleApp, ImagesAreTheCheckpointsGeneratorOnTheReportedLatents) {
     EXPECT_GT(dw, 1e-5) << "the average must not be G itself";
     EXPECT_GT(max_abs_diff(a.images, s.images), 1e-6);
   }
+}
+
+TEST(SampleApp, AConditionalGeneratorDrawsTheClassesInTurnOrOneClass) {
+  const std::string ck = checkpoint(FmnistArch::SNGAN, 0, /*conditional=*/true);
+  SampleConfig c;
+  c.checkpoint = ck;
+  c.n = 12;
+  c.batch = 5;
+  c.device = "cpu";
+  const apps::Samples s = apps::sample_fmnist(c);
+  ASSERT_TRUE(s.labels.defined());
+  nash_test::expect_values(s.labels, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1}, 0.0);
+  {
+    NoGradGuard ng;
+    auto g = load_g(ck, "G");
+    EXPECT_LT(max_abs_diff(s.images, clamp(apps::fmnist_generate(*g, s.latents, s.labels), -1.0, 1.0)), 1e-7);
+  }
+  c.label = 7;
+  const apps::Samples seven = apps::sample_fmnist(c);
+  nash_test::expect_values(seven.labels, std::vector<double>(12, 7.0), 0.0);
+  EXPECT_EQ(max_abs_diff(seven.latents, s.latents), 0.0);
+  EXPECT_LT(max_abs_diff(seven.images.narrow(0, 7, 1), s.images.narrow(0, 7, 1)), 1e-7);  // image 7 was class 7
+  EXPECT_GT(max_abs_diff(seven.images.narrow(0, 0, 1), s.images.narrow(0, 0, 1)), 1e-6);
+  // Walks: row r of class r mod 10.
+  c.label = -1;
+  c.n = 3;
+  c.interpolate = 4;
+  nash_test::expect_values(apps::sample_fmnist(c).labels, {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2}, 0.0);
+  // The tensor file carries the labels; the grid has a column per class.
+  const fs::path d = temp_dir("conditional");
+  std::string err;
+  ASSERT_EQ(run({"--checkpoint", ck, "--n", "20", "--device", "cpu", "--quiet", "--tensor",
+                 (d / "s.safetensors").string(), "--grid", (d / "g.png").string(), "--scale", "1"},
+                &err),
+            0)
+      << err;
+  const io::SafetensorsFile f = io::load_safetensors((d / "s.safetensors").string());
+  ASSERT_NE(f.find("labels"), nullptr);
+  EXPECT_EQ(f.find("labels")->shape(), (Shape{20}));
+  EXPECT_EQ(io::read_png((d / "g.png").string(), 1).width, 10 * 34 + 2);
+  // A class for an unconditional G is refused by name.
+  EXPECT_EQ(run({"--checkpoint", checkpoint(FmnistArch::DCGAN, 0), "--class", "3", "--grid", (d / "x.png").string()},
+                &err),
+            cli::kRuntimeExit);
+  EXPECT_NE(err.find("unconditional"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(d / "x.png"));
+  fs::remove_all(d);
 }
 
 TEST(SampleApp, LatentsAreSeededTruncatedAndInterpolatedAsDocumented) {

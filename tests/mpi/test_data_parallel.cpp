@@ -217,6 +217,14 @@ TEST(DistMpi, FmnistWganGpMatchesOneProcess) {
                      world()->world_size());
 }
 
+// Class-conditional SN-GAN: the real labels and G's classes are sharded like the images and latents.
+TEST(DistMpi, FmnistConditionalMatchesOneProcess) {
+  apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::SNGAN, 3);
+  c.conditional = true;
+  expect_same_fmnist(apps::train_fmnist(c, world()), apps::train_fmnist(c, nullptr), "fmnist conditional sngan, 3 steps",
+                     world()->world_size());
+}
+
 // ProGAN's D takes the minibatch standard deviation over groups of samples n = n' mod (batch / 4); the strided
 // shards keep each group on one rank, so this cross-sample statistic matches one process too.
 TEST(DistMpi, FmnistProganMatchesOneProcess) {

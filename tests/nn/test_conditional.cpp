@@ -82,7 +82,7 @@ TEST(Conditional, BatchNormGivesEachClassItsGainAndBias) {
   expect_error([&] { cbn.forward(x, nn::class_one_hot(labels({0, 1}), 3, x)); }, {"(4, 3)", "[2, 3]"});
 }
 
-TEST(Conditional, GeneratorIsDcganWithClassConditionalBatchNorm) {
+TEST(Conditional, GeneratorIsDcganWithTheClassAtItsInputAndInItsBatchNorms) {
   manual_seed(3);
   nn::ConditionalGenerator g(tiny(), 10);
   const auto base = nn::dcgan_generator(tiny());
@@ -92,7 +92,9 @@ TEST(Conditional, GeneratorIsDcganWithClassConditionalBatchNorm) {
   EXPECT_TRUE(has_name(g, "2.bias.weight"));
   EXPECT_TRUE(has_name(g, "2.bn.running_mean"));
   EXPECT_FALSE(has_name(g, "2.weight"));
-  EXPECT_EQ(g.num_parameters() - base->num_parameters(), (16 + 8 + 4) * (2 * 10 - 2));
+  // Beyond DCGAN's: the first layer's 10 one-hot input channels (to 16 channels, 4x4), a gain and a bias per class
+  // instead of one per channel.
+  EXPECT_EQ(g.num_parameters() - base->num_parameters(), 10 * 16 * 16 + (16 + 8 + 4) * (2 * 10 - 2));
   Generator gen(1);
   const Tensor z = randn({6, 5}, DType::Float32, Device::cpu(), &gen);
   const Tensor a = g.forward(z, labels({0, 1, 2, 3, 4, 5}));

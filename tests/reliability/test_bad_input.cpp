@@ -525,6 +525,7 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"sample", "--truncation", K::Real, true},      {"sample", "--interpolate", K::Int, true},
       {"sample", "--cols", K::Int, true},             {"sample", "--scale", K::Int, false},
       {"sample", "--batch", K::Int, false},           {"sample", "--threads", K::Int, true},
+      {"sample", "--class", K::Int, true},
   };
   return t;
 }
