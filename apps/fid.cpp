@@ -21,6 +21,7 @@
 #include "nash/io/png.h"
 #include "nash/io/safetensors.h"
 #include "nash/metrics/fid.h"
+#include "nash/metrics/kid.h"
 #include "nash/metrics/precision_recall.h"
 
 namespace nash {
@@ -129,7 +130,8 @@ int run_fid(int argc, const char* const* argv, int first) {
                 "This is FID on Fashion-MNIST classifier features, not Inception features: compare numbers only\n"
                 "with runs that used the same classifier file. Also prints the fake set's precision and recall\n"
                 "(quality and diversity apart) and density and coverage, from k-nearest-neighbour balls on the same\n"
-                "features (compare at equal set sizes and k only).\n"
+                "features (compare at equal set sizes and k only), and the kernel distance KID (unbiased: comparable\n"
+                "across set sizes; mean and standard deviation over random subsets).\n"
                 "Exit codes: 0 ok, 1 a set cannot be read or has too few images, 2 bad flags.");
   p.add_string("real", "", "the first (reference) image set")
       .add_string("fake", "", "the second image set")
@@ -137,6 +139,8 @@ int run_fid(int argc, const char* const* argv, int first) {
       .add_int("limit", 0, "use the first N images of each set only (0: all)", 0)
       .add_int("batch", 500, "images per forward pass", 1, 65536)
       .add_int("k", 3, "neighbours of the precision/recall balls (0: skip those scores)", 0, 1000)
+      .add_int("kid-subsets", 100, "KID's random subsets (0: skip KID)", 0, 100000)
+      .add_int("kid-size", 1000, "rows of each set per KID subset (capped at the smaller set)", 2, 1000000)
       .add_string("device", "auto", "cpu, cuda, cuda:N or auto (cuda when a GPU answers)")
       .add_int("threads", 0, "CPU threads for the kernels and the BLAS (0: leave the process default)", 0, 1024)
       .add_bool("quiet", false, "print the FID value alone");
@@ -164,14 +168,16 @@ int run_fid(int argc, const char* const* argv, int first) {
     const int64_t limit = p.get_int("limit"), batch = p.get_int("batch");
     Tensor a = load_image_set(p.get_string("real"), limit);
     Tensor b = load_image_set(p.get_string("fake"), limit);
-    const int64_t k = p.get_int("k");
+    const int64_t k = p.get_int("k"), kid_subsets = p.get_int("kid-subsets");
     metrics::FeatureStats sa, sb;
     metrics::ManifoldScores m;
-    if (k > 0) {  // one pass of the network per set for both
+    metrics::KernelDistance kid;
+    if (k > 0 || kid_subsets > 0) {  // one pass of the network per set for all
       const Tensor fa = metrics::image_features(*net, a, batch), fb = metrics::image_features(*net, b, batch);
       sa = metrics::feature_stats(fa);
       sb = metrics::feature_stats(fb);
-      m = metrics::manifold_scores(fa, fb, k);
+      if (k > 0) m = metrics::manifold_scores(fa, fb, k);
+      if (kid_subsets > 0) kid = metrics::kernel_distance(fa, fb, kid_subsets, p.get_int("kid-size"));
     } else {
       sa = metrics::image_feature_stats(*net, a, batch);
       sb = metrics::image_feature_stats(*net, b, batch);
@@ -186,6 +192,9 @@ int run_fid(int argc, const char* const* argv, int first) {
       if (k > 0)
         std::printf("precision %.4f  recall %.4f  density %.4f  coverage %.4f  (k = %lld)\n", m.precision, m.recall,
                     m.density, m.coverage, static_cast<long long>(k));
+      if (kid_subsets > 0)
+        std::printf("KID %.6f +- %.6f  (%lld subsets of %lld)\n", kid.mean, kid.std,
+                    static_cast<long long>(kid.subsets), static_cast<long long>(kid.subset_size));
       std::printf("real: %lld images from %s\nfake: %lld images from %s\nclassifier: %s (test accuracy %s)  "
                   "device %s  %.1f s\n",
                   static_cast<long long>(sa.n), p.get_string("real").c_str(), static_cast<long long>(sb.n),

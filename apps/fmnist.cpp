@@ -53,6 +53,7 @@ using cli::Named;
 using cli::name_of;
 using Clock = std::chrono::steady_clock;
 constexpr int64_t kManifoldK = 3;  // neighbours of the precision/recall balls (Kynkäänniemi et al.'s choice)
+constexpr int64_t kKidSubsets = 100, kKidSubsetSize = 1000;  // KID's usual subsets (torch-fidelity, clean-fid)
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string fmt(double v, int precision = 6) {
@@ -299,12 +300,14 @@ std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
 std::string fid_csv(const FmnistResult& r) {
   std::ostringstream s;
   const bool ema = r.config.g_ema > 0, pr = !r.manifold_log.empty(), cond = r.config.conditional;
-  s << "step,fid,classifier_score" << (pr ? ",precision,recall,density,coverage" : "")
+  const bool kid = !r.kid_log.empty();
+  s << "step,fid,classifier_score" << (pr ? ",precision,recall,density,coverage" : "") << (kid ? ",kid,kid_std" : "")
     << (ema ? ",fid_ema,classifier_score_ema" : "") << (cond ? ",class_accuracy" : "") << "\n";
   auto cell = [](const std::vector<std::pair<int64_t, double>>& log, std::size_t i) {
     return i < log.size() ? fmt(log[i].second, 8) : std::string("nan");
   };
   std::map<int64_t, metrics::ManifoldScores> manifold(r.manifold_log.begin(), r.manifold_log.end());
+  std::map<int64_t, metrics::KernelDistance> kids(r.kid_log.begin(), r.kid_log.end());
   for (std::size_t i = 0; i < r.fid_log.size(); ++i) {
     s << r.fid_log[i].first << ',' << fmt(r.fid_log[i].second, 8) << ',' << cell(r.score_log, i);
     if (pr) {
@@ -316,6 +319,13 @@ std::string fid_csv(const FmnistResult& r) {
       } else {
         s << ",nan,nan,nan,nan";
       }
+    }
+    if (kid) {
+      const auto it = kids.find(r.fid_log[i].first);
+      if (it != kids.end())
+        s << ',' << fmt(it->second.mean, 8) << ',' << fmt(it->second.std, 8);
+      else
+        s << ",nan,nan";
     }
     if (ema) s << ',' << cell(r.fid_ema_log, i) << ',' << cell(r.score_ema_log, i);
     if (cond) s << ',' << cell(r.class_accuracy_log, i);
@@ -384,6 +394,7 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
   const int c_step = column("step"), c_fid = column("fid"), c_score = column("classifier_score");
   const int c_p = column("precision"), c_r = column("recall"), c_d = column("density"), c_c = column("coverage");
   const int c_fe = column("fid_ema"), c_se = column("classifier_score_ema"), c_ca = column("class_accuracy");
+  const int c_kid = column("kid"), c_kid_std = column("kid_std");
   if (c_step < 0 || c_fid < 0 || c_score < 0) return;
   const bool ema = r->config.g_ema > 0;
   for (const auto& c : rows) {
@@ -402,6 +413,13 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
       r->fid_log.emplace_back(s, fid);
       r->score_log.emplace_back(s, score);
       if (c_p >= 0) r->manifold_log.emplace_back(s, m);
+      if (c_kid >= 0) {
+        metrics::KernelDistance k;
+        k.mean = value(c_kid);
+        k.std = value(c_kid_std);
+        k.subsets = kKidSubsets;
+        r->kid_log.emplace_back(s, k);
+      }
       if (ema) {
         r->fid_ema_log.emplace_back(s, fe);
         r->score_ema_log.emplace_back(s, se);
@@ -632,6 +650,8 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"recall\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.recall) : "null")
     << ",\n  \"density\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.density) : "null")
     << ",\n  \"coverage\": " << (r.manifold.n_fake > 0 ? json_number(r.manifold.coverage) : "null")
+    << ",\n  \"kid\": " << (r.kid.subsets > 0 ? json_number(r.kid.mean) : "null")
+    << ",\n  \"kid_std\": " << (r.kid.subsets > 0 ? json_number(r.kid.std) : "null")
     << ",\n  \"manifold_k\": " << kManifoldK << ",\n  \"manifold_real_samples\": " << r.manifold.n_real
     << ",\n  \"conditional\": " << (c.conditional ? "true" : "false") << ",\n  \"class_accuracy\": "
     << (r.class_accuracy >= 0 ? json_number(r.class_accuracy) : "null")
@@ -653,11 +673,12 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
 struct Evaluation {
   double fid, classifier_score;
   metrics::ManifoldScores manifold;
+  metrics::KernelDistance kid;  // against real_features when given
   double class_accuracy = -1;  // conditional G: the share of images classified as their conditioning class
 };
 Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const metrics::FeatureStats& real,
-                              const metrics::RealManifold* manifold, const FmnistConfig& c, Device dev,
-                              int64_t step) {
+                              const metrics::RealManifold* manifold, const Tensor& real_features,
+                              const FmnistConfig& c, Device dev, int64_t step) {
   Generator gen(c.seed * 0x9e3779b97f4a7c15ULL + 0x66696400ULL + static_cast<uint64_t>(step));
   metrics::FeatureAccumulator acc(net.feature_dim());
   metrics::ClassifierScoreAccumulator score;
@@ -687,12 +708,15 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
         hits += std::max_element(row, row + k) - row == static_cast<int64_t>(classes[static_cast<std::size_t>(i)]);
       }
     }
-    if (manifold) features.push_back(f);
+    if (manifold || real_features.defined()) features.push_back(f);
     done += b;
   }
   G.train(was_training);
   Evaluation e{metrics::frechet_distance(real, acc.stats()), score.score(), {}};
-  if (manifold) e.manifold = manifold->score(cat(features, 0));
+  const Tensor fake = features.empty() ? Tensor() : cat(features, 0);
+  if (manifold) e.manifold = manifold->score(fake);
+  if (real_features.defined())
+    e.kid = metrics::kernel_distance(real_features, fake, kKidSubsets, kKidSubsetSize, c.seed + static_cast<uint64_t>(step));
   if (c.conditional) e.class_accuracy = static_cast<double>(hits) / static_cast<double>(c.fid_samples);
   return e;
 }
@@ -972,6 +996,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   std::shared_ptr<metrics::FeatureNet> fid_net;
   metrics::FeatureStats real_stats;
   std::unique_ptr<metrics::RealManifold> real_manifold;
+  Tensor real_features;  // every test image's, for KID
   if (!rank0) {
     r.fid_note = "FID is computed by rank 0";
   } else if (cfg.fid_net.empty()) {
@@ -989,6 +1014,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     // precision/recall balls.
     const Tensor test_features = metrics::image_features(*fid_net, test.images.to(dev));
     real_stats = metrics::feature_stats(test_features);
+    real_features = test_features;
     {
       NoGradGuard ng;
       metrics::ClassifierScoreAccumulator score;
@@ -1229,7 +1255,10 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   };
   auto evaluate = [&](int64_t step) {
     if (!fid_net) return;
-    const Evaluation e = evaluate_generator(*pl.g, *fid_net, real_stats, real_manifold.get(), cfg, dev, step);
+    const Evaluation e =
+        evaluate_generator(*pl.g, *fid_net, real_stats, real_manifold.get(), real_features, cfg, dev, step);
+    r.kid_log.emplace_back(step, e.kid);
+    r.kid = e.kid;
     r.fid_log.emplace_back(step, e.fid);
     if (cfg.conditional) {
       r.class_accuracy_log.emplace_back(step, e.class_accuracy);
@@ -1243,7 +1272,8 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
       r.manifold = e.manifold;
     }
     if (!ema) return;
-    const Evaluation a = evaluate_generator(*g_avg, *fid_net, real_stats, nullptr, cfg, dev, step);  // same latents
+    const Evaluation a =
+        evaluate_generator(*g_avg, *fid_net, real_stats, nullptr, Tensor(), cfg, dev, step);  // same latents
     r.fid_ema_log.emplace_back(step, a.fid);
     r.score_ema_log.emplace_back(step, a.classifier_score);
     r.fid_ema = a.fid;
@@ -1563,6 +1593,9 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                     r.manifold.precision, r.manifold.recall, r.manifold.density, r.manifold.coverage,
                     static_cast<long long>(r.manifold.k), static_cast<long long>(r.manifold.n_fake),
                     static_cast<long long>(r.manifold.n_real));
+      if (r.fid >= 0 && r.kid.subsets > 0)
+        std::printf("KID %.5f +- %.5f (%lld subsets of %lld)\n", r.kid.mean, r.kid.std,
+                    static_cast<long long>(r.kid.subsets), static_cast<long long>(r.kid.subset_size));
       if (r.class_accuracy >= 0)
         std::printf("class accuracy %.1f%% (generated images the classifier assigns to their conditioning class; "
                     "its test accuracy on real images is ~92%%)\n",

@@ -13,6 +13,7 @@
 #include "nash/dist/dist.h"
 #include "nash/io/png.h"
 #include "nash/nn/layers.h"
+#include "nash/metrics/kid.h"
 #include "nash/metrics/precision_recall.h"
 #include "nash/optim/gan_trainer.h"
 
@@ -169,6 +170,10 @@ struct FmnistResult {
   std::vector<std::pair<int64_t, double>> class_accuracy_log;
   double class_accuracy = -1;
   metrics::ManifoldScores manifold;  // the final one (n_fake == 0: not computed)
+  // The kernel distance KID (metrics::kernel_distance: 100 subsets of up to 1000 of G's images and of the 10000 test
+  // images) at every evaluation, on the FID's features; unbiased, so comparable across fid_samples, unlike FID.
+  std::vector<std::pair<int64_t, metrics::KernelDistance>> kid_log;
+  metrics::KernelDistance kid;  // the final one (subsets == 0: not computed)
   int64_t start_step = 0;       // steps done before this run (resumed)
   int64_t steps_done = 0;
   int64_t skipped = 0;

@@ -18,6 +18,7 @@
 #include "nash/io/safetensors.h"
 #include "nash/linalg/svd.h"
 #include "nash/metrics/fid.h"
+#include "nash/metrics/kid.h"
 #include "nash/metrics/mode_coverage.h"
 #include "nash/metrics/precision_recall.h"
 #include "nash/nn/checkpoint.h"

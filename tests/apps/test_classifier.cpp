@@ -111,6 +111,8 @@ TEST(ClassifierApp, SmokeRunLearnsSavesAndServesFid) {
   EXPECT_NE(out.find("not Inception"), std::string::npos) << out;
   EXPECT_NE(out.find("precision "), std::string::npos) << out;
   EXPECT_NE(out.find("(k = 3)"), std::string::npos) << out;
+  EXPECT_NE(out.find("KID "), std::string::npos) << out;
+  EXPECT_NE(out.find("(100 subsets of 150)"), std::string::npos) << out;  // capped at the sets' size
   // The same images on both sides: every sample lies in the other set's manifold.
   rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", st.string(), "--classifier",
                                  cfg.out, "--threads", "1", "--k", "5"}, &out, &err);
@@ -121,6 +123,11 @@ TEST(ClassifierApp, SmokeRunLearnsSavesAndServesFid) {
                                  cfg.out, "--threads", "1", "--k", "0"}, &out, &err);
   ASSERT_EQ(rc, 0) << err;
   EXPECT_EQ(out.find("precision"), std::string::npos) << out;
+  EXPECT_NE(out.find("KID "), std::string::npos) << out;
+  rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", st.string(), "--classifier",
+                                 cfg.out, "--threads", "1", "--k", "0", "--kid-subsets", "0"}, &out, &err);
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_EQ(out.find("KID"), std::string::npos) << out;
 
   // Too few images for the feature dimension, values outside [-1, 1], missing sets and flags.
   rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", idx.string(), "--classifier",

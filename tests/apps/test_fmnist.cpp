@@ -313,7 +313,8 @@ TEST(FmnistApp, ConditionalGeneratorLearnsTheClassesItIsAskedFor) {
   EXPECT_EQ(r.class_accuracy_log.back().second, r.class_accuracy);
   EXPECT_GT(r.class_accuracy, 0.5) << "chance is 0.1";
   const std::string csv = read_file(out / "run" / "fid.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "step,fid,classifier_score,precision,recall,density,coverage,class_accuracy");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "step,fid,classifier_score,precision,recall,density,coverage,kid,kid_std,class_accuracy");
   EXPECT_NE(read_file(out / "run" / "summary.json").find("\"class_accuracy\": 0."), std::string::npos);
   fs::remove_all(out);
 }
@@ -436,7 +437,14 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
       EXPECT_LE(v, 1.0);
     }
   EXPECT_GE(r.manifold.density, 0.0);
-  EXPECT_EQ(plain_csv.substr(0, plain_csv.find('\n')), "step,fid,classifier_score,precision,recall,density,coverage");
+  EXPECT_EQ(plain_csv.substr(0, plain_csv.find('\n')),
+            "step,fid,classifier_score,precision,recall,density,coverage,kid,kid_std");
+  // KID at every evaluation, 100 subsets capped at the 24 samples.
+  ASSERT_EQ(r.kid_log.size(), r.fid_log.size());
+  EXPECT_EQ(r.kid.subsets, 100);
+  EXPECT_EQ(r.kid.subset_size, 24);
+  EXPECT_TRUE(std::isfinite(r.kid.mean) && r.kid.std > 0);
+  EXPECT_NE(read_file(out / "run" / "summary.json").find("\"kid\": "), std::string::npos);
   EXPECT_NE(read_file(out / "run" / "summary.json").find("\"recall\": "), std::string::npos);
   // With G's weight average, each evaluation also scores the average, on the same latents.
   c.g_ema = 0.5;
@@ -450,7 +458,7 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
   EXPECT_EQ(e.fid_ema_log.back().second, e.fid_ema);
   const std::string csv = read_file(out / "ema" / "fid.csv");
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "step,fid,classifier_score,precision,recall,density,coverage,fid_ema,classifier_score_ema");
+            "step,fid,classifier_score,precision,recall,density,coverage,kid,kid_std,fid_ema,classifier_score_ema");
   // A resumed run keeps the earlier run's evaluations, every column, read back by the header's names; an earlier
   // version's file (no manifold columns) resumes with those values missing (NaN), not shifted.
   c.steps = 3;
@@ -463,8 +471,8 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
     apps::train_fmnist(c);
     std::ofstream(part / "fid.csv")
         << (old_format ? "step,fid,classifier_score,fid_ema,classifier_score_ema\n1,11.5,2.5,12.5,3.5\n"
-                       : "step,fid,classifier_score,precision,recall,density,coverage,fid_ema,classifier_score_ema\n"
-                         "1,11.5,2.5,0.25,0.5,0.75,0.125,12.5,3.5\n");
+                       : "step,fid,classifier_score,precision,recall,density,coverage,kid,kid_std,fid_ema,"
+                         "classifier_score_ema\n1,11.5,2.5,0.25,0.5,0.75,0.125,0.0625,0.03125,12.5,3.5\n");
     c.interrupt_after = 0;
     c.resume = (part / "checkpoint.safetensors").string();
     const apps::FmnistResult resumed = apps::train_fmnist(c);
@@ -480,13 +488,16 @@ TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
     if (old_format) {
       ASSERT_EQ(resumed.manifold_log.size(), 1u);  // this run's evaluation only
       EXPECT_EQ(resumed.manifold_log[0].first, 3);
-      EXPECT_EQ(row1, "1,11.5,2.5,nan,nan,nan,nan,12.5,3.5");
+      EXPECT_EQ(row1, "1,11.5,2.5,nan,nan,nan,nan,nan,nan,12.5,3.5");
     } else {
       ASSERT_EQ(resumed.manifold_log.size(), 2u);
       const metrics::ManifoldScores& m = resumed.manifold_log[0].second;
       EXPECT_EQ(std::vector<double>({m.precision, m.recall, m.density, m.coverage}),
                 std::vector<double>({0.25, 0.5, 0.75, 0.125}));
-      EXPECT_EQ(row1, "1,11.5,2.5,0.25,0.5,0.75,0.125,12.5,3.5");
+      ASSERT_EQ(resumed.kid_log.size(), 2u);
+      EXPECT_EQ(resumed.kid_log[0].second.mean, 0.0625);
+      EXPECT_EQ(resumed.kid_log[0].second.std, 0.03125);
+      EXPECT_EQ(row1, "1,11.5,2.5,0.25,0.5,0.75,0.125,0.0625,0.03125,12.5,3.5");
     }
   }
   fs::remove_all(out);

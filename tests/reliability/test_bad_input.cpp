@@ -510,6 +510,7 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"classifier", "--max-steps", K::Int, true},  {"classifier", "--threads", K::Int, true},
       {"fid", "--limit", K::Int, true},             {"fid", "--batch", K::Int, false},
       {"fid", "--threads", K::Int, true},           {"fid", "--k", K::Int, true},
+      {"fid", "--kid-subsets", K::Int, true},       {"fid", "--kid-size", K::Int, false},
       {"fmnist", "--steps", K::Int, true},          {"fmnist", "--n-dis", K::Int, true},
       {"fmnist", "--batch", K::Int, true},          {"fmnist", "--width", K::Int, true},
       {"fmnist", "--z-dim", K::Int, true},          {"fmnist", "--lr-g", K::Real, true},
