@@ -63,17 +63,30 @@ std::vector<int64_t> draw_rows(int64_t n, int64_t m, Generator& gen) {
 }
 
 // Σ over the entries of (a bᵀ / d + 1)³, the diagonal left out when `skip_diagonal` (a and b the same rows).
-double kernel_sum(const Tensor& a, const Tensor& b, bool skip_diagonal) {
-  const double d = static_cast<double>(a.size(1));
-  const std::vector<double> g = matmul(a, b.t()).to_vector<double>();
-  const std::size_t m = static_cast<std::size_t>(b.size(0));
+template <class T>
+double cube_sum(const T* g, std::size_t rows, std::size_t cols, double d, bool skip_diagonal) {
   double s = 0;
-  for (std::size_t k = 0; k < g.size(); ++k) {
-    if (skip_diagonal && k / m == k % m) continue;
-    const double t = g[k] / d + 1.0;
-    s += t * t * t;
+  for (std::size_t i = 0; i < rows; ++i) {
+    double row = 0;
+    for (std::size_t j = 0; j < cols; ++j) {
+      const double t = static_cast<double>(g[i * cols + j]) / d + 1.0;
+      row += t * t * t;
+    }
+    if (skip_diagonal) {
+      const double t = static_cast<double>(g[i * cols + i]) / d + 1.0;
+      row -= t * t * t;
+    }
+    s += row;
   }
   return s;
+}
+
+double kernel_sum(const Tensor& a, const Tensor& b, bool skip_diagonal) {
+  const double d = static_cast<double>(a.size(1));
+  const Tensor g = matmul(a, b.t()).contiguous();
+  const std::size_t rows = static_cast<std::size_t>(a.size(0)), cols = static_cast<std::size_t>(b.size(0));
+  return g.dtype() == DType::Float64 ? cube_sum(g.data_ptr<double>(), rows, cols, d, skip_diagonal)
+                                     : cube_sum(g.data_ptr<float>(), rows, cols, d, skip_diagonal);
 }
 
 }  // namespace
