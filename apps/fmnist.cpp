@@ -447,7 +447,7 @@ void remove_stale_temp_files(const fs::path& dir) {
 
 std::string run_title(const FmnistConfig& c) {
   const std::string calibrated = " (calibrated)";
-  return std::string(fmnist_name(c.arch)) + " (D " + fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
+  return std::string(fmnist_name(c.arch)) + (c.conditional ? " conditional" : "") + " (D " + fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
          (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) + "), " + fmnist_name(c.opt_d) +
          (c.calibration_d.empty() ? "" : calibrated) + "/" + fmnist_name(c.opt_g) +
          (c.calibration_g.empty() ? "" : calibrated) + ", lr D " +
