@@ -87,6 +87,11 @@ const Named<FmnistDReg> kDRegs[] = {{FmnistDReg::Default, "default"},
                                     {FmnistDReg::GP, "gp"},
                                     {FmnistDReg::R1, "r1"},
                                     {FmnistDReg::Ortho, "ortho"}};
+const Named<FmnistLoss> kLosses[] = {{FmnistLoss::Default, "default"},
+                                     {FmnistLoss::NS, "ns"},
+                                     {FmnistLoss::Hinge, "hinge"},
+                                     {FmnistLoss::Wasserstein, "wasserstein"},
+                                     {FmnistLoss::LS, "ls"}};
 
 
 // The Adam learning rate and betas each architecture's paper trained with.
@@ -109,6 +114,25 @@ ArchDefaults arch_defaults(FmnistArch a) {
       return {nn::GanLoss::Wasserstein, 1, 1e-3, 0.0, 0.99, FmnistDNorm::None, FmnistDReg::GP, 128};
   }
   detail::fail("fmnist: unknown architecture");
+}
+
+nn::GanLoss gan_loss(FmnistLoss l) {
+  switch (l) {
+    case FmnistLoss::Default:
+    case FmnistLoss::NS: return nn::GanLoss::NonSaturating;
+    case FmnistLoss::Hinge: return nn::GanLoss::Hinge;
+    case FmnistLoss::Wasserstein: return nn::GanLoss::Wasserstein;
+    case FmnistLoss::LS: return nn::GanLoss::LeastSquares;
+  }
+  return nn::GanLoss::NonSaturating;
+}
+FmnistLoss fmnist_loss(nn::GanLoss l) {
+  switch (l) {
+    case nn::GanLoss::Hinge: return FmnistLoss::Hinge;
+    case nn::GanLoss::Wasserstein: return FmnistLoss::Wasserstein;
+    case nn::GanLoss::LeastSquares: return FmnistLoss::LS;
+    default: return FmnistLoss::NS;
+  }
 }
 
 // The learning rate of an optimizer when none is given: Adam-like rules take the architecture's Adam rate; the
@@ -447,8 +471,11 @@ void remove_stale_temp_files(const fs::path& dir) {
 
 std::string run_title(const FmnistConfig& c) {
   const std::string calibrated = " (calibrated)";
-  return std::string(fmnist_name(c.arch)) + (c.conditional ? " conditional" : "") + " (D " + fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
-         (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) + "), " + fmnist_name(c.opt_d) +
+  const bool own_loss = c.loss == fmnist_loss(arch_defaults(c.arch).loss);
+  return std::string(fmnist_name(c.arch)) + (c.conditional ? " conditional" : "") + " (D " +
+         fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
+         (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) +
+         (own_loss ? std::string() : std::string(", ") + fmnist_name(c.loss) + " loss") + "), " + fmnist_name(c.opt_d) +
          (c.calibration_d.empty() ? "" : calibrated) + "/" + fmnist_name(c.opt_g) +
          (c.calibration_g.empty() ? "" : calibrated) + ", lr D " +
          fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", batch " + std::to_string(c.batch) + ", seed " +
@@ -634,7 +661,8 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
   std::ostringstream j;
   j << "{\n  \"app\": \"fmnist\",\n  \"arch\": \"" << fmnist_name(c.arch) << "\",\n  \"preset\": \""
     << fmnist_name(c.preset) << "\",\n  \"opt_d\": \"" << fmnist_name(c.opt_d) << "\",\n  \"opt_g\": \""
-    << fmnist_name(c.opt_g) << "\",\n  \"d_norm\": \"" << fmnist_name(c.d_norm) << "\",\n  \"d_reg\": \""
+    << fmnist_name(c.opt_g) << "\",\n  \"loss\": \"" << fmnist_name(c.loss) << "\",\n  \"d_norm\": \""
+    << fmnist_name(c.d_norm) << "\",\n  \"d_reg\": \""
     << fmnist_name(c.d_reg) << "\",\n  \"reg_weight\": " << json_number(c.reg_weight) << ",\n  \"d_clip\": "
     << json_number(c.d_clip) << ",\n  \"lr_d\": " << json_number(c.lr_d) << ",\n  \"lr_g\": " << json_number(c.lr_g)
     << ",\n  \"beta1\": " << json_number(c.beta1) << ",\n  \"beta2\": " << json_number(c.beta2)
@@ -772,6 +800,8 @@ const char* fmnist_name(FmnistOptimizer o) { return name_of(kOptimizers, o); }
 const char* fmnist_name(FmnistPreset p) { return name_of(kPresets, p); }
 const char* fmnist_name(FmnistDNorm n) { return name_of(kDNorms, n); }
 const char* fmnist_name(FmnistDReg r) { return name_of(kDRegs, r); }
+const char* fmnist_name(FmnistLoss l) { return name_of(kLosses, l); }
+FmnistLoss parse_fmnist_loss(const std::string& s) { return cli::parse_named(kLosses, s, "fmnist", "loss"); }
 FmnistDNorm parse_fmnist_d_norm(const std::string& s) {
   return cli::parse_named(kDNorms, s, "fmnist", "D normalization");
 }
@@ -800,6 +830,7 @@ FmnistConfig FmnistConfig::resolved() const {
   if (c.beta2 < 0) c.beta2 = a.beta2;
   if (c.d_norm == FmnistDNorm::Default) c.d_norm = a.d_norm;
   if (c.d_reg == FmnistDReg::Default) c.d_reg = a.d_reg;
+  if (c.loss == FmnistLoss::Default) c.loss = fmnist_loss(a.loss);
   NASH_CHECK(!c.conditional || c.arch != FmnistArch::ProGAN, "fmnist: --conditional takes dcgan, sngan or wgan-gp, "
              "not progan (the ProGAN-style pair has no class-conditional layers)");
   NASH_CHECK(c.arch != FmnistArch::ProGAN || c.d_norm == FmnistDNorm::None, "fmnist: progan's D is made of "
@@ -859,6 +890,7 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& c) 
           {"beta1", exact(c.beta1)},
           {"beta2", exact(c.beta2)},
           {"d_norm", fmnist_name(c.d_norm)},
+          {"loss", fmnist_name(c.loss)},
           {"d_reg", fmnist_name(c.d_reg)},
           {"reg_weight", exact(c.reg_weight)},
           {"d_clip", exact(c.d_clip)},
@@ -894,6 +926,8 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
     c.beta2 = std::stod(get("beta2"));
     c.d_norm = parse_fmnist_d_norm(get("d_norm"));
     c.d_reg = parse_fmnist_d_reg(get("d_reg"));
+    // Checkpoints written before the loss was a flag trained with the architecture's (Default).
+    if (f.metadata.count("loss")) c.loss = parse_fmnist_loss(f.metadata.at("loss"));
     c.reg_weight = std::stod(get("reg_weight"));
     c.d_clip = std::stod(get("d_clip"));
     // Checkpoints written before G's weight average existed have no key: they trained without one.
@@ -954,6 +988,8 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
                " is not a checkpoint of `nash fmnist`");
     if (!ck_meta.count("g_ema")) ck_meta["g_ema"] = exact(0.0);  // written before the weight average existed
     if (!ck_meta.count("conditional")) ck_meta["conditional"] = "0";  // and before conditional runs
+    if (!ck_meta.count("loss") && ck_meta.count("arch"))  // and before the loss was a flag: the architecture's
+      ck_meta["loss"] = fmnist_name(fmnist_loss(arch_defaults(parse_fmnist_arch(ck_meta.at("arch"))).loss));
     for (const auto& kv : fmnist_model_metadata(cfg)) {
       auto it = ck_meta.find(kv.first);
       NASH_CHECK(it != ck_meta.end(), "fmnist: checkpoint ", cfg.resume, " lacks '", kv.first, "' in its metadata");
@@ -1058,9 +1094,8 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     NASH_CHECK(op.opt, "fmnist: the ", op.name, " optimizer reports no per-layer norms");
     op.ref.assign(op.opt->param_groups().size(), 0.0);
   }
-  const ArchDefaults a = arch_defaults(cfg.arch);
   optim::GanTrainerOptions to;
-  to.loss = a.loss;
+  to.loss = gan_loss(cfg.loss);
   to.n_dis = cfg.n_dis;
   to.gp_lambda = cfg.d_reg == FmnistDReg::GP ? cfg.reg_weight : 0.0;
   to.r1_gamma = cfg.d_reg == FmnistDReg::R1 ? cfg.reg_weight : 0.0;
@@ -1440,6 +1475,8 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_double("ttur", 0, "two time-scales: lr_d / lr_g when --lr-d is not given (0: 1)", 0, 1000)
       .add_double("beta1", -1, "Adam's beta1 (< 0: the architecture's: 0.5, progan 0)", -1, 0.999999)
       .add_double("beta2", -1, "Adam's beta2 (< 0: 0.999, wgan-gp 0.9, progan 0.99)", -1, 0.999999)
+      .add_string("loss", "default", "the GAN loss: default (the architecture's: dcgan ns, sngan hinge, wgan-gp and "
+                  "progan wasserstein), ns, hinge, wasserstein or ls (least squares, LSGAN)")
       .add_string("d-norm", "default", "D's normalization: default (the architecture's), none, bn, sn or wn")
       .add_string("d-reg", "default", "D's regularizer: default (gp for wgan-gp and progan, else none), none, gp, r1 "
                   "or ortho")
@@ -1527,6 +1564,7 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     real_flag("g-ema", cfg.g_ema);
     if (resume.empty() || p.is_set("conditional")) cfg.conditional = p.get_bool("conditional");
     if (resume.empty() || p.is_set("d-norm")) cfg.d_norm = choice(parse_fmnist_d_norm, "d-norm");
+    if (resume.empty() || p.is_set("loss")) cfg.loss = choice(parse_fmnist_loss, "loss");
     if (resume.empty() || p.is_set("d-reg")) cfg.d_reg = choice(parse_fmnist_d_reg, "d-reg");
     int_flag("limit", cfg.limit);
     if (resume.empty() || p.is_set("seed")) cfg.seed = static_cast<uint64_t>(p.get_int("seed"));

@@ -27,6 +27,8 @@ enum class FmnistPreset { Quick, Full };
 // no regularizer; sngan: spectral norm, none; wgan-gp and progan: none, gradient penalty).
 enum class FmnistDNorm { Default, None, BN, SN, WN };
 enum class FmnistDReg { Default, None, GP, R1, Ortho };
+// The GAN loss; Default: the architecture's (dcgan ns, sngan hinge, wgan-gp and progan wasserstein).
+enum class FmnistLoss { Default, NS, Hinge, Wasserstein, LS };
 
 // Command-line names ("dcgan", "wgan-gp", "ada-nsgda", "quick", ...) and back; parse_* throw nash::Error listing the
 // choices.
@@ -35,11 +37,13 @@ const char* fmnist_name(FmnistOptimizer o);
 const char* fmnist_name(FmnistPreset p);
 const char* fmnist_name(FmnistDNorm n);
 const char* fmnist_name(FmnistDReg r);
+const char* fmnist_name(FmnistLoss l);
 FmnistArch parse_fmnist_arch(const std::string& name);
 FmnistOptimizer parse_fmnist_optimizer(const std::string& name);
 FmnistPreset parse_fmnist_preset(const std::string& name);
 FmnistDNorm parse_fmnist_d_norm(const std::string& name);
 FmnistDReg parse_fmnist_d_reg(const std::string& name);
+FmnistLoss parse_fmnist_loss(const std::string& name);
 
 // Every field left at 0 (or Default, or a negative beta) takes the architecture's and the preset's value in
 // resolved(); the table is in `nash fmnist --help` and docs/RESULTS.md.
@@ -58,6 +62,7 @@ struct FmnistConfig {
   double ttur = 0;        // lr_d / lr_g when lr_d is not given (0: 1)
   double beta1 = -1, beta2 = -1;  // Adam's (and the Adam oracle's of ada-nsgda/adadir); < 0: the architecture's
   FmnistDNorm d_norm = FmnistDNorm::Default;  // bn/sn/wn wrap D's convs in DCGAN's shape (not progan's D)
+  FmnistLoss loss = FmnistLoss::Default;      // e.g. ls (LSGAN) or hinge for a DCGAN
   FmnistDReg d_reg = FmnistDReg::Default;
   double reg_weight = -1;  // the regularizer's weight (< 0: gp 10, r1 10, ortho 1e-4)
   double d_clip = 0;       // > 0: clip every D parameter to [-d_clip, d_clip] after each D update (WGAN)
@@ -111,8 +116,8 @@ struct FmnistConfig {
 };
 
 // The values an fmnist checkpoint records and a resumed run must share (arch, width, z_dim, batch, n_dis,
-// optimizers, learning rates, betas, D's norm and regularizer, clipping, G's weight average, conditioning, seed,
-// limit), as strings.
+// loss, optimizers, learning rates, betas, D's norm and regularizer, clipping, G's weight average, conditioning,
+// seed, limit), as strings.
 std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& resolved);
 // A config whose model flags come from a checkpoint's metadata (the subcommand's defaults when --resume is given;
 // flags given on the command line then override). Errors name the file and a missing or bad key.

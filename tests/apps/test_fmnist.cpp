@@ -156,6 +156,43 @@ TEST(FmnistApp, ConfigTableFillsEachArchitecturesDefaults) {
   c.d_norm = apps::FmnistDNorm::SN;
   expect_error([&] { c.resolved(); }, {"progan", "--d-norm sn"});
   EXPECT_EQ(apps::parse_fmnist_optimizer("ada-nsgda"), FmnistOptimizer::AdaNSGDA);
+  // Each architecture's loss unless another is asked for.
+  const std::vector<std::pair<FmnistArch, apps::FmnistLoss>> losses = {
+      {FmnistArch::DCGAN, apps::FmnistLoss::NS},
+      {FmnistArch::SNGAN, apps::FmnistLoss::Hinge},
+      {FmnistArch::WganGP, apps::FmnistLoss::Wasserstein},
+      {FmnistArch::ProGAN, apps::FmnistLoss::Wasserstein}};
+  for (const auto& [arch, loss] : losses) {
+    c = FmnistConfig();
+    c.arch = arch;
+    EXPECT_EQ(c.resolved().loss, loss) << apps::fmnist_name(arch);
+    c.loss = apps::FmnistLoss::LS;
+    EXPECT_EQ(c.resolved().loss, apps::FmnistLoss::LS);
+  }
+  EXPECT_EQ(apps::parse_fmnist_loss("ls"), apps::FmnistLoss::LS);
+  expect_error([] { apps::parse_fmnist_loss("minimax"); }, {"loss", "minimax", "ns, hinge, wasserstein, ls"});
+}
+
+TEST(FmnistApp, TheLossFlagChangesTheLossAndIsAModelFlag) {
+  const fs::path a = temp_dir("loss_ns"), b = temp_dir("loss_ls");
+  const apps::FmnistResult ns = apps::train_fmnist(tiny(FmnistArch::DCGAN, a, 2));
+  FmnistConfig c = tiny(FmnistArch::DCGAN, b, 2);
+  c.loss = apps::FmnistLoss::LS;
+  const apps::FmnistResult ls = apps::train_fmnist(c);
+  // The same first D batch and weights: only the loss differs. LSGAN's D loss is (D(x) - 1)² + D(G(z))² (halved).
+  EXPECT_NE(ls.log[0].d_loss, ns.log[0].d_loss);
+  EXPECT_GT(ls.log[0].d_loss, 0);
+  EXPECT_EQ(apps::fmnist_config_from_checkpoint((b / "checkpoint.safetensors").string()).loss, apps::FmnistLoss::LS);
+  EXPECT_NE(read_file(b / "summary.json").find("\"loss\": \"ls\""), std::string::npos);
+  c.resume = (b / "checkpoint.safetensors").string();
+  c.steps = 3;
+  c.loss = apps::FmnistLoss::Hinge;
+  expect_error([&] { apps::train_fmnist(c); }, {"loss", "ls", "hinge"});
+  std::string err;
+  EXPECT_EQ(run({"nash", "fmnist", "--loss", "minimax"}, &err), 2);
+  EXPECT_NE(err.find("--loss"), std::string::npos) << err;
+  fs::remove_all(a);
+  fs::remove_all(b);
 }
 
 TEST(FmnistApp, EveryArchitectureTrainsTwoStepsAndWritesItsOutputs) {
@@ -386,11 +423,15 @@ TEST(FmnistApp, GeneratorWeightAverageLeavesTrainingAloneAndResumesExactly) {
     other.g_ema = 0;
     expect_error([&] { apps::train_fmnist(other); }, {"g_ema"});
     io::SafetensorsFile old = io::load_safetensors((plain / "checkpoint.safetensors").string());
-    old.metadata.erase("g_ema");
+    old.metadata.erase("g_ema");  // and the keys of later flags: runs without them had their defaults
+    old.metadata.erase("conditional");
+    old.metadata.erase("loss");
     std::vector<std::pair<std::string, Tensor>> tensors(old.tensors.begin(), old.tensors.end());
     const std::string old_path = (plain / "old.safetensors").string();
     io::save_safetensors(old_path, tensors, old.metadata);
     EXPECT_EQ(apps::fmnist_config_from_checkpoint(old_path).g_ema, 0.0);
+    EXPECT_FALSE(apps::fmnist_config_from_checkpoint(old_path).conditional);
+    EXPECT_EQ(apps::fmnist_config_from_checkpoint(old_path).loss, apps::FmnistLoss::Default);
     other.resume = old_path;
     EXPECT_EQ(apps::train_fmnist(other).steps_done, 6);
     other.g_ema = 0.9;
