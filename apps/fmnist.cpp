@@ -324,14 +324,17 @@ std::string metrics_csv(const std::vector<FmnistLogRow>& log) {
 std::string fid_csv(const FmnistResult& r) {
   std::ostringstream s;
   const bool ema = r.config.g_ema > 0, pr = !r.manifold_log.empty(), cond = r.config.conditional;
+  const bool intra = !r.intra_fid_log.empty();
   const bool kid = !r.kid_log.empty();
   s << "step,fid,classifier_score" << (pr ? ",precision,recall,density,coverage" : "") << (kid ? ",kid,kid_std" : "")
-    << (ema ? ",fid_ema,classifier_score_ema" : "") << (cond ? ",class_accuracy" : "") << "\n";
+    << (ema ? ",fid_ema,classifier_score_ema" : "") << (cond ? ",class_accuracy" : "")
+    << (intra ? ",intra_fid" : "") << "\n";
   auto cell = [](const std::vector<std::pair<int64_t, double>>& log, std::size_t i) {
     return i < log.size() ? fmt(log[i].second, 8) : std::string("nan");
   };
   std::map<int64_t, metrics::ManifoldScores> manifold(r.manifold_log.begin(), r.manifold_log.end());
   std::map<int64_t, metrics::KernelDistance> kids(r.kid_log.begin(), r.kid_log.end());
+  std::map<int64_t, double> intras(r.intra_fid_log.begin(), r.intra_fid_log.end());
   for (std::size_t i = 0; i < r.fid_log.size(); ++i) {
     s << r.fid_log[i].first << ',' << fmt(r.fid_log[i].second, 8) << ',' << cell(r.score_log, i);
     if (pr) {
@@ -353,6 +356,10 @@ std::string fid_csv(const FmnistResult& r) {
     }
     if (ema) s << ',' << cell(r.fid_ema_log, i) << ',' << cell(r.score_ema_log, i);
     if (cond) s << ',' << cell(r.class_accuracy_log, i);
+    if (intra) {  // by step: rows of an earlier version's file may have none
+      const auto it = intras.find(r.fid_log[i].first);
+      s << ',' << (it != intras.end() ? fmt(it->second, 8) : std::string("nan"));
+    }
     s << '\n';
   }
   return s.str();
@@ -418,7 +425,7 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
   const int c_step = column("step"), c_fid = column("fid"), c_score = column("classifier_score");
   const int c_p = column("precision"), c_r = column("recall"), c_d = column("density"), c_c = column("coverage");
   const int c_fe = column("fid_ema"), c_se = column("classifier_score_ema"), c_ca = column("class_accuracy");
-  const int c_kid = column("kid"), c_kid_std = column("kid_std");
+  const int c_kid = column("kid"), c_kid_std = column("kid_std"), c_intra = column("intra_fid");
   if (c_step < 0 || c_fid < 0 || c_score < 0) return;
   const bool ema = r->config.g_ema > 0;
   for (const auto& c : rows) {
@@ -449,6 +456,7 @@ void load_earlier_logs(const fs::path& dir, int64_t step, FmnistResult* r) {
         r->score_ema_log.emplace_back(s, se);
       }
       if (r->config.conditional) r->class_accuracy_log.emplace_back(s, value(c_ca));
+      if (c_intra >= 0) r->intra_fid_log.emplace_back(s, value(c_intra));
     } catch (const std::exception&) {
     }
   }
@@ -683,6 +691,7 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"manifold_k\": " << kManifoldK << ",\n  \"manifold_real_samples\": " << r.manifold.n_real
     << ",\n  \"conditional\": " << (c.conditional ? "true" : "false") << ",\n  \"class_accuracy\": "
     << (r.class_accuracy >= 0 ? json_number(r.class_accuracy) : "null")
+    << ",\n  \"intra_fid\": " << (r.intra_fid >= 0 ? json_number(r.intra_fid) : "null")
     << ",\n  \"g_ema\": " << json_number(c.g_ema) << ",\n  \"fid_ema\": "
     << (r.fid_ema >= 0 ? json_number(r.fid_ema) : "null") << ",\n  \"classifier_score_ema\": "
     << (r.classifier_score_ema >= 0 ? json_number(r.classifier_score_ema) : "null")
@@ -703,10 +712,12 @@ struct Evaluation {
   metrics::ManifoldScores manifold;
   metrics::KernelDistance kid;  // against real_features when given
   double class_accuracy = -1;  // conditional G: the share of images classified as their conditioning class
+  double intra_fid = -1;       // conditional G, with the real classes' statistics
 };
 Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const metrics::FeatureStats& real,
                               const metrics::RealManifold* manifold, const Tensor& real_features,
-                              const FmnistConfig& c, Device dev, int64_t step) {
+                              const std::vector<metrics::FeatureStats>* real_classes, const FmnistConfig& c,
+                              Device dev, int64_t step) {
   Generator gen(c.seed * 0x9e3779b97f4a7c15ULL + 0x66696400ULL + static_cast<uint64_t>(step));
   metrics::FeatureAccumulator acc(net.feature_dim());
   metrics::ClassifierScoreAccumulator score;
@@ -715,6 +726,7 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
   const bool was_training = G.is_training();
   G.eval();
   int64_t hits = 0;
+  std::vector<float> all_classes;  // for intra-FID
   for (int64_t done = 0; done < c.fid_samples;) {
     const int64_t b = std::min<int64_t>(500, c.fid_samples - done);
     Tensor z = randn({b, c.z_dim}, DType::Float32, Device::cpu(), &gen).to(dev);
@@ -736,7 +748,8 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
         hits += std::max_element(row, row + k) - row == static_cast<int64_t>(classes[static_cast<std::size_t>(i)]);
       }
     }
-    if (manifold || real_features.defined()) features.push_back(f);
+    if (manifold || real_features.defined() || real_classes) features.push_back(f);
+    all_classes.insert(all_classes.end(), classes.begin(), classes.end());
     done += b;
   }
   G.train(was_training);
@@ -746,6 +759,8 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
   if (real_features.defined())
     e.kid = metrics::kernel_distance(real_features, fake, kKidSubsets, kKidSubsetSize, c.seed + static_cast<uint64_t>(step));
   if (c.conditional) e.class_accuracy = static_cast<double>(hits) / static_cast<double>(c.fid_samples);
+  if (real_classes)
+    e.intra_fid = metrics::intra_fid(*real_classes, fake, from_vector(all_classes, {c.fid_samples})).mean;
   return e;
 }
 
@@ -1033,6 +1048,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   metrics::FeatureStats real_stats;
   std::unique_ptr<metrics::RealManifold> real_manifold;
   Tensor real_features;  // every test image's, for KID
+  std::unique_ptr<std::vector<metrics::FeatureStats>> real_classes;  // conditional: per class, for intra-FID
   if (!rank0) {
     r.fid_note = "FID is computed by rank 0";
   } else if (cfg.fid_net.empty()) {
@@ -1051,6 +1067,16 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     const Tensor test_features = metrics::image_features(*fid_net, test.images.to(dev));
     real_stats = metrics::feature_stats(test_features);
     real_features = test_features;
+    // Intra-FID needs more images of each class than features, on both sides (Fashion-MNIST's test set has 1000 per
+    // class; a smaller stand-in may not).
+    if (cfg.conditional && cfg.fid_samples / kFmnistClasses > fid_net->feature_dim()) {
+      std::vector<int64_t> count(static_cast<std::size_t>(kFmnistClasses), 0);
+      for (double y : test.labels.to_vector<double>())
+        if (y >= 0 && y < kFmnistClasses) ++count[static_cast<std::size_t>(y)];
+      if (*std::min_element(count.begin(), count.end()) > fid_net->feature_dim())
+        real_classes = std::make_unique<std::vector<metrics::FeatureStats>>(
+            metrics::class_feature_stats(test_features, test.labels, kFmnistClasses));
+    }
     {
       NoGradGuard ng;
       metrics::ClassifierScoreAccumulator score;
@@ -1291,13 +1317,18 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   auto evaluate = [&](int64_t step) {
     if (!fid_net) return;
     const Evaluation e =
-        evaluate_generator(*pl.g, *fid_net, real_stats, real_manifold.get(), real_features, cfg, dev, step);
+        evaluate_generator(*pl.g, *fid_net, real_stats, real_manifold.get(), real_features, real_classes.get(), cfg,
+                           dev, step);
     r.kid_log.emplace_back(step, e.kid);
     r.kid = e.kid;
     r.fid_log.emplace_back(step, e.fid);
     if (cfg.conditional) {
       r.class_accuracy_log.emplace_back(step, e.class_accuracy);
       r.class_accuracy = e.class_accuracy;
+    }
+    if (real_classes) {
+      r.intra_fid_log.emplace_back(step, e.intra_fid);
+      r.intra_fid = e.intra_fid;
     }
     r.score_log.emplace_back(step, e.classifier_score);
     r.fid = e.fid;
@@ -1308,7 +1339,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     }
     if (!ema) return;
     const Evaluation a =
-        evaluate_generator(*g_avg, *fid_net, real_stats, nullptr, Tensor(), cfg, dev, step);  // same latents
+        evaluate_generator(*g_avg, *fid_net, real_stats, nullptr, Tensor(), nullptr, cfg, dev, step);  // same latents
     r.fid_ema_log.emplace_back(step, a.fid);
     r.score_ema_log.emplace_back(step, a.classifier_score);
     r.fid_ema = a.fid;
@@ -1638,6 +1669,7 @@ int run_fmnist(int argc, const char* const* argv, int first) {
         std::printf("class accuracy %.1f%% (generated images the classifier assigns to their conditioning class; "
                     "its test accuracy on real images is ~92%%)\n",
                     100.0 * r.class_accuracy);
+      if (r.intra_fid >= 0) std::printf("intra-FID %.2f (each class against its test images, averaged)\n", r.intra_fid);
       if (r.fid_ema >= 0)
         std::printf("G's weight average (decay %g): FID %.2f, classifier score %.2f (same latents)\n", c.g_ema,
                     r.fid_ema, r.classifier_score_ema);

@@ -174,6 +174,11 @@ struct FmnistResult {
   // assigns to their conditioning class; < 0 when not computed.
   std::vector<std::pair<int64_t, double>> class_accuracy_log;
   double class_accuracy = -1;
+  // Conditional runs: intra-FID (metrics::intra_fid: each class's FID against that class's test images, averaged
+  // over the classes; Miyato & Koyama's measure for conditional GANs), when every class gets more generated images
+  // than the classifier has features (fid_samples > 10 x features); < 0 when not computed.
+  std::vector<std::pair<int64_t, double>> intra_fid_log;
+  double intra_fid = -1;
   metrics::ManifoldScores manifold;  // the final one (n_fake == 0: not computed)
   // The kernel distance KID (metrics::kernel_distance: 100 subsets of up to 1000 of G's images and of the 10000 test
   // images) at every evaluation, on the FID's features; unbiased, so comparable across fid_samples, unlike FID.

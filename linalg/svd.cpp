@@ -18,6 +18,9 @@
 extern "C" void dgesdd_(const char* jobz, const blasint* m, const blasint* n, double* a, const blasint* lda,
                         double* s, double* u, const blasint* ldu, double* vt, const blasint* ldvt, double* work,
                         const blasint* lwork, blasint* iwork, blasint* info, std::size_t jobz_len);
+extern "C" void dsyevd_(const char* jobz, const char* uplo, const blasint* n, double* a, const blasint* lda,
+                        double* w, double* work, const blasint* lwork, blasint* iwork, const blasint* liwork,
+                        blasint* info, std::size_t jobz_len, std::size_t uplo_len);
 #endif
 
 namespace nash {
@@ -63,6 +66,40 @@ std::vector<double> singular_values(const std::vector<double>& a, int64_t rows, 
   NASH_CHECK(false, "singular_values: this nash was built without LAPACK (it uses the copy in OpenBLAS; configure "
                     "with OpenBLAS found and NASH_BLAS not BUILTIN)");
   return {};
+#endif
+}
+
+void symmetric_eigen(const std::vector<double>& a, int64_t n, std::vector<double>* values,
+                     std::vector<double>* vectors) {
+  NASH_CHECK(values && vectors, "symmetric_eigen: null output");
+  NASH_CHECK(n >= 1 && static_cast<int64_t>(a.size()) == n * n, "symmetric_eigen: expected a ", n, " x ", n,
+             " matrix (", n * n, " values), got ", a.size(), " values");
+  for (double v : a) NASH_CHECK(std::isfinite(v), "symmetric_eigen: the matrix holds a non-finite value");
+#ifdef NASH_WITH_LAPACK
+  const blasint nn = static_cast<blasint>(n);
+  NASH_CHECK(static_cast<int64_t>(nn) == n, "symmetric_eigen: n = ", n, " is too large for this LAPACK");
+  // Row-major and column-major storage of a symmetric matrix coincide; the upper triangle of one is the lower of
+  // the other, so "L" reads the row-major upper triangle.
+  std::vector<double> w = a;
+  values->assign(static_cast<std::size_t>(n), 0.0);
+  double wq = 0;
+  blasint iq = 0, lwork = -1, liwork = -1, info = 0;
+  cpu::blas_on_calling_thread();
+  dsyevd_("V", "L", &nn, w.data(), &nn, values->data(), &wq, &lwork, &iq, &liwork, &info, 1, 1);
+  NASH_CHECK(info == 0, "symmetric_eigen: dsyevd workspace query failed (info ", static_cast<int64_t>(info), ")");
+  lwork = static_cast<blasint>(wq) + 1;
+  liwork = iq;
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  std::vector<blasint> iwork(static_cast<std::size_t>(std::max<blasint>(liwork, 1)));
+  dsyevd_("V", "L", &nn, w.data(), &nn, values->data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
+  NASH_CHECK(info == 0, "symmetric_eigen: dsyevd ", info > 0 ? "did not converge" : "rejected an argument",
+             " (info ", static_cast<int64_t>(info), ") on a ", n, " x ", n, " matrix");
+  // LAPACK's column j (column-major: w[j n + i]) is eigenvector j; as a column of the row-major result.
+  vectors->assign(static_cast<std::size_t>(n * n), 0.0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < n; ++i) (*vectors)[i * n + j] = w[j * n + i];
+#else
+  NASH_CHECK(false, "symmetric_eigen: this nash was built without LAPACK");
 #endif
 }
 

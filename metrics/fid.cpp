@@ -2,6 +2,8 @@
 // Fashion-MNIST CNN whose penultimate layer supplies the features.
 #include "nash/metrics/fid.h"
 
+#include "nash/linalg/svd.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -80,6 +82,49 @@ FeatureStats feature_stats(const Tensor& features) {
   return acc.stats();
 }
 
+std::vector<FeatureStats> class_feature_stats(const Tensor& features, const Tensor& labels, int64_t num_classes) {
+  NASH_CHECK(features.defined() && features.dim() == 2, "class_feature_stats: expected features (N, D), got ",
+             features.defined() ? shape_str(features.shape()) : std::string("undefined"));
+  NASH_CHECK(labels.defined() && labels.dim() == 1 && labels.size(0) == features.size(0),
+             "class_feature_stats: expected labels (", features.size(0), "), got ",
+             labels.defined() ? shape_str(labels.shape()) : std::string("undefined"));
+  NASH_CHECK(num_classes >= 1, "class_feature_stats: num_classes must be >= 1, got ", num_classes);
+  const std::vector<double> y = labels.to_vector<double>();
+  std::vector<std::vector<float>> rows(static_cast<std::size_t>(num_classes));
+  const Tensor f = features.detach().to(Device::cpu()).to(DType::Float32).contiguous();
+  const float* p = f.data_ptr<float>();
+  const int64_t d = features.size(1);
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    NASH_CHECK(std::floor(y[i]) == y[i] && y[i] >= 0 && y[i] < static_cast<double>(num_classes),
+               "class_feature_stats: label ", i, " is ", y[i], ", expected an integer in [0, ", num_classes, ")");
+    std::vector<float>& r = rows[static_cast<std::size_t>(y[i])];
+    r.insert(r.end(), p + static_cast<int64_t>(i) * d, p + static_cast<int64_t>(i + 1) * d);
+  }
+  std::vector<FeatureStats> out;
+  for (int64_t c = 0; c < num_classes; ++c) {
+    const std::vector<float>& r = rows[static_cast<std::size_t>(c)];
+    const int64_t n = static_cast<int64_t>(r.size()) / d;
+    NASH_CHECK(n > d, "class_feature_stats: class ", c, " has ", n, " samples, its covariance needs more than the ",
+               d, " features");
+    out.push_back(feature_stats(from_vector(r, {n, d})));
+  }
+  return out;
+}
+
+IntraFid intra_fid(const std::vector<FeatureStats>& real_by_class, const Tensor& fake_features,
+                   const Tensor& fake_labels) {
+  NASH_CHECK(!real_by_class.empty(), "intra_fid: no real class statistics");
+  const std::vector<FeatureStats> fake =
+      class_feature_stats(fake_features, fake_labels, static_cast<int64_t>(real_by_class.size()));
+  IntraFid r;
+  for (std::size_t c = 0; c < fake.size(); ++c) {
+    r.per_class.push_back(frechet_distance(real_by_class[c], fake[c]));
+    r.mean += r.per_class.back();
+  }
+  r.mean /= static_cast<double>(r.per_class.size());
+  return r;
+}
+
 // ---- linear algebra ------------------------------------------------------------------------------------------
 namespace {
 using Mat = std::vector<double>;
@@ -105,6 +150,17 @@ Mat matmul_nn(const Mat& a, const Mat& b, int64_t n) {
 
 void symmetric_eigen(const std::vector<double>& input, int64_t n, std::vector<double>* values,
                      std::vector<double>* vectors) {
+  check_square("symmetric_eigen", input, n);
+  NASH_CHECK(values && vectors, "symmetric_eigen: null output");
+  if (!linalg::lapack_available()) return symmetric_eigen_jacobi(input, n, values, vectors);
+  Mat a(input.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) a[i * n + j] = 0.5 * (input[i * n + j] + input[j * n + i]);
+  linalg::symmetric_eigen(a, n, values, vectors);
+}
+
+void symmetric_eigen_jacobi(const std::vector<double>& input, int64_t n, std::vector<double>* values,
+                            std::vector<double>* vectors) {
   check_square("symmetric_eigen", input, n);
   NASH_CHECK(values && vectors, "symmetric_eigen: null output");
   // Work on the exactly symmetric part so rounding asymmetry in the input cannot bias the result.

@@ -328,8 +328,13 @@ TEST(FmnistApp, ConditionalRunsTrainResumeExactlyAndDrawARowPerClass) {
 // chance, and the classes drawn in turn are scored each equally.
 TEST(FmnistApp, ConditionalGeneratorLearnsTheClassesItIsAskedFor) {
   const fs::path out = temp_dir("cond_learn");
+  // The shared stand-in's 4 test images per class are too few for intra-FID's per-class covariances (16 features):
+  // this test's own data has 20 per class.
+  fs::create_directories(out / "data");
+  nash_test::write_split(out / "data", "train", 96, 3);
+  nash_test::write_split(out / "data", "t10k", 200, 4);
   apps::ClassifierConfig cc;
-  cc.data_dir = data_dir().string();
+  cc.data_dir = (out / "data").string();
   cc.out = (out / "net.safetensors").string();
   cc.epochs = 30;
   cc.batch = 16;
@@ -339,19 +344,23 @@ TEST(FmnistApp, ConditionalGeneratorLearnsTheClassesItIsAskedFor) {
   cc.threads = 1;
   apps::train_classifier(cc);
   FmnistConfig c = tiny(FmnistArch::DCGAN, out / "run", 400);
+  c.data_dir = (out / "data").string();
   c.conditional = true;
   c.width = 16;
   c.batch = 32;
   c.fid_net = cc.out;
-  c.fid_samples = 100;
+  c.fid_samples = 200;  // 20 per class: above the 16 features, so intra-FID is computed
   c.fid_every = 200;
   const apps::FmnistResult r = apps::train_fmnist(c);
   ASSERT_EQ(r.class_accuracy_log.size(), 2u);
   EXPECT_EQ(r.class_accuracy_log.back().second, r.class_accuracy);
   EXPECT_GT(r.class_accuracy, 0.5) << "chance is 0.1";
+  ASSERT_EQ(r.intra_fid_log.size(), 2u);
+  EXPECT_TRUE(std::isfinite(r.intra_fid) && r.intra_fid > 0);
+  EXPECT_GT(r.intra_fid, r.fid) << "each class against its own images is the harder test";
   const std::string csv = read_file(out / "run" / "fid.csv");
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "step,fid,classifier_score,precision,recall,density,coverage,kid,kid_std,class_accuracy");
+            "step,fid,classifier_score,precision,recall,density,coverage,kid,kid_std,class_accuracy,intra_fid");
   EXPECT_NE(read_file(out / "run" / "summary.json").find("\"class_accuracy\": 0."), std::string::npos);
   fs::remove_all(out);
 }

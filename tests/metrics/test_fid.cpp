@@ -129,46 +129,74 @@ double trace_sqrtm_denman_beavers(const Mat& m, int64_t n) {
 }  // namespace
 
 // ---- eigensolver -----------------------------------------------------------------------------------------------
+// Both eigensolvers: the default (LAPACK's dsyevd when nash has it) and the Jacobi fallback.
+using EigenFn = void (*)(const std::vector<double>&, int64_t, std::vector<double>*, std::vector<double>*);
+const std::vector<std::pair<const char*, EigenFn>>& eigensolvers() {
+  static const std::vector<std::pair<const char*, EigenFn>> fns = {
+      {"default", &nash::metrics::symmetric_eigen}, {"jacobi", &nash::metrics::symmetric_eigen_jacobi}};
+  return fns;
+}
+
 TEST(Fid, EigenRecoversKnownSpectrum) {
-  const int64_t n = 24;
-  std::vector<double> d(n);
-  for (int64_t i = 0; i < n; ++i) d[i] = 0.5 * static_cast<double>(i) - 3.0;  // negative, zero and positive
-  d[7] = d[8];                                                                  // a repeated eigenvalue
-  Mat q = orthogonal(n, 11);
-  Mat a = with_spectrum(q, d);
-  std::vector<double> lam, v;
-  nash::metrics::symmetric_eigen(a, n, &lam, &v);
-  std::vector<double> want = d;
-  std::sort(want.begin(), want.end());
-  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(lam[i], want[i], 1e-12) << i;
-  // Orthonormal eigenvectors that rebuild the matrix.
-  Mat vtv = mul(transpose(v, n, n), v, n, n, n);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(vtv[i * n + j], i == j ? 1.0 : 0.0, 1e-12);
-  EXPECT_LT(max_abs_diff(with_spectrum(v, lam), a), 1e-12);
+  for (const auto& [name, eigen] : eigensolvers()) {
+    SCOPED_TRACE(name);
+    const int64_t n = 24;
+    std::vector<double> d(n);
+    for (int64_t i = 0; i < n; ++i) d[i] = 0.5 * static_cast<double>(i) - 3.0;  // negative, zero and positive
+    d[7] = d[8];                                                                  // a repeated eigenvalue
+    Mat q = orthogonal(n, 11);
+    Mat a = with_spectrum(q, d);
+    std::vector<double> lam, v;
+    eigen(a, n, &lam, &v);
+    std::vector<double> want = d;
+    std::sort(want.begin(), want.end());
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(lam[i], want[i], 1e-12) << i;
+    // Orthonormal eigenvectors that rebuild the matrix.
+    Mat vtv = mul(transpose(v, n, n), v, n, n, n);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(vtv[i * n + j], i == j ? 1.0 : 0.0, 1e-12);
+    EXPECT_LT(max_abs_diff(with_spectrum(v, lam), a), 1e-12);
+  }
 }
 
 TEST(Fid, EigenOnRandomSymmetricAndTrivialMatrices) {
-  const int64_t n = 40;
-  Mat g = randn_mat(n, n, 3), a(g.size());
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) a[i * n + j] = g[i * n + j] + g[j * n + i];
-  std::vector<double> lam, v;
-  nash::metrics::symmetric_eigen(a, n, &lam, &v);
-  EXPECT_LT(max_abs_diff(with_spectrum(v, lam), a), 1e-11);
-  for (int64_t i = 1; i < n; ++i) EXPECT_LE(lam[i - 1], lam[i]);
-  double tr = 0, sum = 0;
-  for (int64_t i = 0; i < n; ++i) tr += a[i * n + i], sum += lam[i];
-  EXPECT_NEAR(tr, sum, 1e-10);
+  for (const auto& [name, eigen] : eigensolvers()) {
+    SCOPED_TRACE(name);
+    const int64_t n = 40;
+    Mat g = randn_mat(n, n, 3), a(g.size());
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) a[i * n + j] = g[i * n + j] + g[j * n + i];
+    std::vector<double> lam, v;
+    eigen(a, n, &lam, &v);
+    EXPECT_LT(max_abs_diff(with_spectrum(v, lam), a), 1e-11);
+    for (int64_t i = 1; i < n; ++i) EXPECT_LE(lam[i - 1], lam[i]);
+    double tr = 0, sum = 0;
+    for (int64_t i = 0; i < n; ++i) tr += a[i * n + i], sum += lam[i];
+    EXPECT_NEAR(tr, sum, 1e-10);
 
-  nash::metrics::symmetric_eigen({4.0}, 1, &lam, &v);
-  EXPECT_EQ(lam, (std::vector<double>{4.0}));
-  nash::metrics::symmetric_eigen({3, 0, 0, 0, 1, 0, 0, 0, 2}, 3, &lam, &v);
-  EXPECT_EQ(lam, (std::vector<double>{1, 2, 3}));
-  nash_test::expect_error([] { std::vector<double> l, w; nash::metrics::symmetric_eigen({1, 2, 3}, 2, &l, &w); },
-                          {"symmetric_eigen", "2 x 2"});
-  nash_test::expect_error([] { std::vector<double> l, w; nash::metrics::symmetric_eigen({1, NAN, NAN, 1}, 2, &l, &w); },
-                          {"symmetric_eigen", "non-finite"});
+    eigen({4.0}, 1, &lam, &v);
+    EXPECT_EQ(lam, (std::vector<double>{4.0}));
+    eigen({3, 0, 0, 0, 1, 0, 0, 0, 2}, 3, &lam, &v);
+    EXPECT_EQ(lam, (std::vector<double>{1, 2, 3}));
+    nash_test::expect_error([&] { std::vector<double> l, w; eigen({1, 2, 3}, 2, &l, &w); },
+                            {"symmetric_eigen", "2 x 2"});
+    nash_test::expect_error([&] { std::vector<double> l, w; eigen({1, NAN, NAN, 1}, 2, &l, &w); },
+                            {"symmetric_eigen", "non-finite"});
+  }
+  // The two agree on a covariance of FID's size: a rank-deficient one (fewer samples than dimensions) included.
+  for (int64_t samples : {300, 100}) {
+    SCOPED_TRACE(samples);
+    const int64_t n = 256;
+    Mat x = randn_mat(samples, n, 5), c(static_cast<std::size_t>(n * n), 0.0);
+    for (int64_t k = 0; k < samples; ++k)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * n + j] += x[k * n + i] * x[k * n + j] / samples;
+    std::vector<double> l1, v1, l2, v2;
+    nash::metrics::symmetric_eigen(c, n, &l1, &v1);
+    nash::metrics::symmetric_eigen_jacobi(c, n, &l2, &v2);
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(l1[i], l2[i], 1e-11 * (1 + std::fabs(l2[i]))) << i;
+    EXPECT_LT(max_abs_diff(with_spectrum(v1, l1), c), 1e-11);
+  }
 }
 
 TEST(Fid, SymmetricSqrtSquaresBack) {
@@ -374,4 +402,59 @@ TEST(ClassifierScore, ClosedFormsOfTheInceptionScoreFormula) {
   ClassifierScoreAccumulator e;
   EXPECT_THROW(e.score(), nash::Error);
   EXPECT_THROW(e.add(nash::from_vector(std::vector<float>{1.f, 2.f}, {1, 2})), nash::Error);
+}
+
+// ---- intra-FID -------------------------------------------------------------------------------------------------
+TEST(Fid, IntraFidIsTheMeanOfEachClasssFrechetDistance) {
+  // Three classes of 4-D Gaussians, each with its own mean; 60 samples of each, labels interleaved.
+  const int64_t d = 4, per = 60, k = 3;
+  nash::Generator g(21);
+  std::vector<float> v, lab;
+  for (int64_t i = 0; i < per * k; ++i) {
+    const int64_t c = i % k;
+    for (int64_t j = 0; j < d; ++j) v.push_back(static_cast<float>(g.next_normal() + (j == c ? 3.0 : 0.0)));
+    lab.push_back(static_cast<float>(c));
+  }
+  const nash::Tensor x = nash::from_vector(v, {per * k, d}), y = nash::from_vector(lab, {per * k});
+  const std::vector<nash::metrics::FeatureStats> real = nash::metrics::class_feature_stats(x, y, k);
+  ASSERT_EQ(real.size(), 3u);
+  // Each class's statistics are those of its rows.
+  for (int64_t c = 0; c < k; ++c) {
+    std::vector<float> rows;
+    for (int64_t i = c; i < per * k; i += k) rows.insert(rows.end(), v.begin() + i * d, v.begin() + (i + 1) * d);
+    const nash::metrics::FeatureStats want = nash::metrics::feature_stats(nash::from_vector(rows, {per, d}));
+    EXPECT_EQ(real[c].n, per);
+    EXPECT_LT(max_abs_diff(real[c].mean, want.mean), 1e-12);
+    EXPECT_LT(max_abs_diff(real[c].cov, want.cov), 1e-12);
+  }
+  // The same set scores ~0; a fake set of other samples scores the mean of the three distances.
+  EXPECT_LT(nash::metrics::intra_fid(real, x, y).mean, 1e-8);
+  std::vector<float> w;
+  for (int64_t i = 0; i < per * k; ++i)
+    for (int64_t j = 0; j < d; ++j) w.push_back(static_cast<float>(g.next_normal() + (j == i % k ? 2.0 : 0.0)));
+  const nash::Tensor f = nash::from_vector(w, {per * k, d});
+  const nash::metrics::IntraFid r = nash::metrics::intra_fid(real, f, y);
+  const std::vector<nash::metrics::FeatureStats> fake = nash::metrics::class_feature_stats(f, y, k);
+  ASSERT_EQ(r.per_class.size(), 3u);
+  double sum = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    const double fd = nash::metrics::frechet_distance(real[c], fake[c]);
+    EXPECT_NEAR(r.per_class[c], fd, 1e-12);
+    EXPECT_GT(fd, 0.5);  // means 1 apart in one coordinate
+    sum += fd;
+  }
+  EXPECT_NEAR(r.mean, sum / 3, 1e-12);
+  // Labels that do not match the images (every class shifted by one) cost far more than the whole-set FID.
+  std::vector<float> shifted;
+  for (float c : lab) shifted.push_back(static_cast<float>((static_cast<int>(c) + 1) % k));
+  const double wrong = nash::metrics::intra_fid(real, x, nash::from_vector(shifted, {per * k})).mean;
+  EXPECT_GT(wrong, 10.0);
+  EXPECT_LT(nash::metrics::frechet_distance(nash::metrics::feature_stats(x), nash::metrics::feature_stats(x)), 1e-8);
+  // Errors name the class and the counts, or the label.
+  nash_test::expect_error([&] { nash::metrics::class_feature_stats(x.narrow(0, 0, 9), y.narrow(0, 0, 9), k); },
+                          {"class 0", "3 samples", "4 features"});
+  std::vector<float> bad = lab;
+  bad[5] = 3;
+  nash_test::expect_error([&] { nash::metrics::class_feature_stats(x, nash::from_vector(bad, {per * k}), k); },
+                          {"label 5", "3", "[0, 3)"});
 }
