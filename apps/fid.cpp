@@ -121,6 +121,23 @@ Tensor load_image_set(const std::string& path, int64_t limit) {
                "PNG files");
 }
 
+Tensor load_label_set(const std::string& path, int64_t limit) {
+  NASH_CHECK(limit >= 0, "load_label_set: limit must be >= 0, got ", limit);
+  std::error_code ec;
+  NASH_CHECK(fs::is_regular_file(path, ec), "label set '", path, "' does not exist or is not a file");
+  const std::vector<uint8_t> head = file_head(path, 16);
+  const bool gzip = head.size() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+  const bool idx = head.size() >= 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08;
+  if (gzip || idx) return keep_first(data::idx_to_labels(data::read_idx(path), path), limit);
+  NASH_CHECK(head.size() >= 9 && head[8] == '{', "label set '", path, "': not an IDX labels file (plain or .gz) or a "
+             "safetensors file");
+  io::SafetensorsFile f = io::load_safetensors(path);
+  const Tensor* t = f.find("labels");
+  NASH_CHECK(t, "label set '", path, "': holds no tensor named 'labels'");
+  NASH_CHECK(t->dim() == 1, "label set '", path, "': 'labels' must be (N), got ", shape_str(t->shape()));
+  return keep_first(t->to(DType::Float32).contiguous(), limit);
+}
+
 int run_fid(int argc, const char* const* argv, int first) {
   cli::Parser p("nash fid",
                 "Prints the FID between two image sets under the Fashion-MNIST feature network saved by\n"
@@ -131,10 +148,15 @@ int run_fid(int argc, const char* const* argv, int first) {
                 "with runs that used the same classifier file. Also prints the fake set's precision and recall\n"
                 "(quality and diversity apart) and density and coverage, from k-nearest-neighbour balls on the same\n"
                 "features (compare at equal set sizes and k only), and the kernel distance KID (unbiased: comparable\n"
-                "across set sizes; mean and standard deviation over random subsets).\n"
+                "across set sizes; mean and standard deviation over random subsets). With both sets' labels\n"
+                "(--real-labels, --fake-labels: IDX labels files, or a `nash sample` tensor file's labels) it also\n"
+                "prints the intra-FID of a class-conditional generator: each class's FID, and their mean.\n"
                 "Exit codes: 0 ok, 1 a set cannot be read or has too few images, 2 bad flags.");
   p.add_string("real", "", "the first (reference) image set")
       .add_string("fake", "", "the second image set")
+      .add_string("real-labels", "", "the real set's labels (IDX labels file or safetensors 'labels'): with "
+                  "--fake-labels, print the intra-FID", true)
+      .add_string("fake-labels", "", "the fake set's labels (e.g. the --fake file of `nash sample --tensor`)", true)
       .add_string("classifier", "out/fmnist-classifier.safetensors", "the feature network from `nash classifier`")
       .add_int("limit", 0, "use the first N images of each set only (0: all)", 0)
       .add_int("batch", 500, "images per forward pass", 1, 65536)
@@ -153,6 +175,8 @@ int run_fid(int argc, const char* const* argv, int first) {
     }
     if (p.get_string("real").empty() || p.get_string("fake").empty())
       throw cli::UsageError("both --real and --fake are required");
+    if (p.get_string("real-labels").empty() != p.get_string("fake-labels").empty())
+      throw cli::UsageError("intra-FID needs both --real-labels and --fake-labels");
     if (p.get_string("device") != "auto") Device::parse(p.get_string("device"));
   } catch (const std::exception& e) {
     std::cerr << name << ": " << e.what() << '\n';
@@ -172,12 +196,21 @@ int run_fid(int argc, const char* const* argv, int first) {
     metrics::FeatureStats sa, sb;
     metrics::ManifoldScores m;
     metrics::KernelDistance kid;
-    if (k > 0 || kid_subsets > 0) {  // one pass of the network per set for all
+    metrics::IntraFid intra;
+    const bool labelled = !p.get_string("real-labels").empty();
+    if (k > 0 || kid_subsets > 0 || labelled) {  // one pass of the network per set for all
       const Tensor fa = metrics::image_features(*net, a, batch), fb = metrics::image_features(*net, b, batch);
       sa = metrics::feature_stats(fa);
       sb = metrics::feature_stats(fb);
       if (k > 0) m = metrics::manifold_scores(fa, fb, k);
       if (kid_subsets > 0) kid = metrics::kernel_distance(fa, fb, kid_subsets, p.get_int("kid-size"));
+      if (labelled) {
+        const Tensor la = load_label_set(p.get_string("real-labels"), limit);
+        const Tensor lb = load_label_set(p.get_string("fake-labels"), limit);
+        NASH_CHECK(la.size(0) == fa.size(0) && lb.size(0) == fb.size(0), "the label sets hold ", la.size(0), " and ",
+                   lb.size(0), " labels for ", fa.size(0), " and ", fb.size(0), " images");
+        intra = metrics::intra_fid(metrics::class_feature_stats(fa, la, 10), fb, lb);
+      }
     } else {
       sa = metrics::image_feature_stats(*net, a, batch);
       sb = metrics::image_feature_stats(*net, b, batch);
@@ -195,6 +228,11 @@ int run_fid(int argc, const char* const* argv, int first) {
       if (kid_subsets > 0)
         std::printf("KID %.6f +- %.6f  (%lld subsets of %lld)\n", kid.mean, kid.std,
                     static_cast<long long>(kid.subsets), static_cast<long long>(kid.subset_size));
+      if (labelled) {
+        std::printf("intra-FID %.4f  (per class:", intra.mean);
+        for (double v : intra.per_class) std::printf(" %.1f", v);
+        std::printf(")\n");
+      }
       std::printf("real: %lld images from %s\nfake: %lld images from %s\nclassifier: %s (test accuracy %s)  "
                   "device %s  %.1f s\n",
                   static_cast<long long>(sa.n), p.get_string("real").c_str(), static_cast<long long>(sb.n),

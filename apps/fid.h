@@ -18,6 +18,11 @@ namespace apps {
 // limit > 0 keeps the first `limit` images. Errors name the path and what was wrong.
 Tensor load_image_set(const std::string& path, int64_t limit = 0);
 
+// Reads the class labels of an image set as float32 (N) class indices on the CPU: an IDX labels file (ubyte (N);
+// gzip-compressed or plain; values 0..9) or a safetensors file with a (N) tensor named "labels" (what
+// `nash sample --tensor` writes for a conditional G). limit > 0 keeps the first `limit`. Errors name the path.
+Tensor load_label_set(const std::string& path, int64_t limit = 0);
+
 // The subcommand: exit 0 ok, 1 runtime failure (unreadable sets, too few images), 2 bad flags.
 int run_fid(int argc, const char* const* argv, int first = 2);
 

@@ -129,6 +129,26 @@ TEST(ClassifierApp, SmokeRunLearnsSavesAndServesFid) {
   ASSERT_EQ(rc, 0) << err;
   EXPECT_EQ(out.find("KID"), std::string::npos) << out;
 
+  // Labels for intra-FID: an IDX labels file or a safetensors "labels" tensor; both or neither.
+  const fs::path idx_labels = d / "t10k-labels-idx1-ubyte";
+  const nash::Tensor labels = nash::apps::load_label_set(idx_labels.string());
+  ASSERT_EQ(labels.shape(), (nash::Shape{200}));
+  EXPECT_EQ(labels.to_vector<float>(), te.labels.to_vector<float>());
+  EXPECT_EQ(nash::apps::load_label_set(idx_labels.string(), 30).size(0), 30);
+  nash::io::save_safetensors((d / "l.safetensors").string(), {{"samples", a}, {"labels", labels}});
+  EXPECT_EQ(nash::apps::load_label_set((d / "l.safetensors").string()).to_vector<float>(), labels.to_vector<float>());
+  nash_test::expect_error([&] { nash::apps::load_label_set(st.string()); }, {"samples.safetensors", "'labels'"});
+  nash_test::expect_error([&] { nash::apps::load_label_set((d / "nope").string()); }, {"nope", "does not exist"});
+  EXPECT_EQ(run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", st.string(), "--real-labels",
+                                      idx_labels.string()}, &out, &err), 2);
+  EXPECT_NE(err.find("both --real-labels and --fake-labels"), std::string::npos) << err;
+  // 20 images per class cannot give a class covariance of 128 features: named, exit 1.
+  rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", (d / "l.safetensors").string(),
+                                 "--real-labels", idx_labels.string(), "--fake-labels", (d / "l.safetensors").string(),
+                                 "--classifier", cfg.out, "--threads", "1"}, &out, &err);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(err.find("class 0 has 20 samples"), std::string::npos) << err;
+
   // Too few images for the feature dimension, values outside [-1, 1], missing sets and flags.
   rc = run(nash::apps::run_fid, {"nash", "fid", "--real", idx.string(), "--fake", idx.string(), "--classifier",
                                  cfg.out, "--limit", "100"}, &out, &err);
