@@ -101,6 +101,22 @@ apps::FmnistResult interrupted_then_resumed(FmnistConfig c, const fs::path& dir,
   return apps::train_fmnist(c);
 }
 
+// Trains the FID feature network on a stand-in data folder into out/net.safetensors (16 features: the stand-ins'
+// test sets are small) and returns its path.
+std::string stand_in_classifier(const fs::path& data, const fs::path& out, int64_t epochs, int64_t batch) {
+  apps::ClassifierConfig cc;
+  cc.data_dir = data.string();
+  cc.out = (out / "net.safetensors").string();
+  cc.epochs = epochs;
+  cc.batch = batch;
+  cc.feature_dim = 16;
+  cc.device = "cpu";
+  cc.quiet = true;
+  cc.threads = 1;
+  apps::train_classifier(cc);
+  return cc.out;
+}
+
 int run(std::vector<std::string> args, std::string* err) {
   std::vector<const char*> argv;
   for (const std::string& a : args) argv.push_back(a.c_str());
@@ -333,22 +349,13 @@ TEST(FmnistApp, ConditionalGeneratorLearnsTheClassesItIsAskedFor) {
   fs::create_directories(out / "data");
   nash_test::write_split(out / "data", "train", 96, 3);
   nash_test::write_split(out / "data", "t10k", 200, 4);
-  apps::ClassifierConfig cc;
-  cc.data_dir = (out / "data").string();
-  cc.out = (out / "net.safetensors").string();
-  cc.epochs = 30;
-  cc.batch = 16;
-  cc.feature_dim = 16;
-  cc.device = "cpu";
-  cc.quiet = true;
-  cc.threads = 1;
-  apps::train_classifier(cc);
+  const std::string net = stand_in_classifier(out / "data", out, 30, 16);  // confident on the bands
   FmnistConfig c = tiny(FmnistArch::DCGAN, out / "run", 400);
   c.data_dir = (out / "data").string();
   c.conditional = true;
   c.width = 16;
   c.batch = 32;
-  c.fid_net = cc.out;
+  c.fid_net = net;
   c.fid_samples = 200;  // 20 per class: above the 16 features, so intra-FID is computed
   c.fid_every = 200;
   const apps::FmnistResult r = apps::train_fmnist(c);
@@ -451,18 +458,10 @@ TEST(FmnistApp, GeneratorWeightAverageLeavesTrainingAloneAndResumesExactly) {
 
 TEST(FmnistApp, FidIsComputedWithAFeatureNetwork) {
   const fs::path out = temp_dir("fid");
-  apps::ClassifierConfig cc;
-  cc.data_dir = data_dir().string();
-  cc.out = (out / "net.safetensors").string();
-  cc.epochs = 1;
-  cc.batch = 32;
-  cc.feature_dim = 16;  // the stand-in's 40 test images need a feature dimension below 40
-  cc.device = "cpu";
-  cc.quiet = true;
-  cc.threads = 1;
-  apps::train_classifier(cc);
+  // The stand-in's 40 test images need a feature dimension below 40.
+  const std::string net = stand_in_classifier(data_dir(), out, 1, 32);
   FmnistConfig c = tiny(FmnistArch::DCGAN, out / "run", 2);
-  c.fid_net = cc.out;
+  c.fid_net = net;
   c.fid_samples = 24;
   c.fid_every = 1;
   const apps::FmnistResult r = apps::train_fmnist(c);
