@@ -757,7 +757,8 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
   const Tensor fake = features.empty() ? Tensor() : cat(features, 0);
   if (manifold) e.manifold = manifold->score(fake);
   if (real_features.defined())
-    e.kid = metrics::kernel_distance(real_features, fake, kKidSubsets, kKidSubsetSize, c.seed + static_cast<uint64_t>(step));
+    e.kid = metrics::kernel_distance(real_features, fake, kKidSubsets, kKidSubsetSize,
+                                     c.seed + static_cast<uint64_t>(step));
   if (c.conditional) e.class_accuracy = static_cast<double>(hits) / static_cast<double>(c.fid_samples);
   if (real_classes)
     e.intra_fid = metrics::intra_fid(*real_classes, fake, from_vector(all_classes, {c.fid_samples})).mean;

@@ -109,8 +109,8 @@ void prepare_outputs(const SampleConfig& c) {
 void SampleConfig::validate() const {
   NASH_CHECK(!checkpoint.empty(), "sample: no checkpoint given");
   NASH_CHECK(n >= 1, "sample: n (--n: images, or rows when interpolating) must be >= 1, got ", n);
-  NASH_CHECK(interpolate == 0 || interpolate >= 2,
-             "sample: interpolate (--interpolate) must be 0 (independent latents) or >= 2 (images per row), got ", interpolate);
+  NASH_CHECK(interpolate == 0 || interpolate >= 2, "sample: interpolate (--interpolate) must be 0 (independent "
+             "latents) or >= 2 (images per row), got ", interpolate);
   NASH_CHECK(n <= kMaxImages / std::max<int64_t>(1, interpolate), "sample: ", n, " rows of ",
              std::max<int64_t>(1, interpolate), " images exceed the limit of ", kMaxImages, " images");
   NASH_CHECK(truncation == 0 || (std::isfinite(truncation) && truncation >= kMinTruncation && truncation <= 100),
@@ -227,7 +227,9 @@ Samples sample_fmnist(const SampleConfig& cfg) {
     NASH_CHECK(std::isfinite(p[i]), "sample: ", s.weights, " of checkpoint ", cfg.checkpoint, " (step ", s.step,
                ") produced a non-finite value in image ", i / (x.numel() / total),
                ": its weights have diverged; sample an earlier checkpoint");
-  s.images = clamp(x, -1.0, 1.0).contiguous();  // tanh's range; clamping only absorbs rounding
+  // The images' range: DCGAN's tanh stays inside it, ProGAN's linear output can overshoot (the app's grids and FIDs
+  // clamp the same way).
+  s.images = clamp(x, -1.0, 1.0).contiguous();
   s.device = dev.str();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return s;
@@ -283,7 +285,8 @@ int run_sample(int argc, const char* const* argv, int first) {
       .add_int("n", 64, "images (with --interpolate: rows)", 1, kMaxImages)
       .add_int("seed", 0, "the latents' random seed")
       .add_double("truncation", 0, "redraw latent components until |z| <= T (0: off; else >= 0.05)", 0, 100)
-      .add_int("class", -1, "conditional G: every image of this class (-1: the classes in turn)", -1, kFmnistClasses - 1)
+      .add_int("class", -1, "conditional G: every image of this class (-1: the classes in turn)", -1,
+               kFmnistClasses - 1)
       .add_int("interpolate", 0, "images per row along a great circle between two latents (0: off; else >= 2)", 0,
                1000)
       .add_string("grid", "", "write all images into this PNG", true)

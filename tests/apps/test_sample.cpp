@@ -141,7 +141,8 @@ TEST(SampleApp, ImagesAreTheCheckpointsGeneratorOnTheReportedLatents) {
     EXPECT_EQ(max_abs_diff(a.latents, s.latents), 0.0);
     EXPECT_LT(max_abs_diff(a.images, clamp(load_g(ck, "G_ema")->forward(a.latents), -1.0, 1.0)), 1e-7);
     // Three steps move the average little; its weights, not its images, show it is not G.
-    const std::vector<float> wg = cli::flat_parameters(*load_g(ck, "G")), wa = cli::flat_parameters(*load_g(ck, "G_ema"));
+    const std::vector<float> wg = cli::flat_parameters(*load_g(ck, "G"));
+    const std::vector<float> wa = cli::flat_parameters(*load_g(ck, "G_ema"));
     double dw = 0;
     for (std::size_t i = 0; i < wg.size(); ++i) dw = std::max(dw, std::fabs(double(wg[i]) - wa[i]));
     EXPECT_GT(dw, 1e-5) << "the average must not be G itself";

@@ -221,8 +221,8 @@ TEST(DistMpi, FmnistWganGpMatchesOneProcess) {
 TEST(DistMpi, FmnistConditionalMatchesOneProcess) {
   apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::SNGAN, 3);
   c.conditional = true;
-  expect_same_fmnist(apps::train_fmnist(c, world()), apps::train_fmnist(c, nullptr), "fmnist conditional sngan, 3 steps",
-                     world()->world_size());
+  expect_same_fmnist(apps::train_fmnist(c, world()), apps::train_fmnist(c, nullptr),
+                     "fmnist conditional sngan, 3 steps", world()->world_size());
 }
 
 // ProGAN's D takes the minibatch standard deviation over groups of samples n = n' mod (batch / 4); the strided

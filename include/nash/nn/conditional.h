@@ -1,8 +1,8 @@
 // Class-conditional GANs: networks that take class labels beside their input. G: DCGAN's generator with the class
 // appended to its latent and class-conditional batch norm (each class its own gain and bias after a shared
-// normalization, as in the conditional generators of Miyato & Koyama 2018 and BigGAN). D: a projection discriminator (Miyato & Koyama 2018,
-// "cGANs with projection discriminator"): D(x, y) = ψ(φ(x)) + ⟨E y, Σ_hw φ(x)⟩, the inner product of a class
-// embedding with D's pooled last features added to the unconditional score.
+// normalization, as in the conditional generators of Miyato & Koyama 2018 and BigGAN). D: a projection
+// discriminator (Miyato & Koyama 2018, "cGANs with projection discriminator"): D(x, y) = ψ(φ(x)) + ⟨E y, Σ_hw φ(x)⟩,
+// the inner product of a class embedding with D's pooled last features added to the unconditional score.
 //
 // Labels are (N) class indices stored as float values 0 … C-1 (as data::Batch and randint give them), on any
 // device. Class embeddings are bias-free Linear layers applied to one-hot rows, so spectral normalization, the
