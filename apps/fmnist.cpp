@@ -31,6 +31,7 @@
 #include "nash/io/png.h"
 #include "nash/io/safetensors.h"
 #include "nash/metrics/fid.h"
+#include "nash/nn/augment.h"
 #include "nash/nn/checkpoint.h"
 #include "nash/nn/conditional.h"
 #include "nash/nn/ema.h"
@@ -483,7 +484,8 @@ std::string run_title(const FmnistConfig& c) {
   return std::string(fmnist_name(c.arch)) + (c.conditional ? " conditional" : "") + " (D " +
          fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
          (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) +
-         (own_loss ? std::string() : std::string(", ") + fmnist_name(c.loss) + " loss") + "), " + fmnist_name(c.opt_d) +
+         (own_loss ? std::string() : std::string(", ") + fmnist_name(c.loss) + " loss") +
+         (c.diffaugment.empty() ? std::string() : ", DiffAugment " + c.diffaugment) + "), " + fmnist_name(c.opt_d) +
          (c.calibration_d.empty() ? "" : calibrated) + "/" + fmnist_name(c.opt_g) +
          (c.calibration_g.empty() ? "" : calibrated) + ", lr D " +
          fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", batch " + std::to_string(c.batch) + ", seed " +
@@ -689,6 +691,7 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"kid\": " << (r.kid.subsets > 0 ? json_number(r.kid.mean) : "null")
     << ",\n  \"kid_std\": " << (r.kid.subsets > 0 ? json_number(r.kid.std) : "null")
     << ",\n  \"manifold_k\": " << kManifoldK << ",\n  \"manifold_real_samples\": " << r.manifold.n_real
+    << ",\n  \"diffaugment\": " << (c.diffaugment.empty() ? "null" : "\"" + c.diffaugment + "\"")
     << ",\n  \"conditional\": " << (c.conditional ? "true" : "false") << ",\n  \"class_accuracy\": "
     << (r.class_accuracy >= 0 ? json_number(r.class_accuracy) : "null")
     << ",\n  \"intra_fid\": " << (r.intra_fid >= 0 ? json_number(r.intra_fid) : "null")
@@ -847,6 +850,13 @@ FmnistConfig FmnistConfig::resolved() const {
   if (c.d_norm == FmnistDNorm::Default) c.d_norm = a.d_norm;
   if (c.d_reg == FmnistDReg::Default) c.d_reg = a.d_reg;
   if (c.loss == FmnistLoss::Default) c.loss = fmnist_loss(a.loss);
+  if (!c.diffaugment.empty()) {
+    try {
+      c.diffaugment = nn::diff_augment_policy_name(nn::parse_diff_augment_policy(c.diffaugment));
+    } catch (const Error& e) {
+      detail::fail("fmnist: --diffaugment: ", e.what());
+    }
+  }
   NASH_CHECK(!c.conditional || c.arch != FmnistArch::ProGAN, "fmnist: --conditional takes dcgan, sngan or wgan-gp, "
              "not progan (the ProGAN-style pair has no class-conditional layers)");
   NASH_CHECK(c.arch != FmnistArch::ProGAN || c.d_norm == FmnistDNorm::None, "fmnist: progan's D is made of "
@@ -912,6 +922,7 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& c) 
           {"d_clip", exact(c.d_clip)},
           {"g_ema", exact(c.g_ema)},
           {"conditional", c.conditional ? "1" : "0"},
+          {"diffaugment", c.diffaugment},
           {"seed", std::to_string(c.seed)},
           {"limit", std::to_string(c.limit)}};
 }
@@ -948,6 +959,8 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
     c.d_clip = std::stod(get("d_clip"));
     // Checkpoints written before G's weight average existed have no key: they trained without one.
     c.g_ema = f.metadata.count("g_ema") ? std::stod(f.metadata.at("g_ema")) : 0.0;
+    // Before augmentation existed: none.
+    if (f.metadata.count("diffaugment")) c.diffaugment = f.metadata.at("diffaugment");
     // And before conditional runs existed: unconditional.
     if (f.metadata.count("conditional")) {
       const std::string& v = f.metadata.at("conditional");
@@ -1004,6 +1017,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
                " is not a checkpoint of `nash fmnist`");
     if (!ck_meta.count("g_ema")) ck_meta["g_ema"] = exact(0.0);  // written before the weight average existed
     if (!ck_meta.count("conditional")) ck_meta["conditional"] = "0";  // and before conditional runs
+    if (!ck_meta.count("diffaugment")) ck_meta["diffaugment"] = "";   // and before augmentation
     if (!ck_meta.count("loss") && ck_meta.count("arch"))  // and before the loss was a flag: the architecture's
       ck_meta["loss"] = fmnist_name(fmnist_loss(arch_defaults(parse_fmnist_arch(ck_meta.at("arch"))).loss));
     for (const auto& kv : fmnist_model_metadata(cfg)) {
@@ -1135,6 +1149,11 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     nn::Module* d = pl.d.get();
     const double clip = cfg.d_clip;
     to.after_d_update = [d, clip] { nn::clip_weights_(*d, clip); };
+  }
+  if (!cfg.diffaugment.empty()) {
+    const nn::DiffAugmentOptions ao = nn::parse_diff_augment_policy(cfg.diffaugment);
+    const int64_t rank = shard.rank, count = shard.count;
+    to.augment = [ao, rank, count](const Tensor& x) { return nn::diff_augment(x, ao, nullptr, rank, count); };
   }
   to.diagnostics = true;
   to.on_nonfinite = cfg.on_nonfinite;
@@ -1520,6 +1539,8 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                   0.999999)
       .add_bool("conditional", false, "class-conditional G (per-class batch norm) and projection D on the labels "
                 "(dcgan, sngan, wgan-gp): samples.png has a row per class; reports the class accuracy")
+      .add_string("diffaugment", "", "differentiable augmentation of every batch D sees (DiffAugment): a policy "
+                  "color,translation,cutout or a subset; for small training sets (--limit); empty: off", true)
       .add_int("seed", 0, "random seed (initialisation, data order, latents)", 0)
       .add_string("device", def.device, "cpu, cuda, cuda:N or auto (cuda when a GPU answers)")
       .add_string("data", "", "folder with the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)",
@@ -1595,6 +1616,7 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     real_flag("d-clip", cfg.d_clip);
     real_flag("g-ema", cfg.g_ema);
     if (resume.empty() || p.is_set("conditional")) cfg.conditional = p.get_bool("conditional");
+    if (resume.empty() || p.is_set("diffaugment")) cfg.diffaugment = p.get_string("diffaugment");
     if (resume.empty() || p.is_set("d-norm")) cfg.d_norm = choice(parse_fmnist_d_norm, "d-norm");
     if (resume.empty() || p.is_set("loss")) cfg.loss = choice(parse_fmnist_loss, "loss");
     if (resume.empty() || p.is_set("d-reg")) cfg.d_reg = choice(parse_fmnist_d_reg, "d-reg");

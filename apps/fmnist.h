@@ -76,6 +76,9 @@ struct FmnistConfig {
   // class (the same 8 latents across rows); each evaluation generates every class equally often and also reports the
   // class accuracy: the share of images the FID classifier assigns to the class they were generated for.
   bool conditional = false;
+  // Non-empty: differentiable augmentation of every batch D sees (nn::diff_augment, Zhao et al. 2020), a policy
+  // "color,translation,cutout" or a subset; for small training sets (--limit). resolved() writes it canonically.
+  std::string diffaugment;
   uint64_t seed = 0;
   std::string device = "auto";  // cpu, cuda, cuda:N, auto
   std::string data_dir;         // empty: Debian's /usr/share/datasets/fashion-mnist

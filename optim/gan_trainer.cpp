@@ -249,7 +249,10 @@ StepStats GanTrainer::step_conditional(const LabeledSampler& real_batch, const L
 }
 
 StepStats GanTrainer::run_step(const LabeledSampler& real_batch, const LabeledSampler& latent_batch, const Net& G,
-                               const Net& D) {
+                               const Net& plain_d) {
+  const Net D = !opt_.augment ? plain_d : Net([&](const Tensor& x, const Tensor& y) {
+    return plain_d(opt_.augment(x), y);
+  });
   auto t0 = std::chrono::steady_clock::now();
   StepStats s;
   s.step = ++steps_;

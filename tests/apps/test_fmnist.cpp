@@ -189,6 +189,33 @@ TEST(FmnistApp, ConfigTableFillsEachArchitecturesDefaults) {
   expect_error([] { apps::parse_fmnist_loss("minimax"); }, {"loss", "minimax", "ns, hinge, wasserstein, ls"});
 }
 
+TEST(FmnistApp, DiffAugmentTrainsResumesExactlyAndIsAModelFlag) {
+  const fs::path plain = temp_dir("aug_plain"), a = temp_dir("aug_whole"), b = temp_dir("aug_parts");
+  const apps::FmnistResult none = apps::train_fmnist(tiny(FmnistArch::DCGAN, plain, 4));
+  FmnistConfig c = tiny(FmnistArch::DCGAN, a, 4);
+  c.diffaugment = "cutout,translation,color";
+  const apps::FmnistResult with = apps::train_fmnist(c);
+  EXPECT_EQ(with.config.diffaugment, "color,translation,cutout");  // canonical
+  EXPECT_NE(with.log[0].d_loss, none.log[0].d_loss) << "D must see augmented batches";
+  EXPECT_EQ(apps::fmnist_config_from_checkpoint((a / "checkpoint.safetensors").string()).diffaugment,
+            "color,translation,cutout");
+  // The draws come from the checkpointed random stream: a resumed run is the uninterrupted one.
+  interrupted_then_resumed(c, b, 2);
+  const auto wa = checkpoint_values(a / "checkpoint.safetensors"), wb = checkpoint_values(b / "checkpoint.safetensors");
+  for (const auto& kv : wa) EXPECT_EQ(kv.second, wb.at(kv.first)) << kv.first;
+  // Another policy does not resume it; a bad one is a usage error naming the flag.
+  c.out_dir = b.string();
+  c.resume = (b / "checkpoint.safetensors").string();
+  c.steps = 5;
+  c.diffaugment = "color";
+  expect_error([&] { apps::train_fmnist(c); }, {"diffaugment", "color,translation,cutout"});
+  std::string err;
+  EXPECT_EQ(run({"nash", "fmnist", "--diffaugment", "color,flip"}, &err), 2);
+  EXPECT_NE(err.find("--diffaugment"), std::string::npos) << err;
+  EXPECT_NE(err.find("flip"), std::string::npos) << err;
+  for (const fs::path& d : {plain, a, b}) fs::remove_all(d);
+}
+
 TEST(FmnistApp, TheLossFlagChangesTheLossAndIsAModelFlag) {
   const fs::path a = temp_dir("loss_ns"), b = temp_dir("loss_ls");
   const apps::FmnistResult ns = apps::train_fmnist(tiny(FmnistArch::DCGAN, a, 2));
@@ -442,12 +469,14 @@ TEST(FmnistApp, GeneratorWeightAverageLeavesTrainingAloneAndResumesExactly) {
     old.metadata.erase("g_ema");  // and the keys of later flags: runs without them had their defaults
     old.metadata.erase("conditional");
     old.metadata.erase("loss");
+    old.metadata.erase("diffaugment");
     std::vector<std::pair<std::string, Tensor>> tensors(old.tensors.begin(), old.tensors.end());
     const std::string old_path = (plain / "old.safetensors").string();
     io::save_safetensors(old_path, tensors, old.metadata);
     EXPECT_EQ(apps::fmnist_config_from_checkpoint(old_path).g_ema, 0.0);
     EXPECT_FALSE(apps::fmnist_config_from_checkpoint(old_path).conditional);
     EXPECT_EQ(apps::fmnist_config_from_checkpoint(old_path).loss, apps::FmnistLoss::Default);
+    EXPECT_EQ(apps::fmnist_config_from_checkpoint(old_path).diffaugment, "");
     other.resume = old_path;
     EXPECT_EQ(apps::train_fmnist(other).steps_done, 6);
     other.g_ema = 0.9;

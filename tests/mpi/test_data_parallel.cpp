@@ -217,12 +217,14 @@ TEST(DistMpi, FmnistWganGpMatchesOneProcess) {
                      world()->world_size());
 }
 
-// Class-conditional SN-GAN: the real labels and G's classes are sharded like the images and latents.
+// Class-conditional SN-GAN with DiffAugment: the real labels and G's classes are sharded like the images and
+// latents, and each rank draws the augmentations one process draws for its rows.
 TEST(DistMpi, FmnistConditionalMatchesOneProcess) {
   apps::FmnistConfig c = tiny_fmnist(apps::FmnistArch::SNGAN, 3);
   c.conditional = true;
+  c.diffaugment = "color,translation,cutout";
   expect_same_fmnist(apps::train_fmnist(c, world()), apps::train_fmnist(c, nullptr),
-                     "fmnist conditional sngan, 3 steps", world()->world_size());
+                     "fmnist conditional sngan with DiffAugment, 3 steps", world()->world_size());
 }
 
 // ProGAN's D takes the minibatch standard deviation over groups of samples n = n' mod (batch / 4); the strided

@@ -41,6 +41,9 @@ struct GanTrainerOptions {
   std::function<Tensor()> d_regularizer;
   // Called after every D update that was applied (e.g. nn::clip_weights_(*D, c), the original WGAN's clipping).
   std::function<void()> after_d_update;
+  // Applied to every batch D scores, real and generated, in D's and G's updates (the penalties' interpolates and
+  // reals too): differentiable augmentation (nn::diff_augment), through which G's gradient flows.
+  std::function<Tensor(const Tensor&)> augment;
   NonFinitePolicy on_nonfinite = NonFinitePolicy::Stop;
   // Data-parallel training (nash::dist): called around every backward pass with the player being updated ('D' or
   // 'G'); after_backward must leave that player's gradients averaged over the ranks (dist::GradReducer's prepare()
