@@ -1,4 +1,4 @@
-// Class-conditional G and the projection D on the CUDA backends (emulated always, a real GPU when one answers): the
+// Class-conditional G, the projection D and DiffAugment on the CUDA backends (emulated always, a real GPU when one answers): the
 // same scores and gradients as on the CPU, labels given on the host.
 #include <cmath>
 #include <vector>
@@ -54,6 +54,15 @@ TEST_P(ConditionalDevice, GeneratorAndProjectionDiscriminatorMatchTheCpu) {
   EXPECT_GT(ga, 0);
   EXPECT_LT(std::sqrt(gd_err / ga), 1e-4) << "G's gradients";
   EXPECT_LT(std::sqrt(dd_err / da), 1e-4) << "D's gradients";
+}
+
+// DiffAugment's ops (per-image adds and products, means, batched shift products) on the device: the CPU's images.
+TEST_P(ConditionalDevice, DiffAugmentMatchesTheCpu) {
+  const Tensor x = nash_test::randn32({4, 2, 16, 16}, 3);
+  Generator a(6), b(6);
+  const Tensor c = nn::diff_augment(x, {}, &a), d = nn::diff_augment(x.to(device_), {}, &b);
+  EXPECT_EQ(d.device(), device_);
+  EXPECT_LT(nash_test::rel_error(d.to(Device::cpu()), c), 1e-6);
 }
 
 NASH_INSTANTIATE_DEVICE_TEST(ConditionalDevice);
