@@ -1537,8 +1537,9 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_double("g-ema", 0, "also keep an exponential moving average of G's weights with this decay (warm-up "
                   "min(decay, (1+t)/(10+t)); ProGAN: 0.999) and report its FID and samples_ema.png (0: off)", 0,
                   0.999999)
-      .add_bool("conditional", false, "class-conditional G (per-class batch norm) and projection D on the labels "
-                "(dcgan, sngan, wgan-gp): samples.png has a row per class; reports the class accuracy")
+      .add_bool("conditional", false, "class-conditional G (the class appended to z, per-class batch norm) and "
+                "projection D on the labels (dcgan, sngan, wgan-gp): samples.png has a row per class; reports the "
+                "class accuracy and intra-FID")
       .add_string("diffaugment", "", "differentiable augmentation of every batch D sees (DiffAugment): a policy "
                   "color,translation,cutout or a subset; for small training sets (--limit); empty: off", true)
       .add_int("seed", 0, "random seed (initialisation, data order, latents)", 0)

@@ -274,8 +274,9 @@ int run_sample(int argc, const char* const* argv, int first) {
                 "file of the images in [-1, 1] and their latents (--tensor); `nash fid --fake` reads the last two.\n"
                 "G runs in eval mode (batch norm's running statistics), as in the app's own grids and FIDs.\n"
                 "Latents are N(0, 1) draws from --seed; --truncation T redraws every component until |z| <= T\n"
-                "(the truncation trick: fewer, better images); --interpolate K makes each of the --n rows a walk of\n"
-                "K images along the great circle between two latents (the truncation applies to their ends).\n"
+                "(the truncation trick: less varied images, better only for some G); --interpolate K makes each of\n"
+                "the --n rows a walk of K images along the great circle between two latents (the truncation\n"
+                "applies to their ends).\n"
                 "A class-conditional G (`nash fmnist --conditional`) draws the classes in turn (image i, or row i\n"
                 "of a walk, of class i mod 10: a column per class in the grid), or --class K only.\n"
                 "Exit codes: 0 ok, 1 the checkpoint cannot be used (or G's output is not finite), 2 bad flags or an\n"
@@ -290,10 +291,11 @@ int run_sample(int argc, const char* const* argv, int first) {
       .add_int("interpolate", 0, "images per row along a great circle between two latents (0: off; else >= 2)", 0,
                1000)
       .add_string("grid", "", "write all images into this PNG", true)
-      .add_int("cols", 0, "images per grid row (0: 8, or --interpolate)", 0, 1000)
+      .add_int("cols", 0, "images per grid row (0: 8; 10 for a conditional G's classes in turn; --interpolate)", 0, 1000)
       .add_int("scale", 2, "grid pixels per image pixel", 1, 16)
       .add_string("png-dir", "", "write each image to DIR/000000.png, ... (a new or empty folder)", true)
-      .add_string("tensor", "", "write a safetensors file: samples (N, 1, 32, 32) in [-1, 1], latents (N, z)", true)
+      .add_string("tensor", "", "write a safetensors file: samples (N, 1, 32, 32) in [-1, 1], latents (N, z), labels "
+                  "(N) of a conditional G", true)
       .add_int("batch", 500, "latents per forward pass", 1, 65536)
       .add_string("device", "auto", "cpu, cuda, cuda:N or auto (cuda when a GPU answers)")
       .add_int("threads", 0, "CPU threads for the kernels and the BLAS (0: the process default)", 0, 1024)
