@@ -46,13 +46,8 @@ Tensor keep_first(const Tensor& x, int64_t limit) {
 
 Tensor load_png_dir(const std::string& dir, int64_t limit) {
   std::vector<fs::path> files;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    std::string ext = e.path().extension().string();
-    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (e.is_regular_file() && ext == ".png") files.push_back(e.path());
-  }
+  for (const std::string& f : png_files(dir)) files.emplace_back(f);
   NASH_CHECK(!files.empty(), "image set '", dir, "': the directory holds no .png files");
-  std::sort(files.begin(), files.end());
   if (limit > 0 && static_cast<std::size_t>(limit) < files.size()) files.resize(static_cast<std::size_t>(limit));
   int w0 = 0, h0 = 0;
   std::vector<float> all;
@@ -102,6 +97,17 @@ Tensor load_safetensors_images(const std::string& path, int64_t limit) {
 }
 
 }  // namespace
+
+std::vector<std::string> png_files(const std::string& dir) {
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+    std::string ext = e.path().extension().string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (e.is_regular_file() && ext == ".png") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  return std::vector<std::string>(files.begin(), files.end());
+}
 
 Tensor load_image_set(const std::string& path, int64_t limit) {
   NASH_CHECK(limit >= 0, "load_image_set: limit must be >= 0, got ", limit);

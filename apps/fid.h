@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "nash/core/tensor.h"
 
@@ -17,6 +18,10 @@ namespace apps {
 //    (N, H, W) with values in [-1, 1].
 // limit > 0 keeps the first `limit` images. Errors name the path and what was wrong.
 Tensor load_image_set(const std::string& path, int64_t limit = 0);
+
+// The regular .png files (any case of the extension) directly in a directory, in name order: the images a PNG image
+// set holds.
+std::vector<std::string> png_files(const std::string& dir);
 
 // Reads the class labels of an image set as float32 (N) class indices on the CPU: an IDX labels file (ubyte (N);
 // gzip-compressed or plain; values 0..9) or a safetensors file with a (N) tensor named "labels" (what

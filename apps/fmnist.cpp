@@ -97,7 +97,7 @@ const Named<FmnistLoss> kLosses[] = {{FmnistLoss::Default, "default"},
 
 // The Adam learning rate and betas each architecture's paper trained with.
 struct ArchDefaults {
-  nn::GanLoss loss;
+  FmnistLoss loss;
   int64_t n_dis;
   double lr, beta1, beta2;
   FmnistDNorm d_norm;
@@ -107,12 +107,12 @@ struct ArchDefaults {
 ArchDefaults arch_defaults(FmnistArch a) {
   switch (a) {
     case FmnistArch::DCGAN:
-      return {nn::GanLoss::NonSaturating, 1, 2e-4, 0.5, 0.999, FmnistDNorm::BN, FmnistDReg::None, 100};
-    case FmnistArch::SNGAN: return {nn::GanLoss::Hinge, 1, 2e-4, 0.5, 0.999, FmnistDNorm::SN, FmnistDReg::None, 100};
+      return {FmnistLoss::NS, 1, 2e-4, 0.5, 0.999, FmnistDNorm::BN, FmnistDReg::None, 100};
+    case FmnistArch::SNGAN: return {FmnistLoss::Hinge, 1, 2e-4, 0.5, 0.999, FmnistDNorm::SN, FmnistDReg::None, 100};
     case FmnistArch::WganGP:
-      return {nn::GanLoss::Wasserstein, 5, 1e-4, 0.5, 0.9, FmnistDNorm::None, FmnistDReg::GP, 100};
+      return {FmnistLoss::Wasserstein, 5, 1e-4, 0.5, 0.9, FmnistDNorm::None, FmnistDReg::GP, 100};
     case FmnistArch::ProGAN:
-      return {nn::GanLoss::Wasserstein, 1, 1e-3, 0.0, 0.99, FmnistDNorm::None, FmnistDReg::GP, 128};
+      return {FmnistLoss::Wasserstein, 1, 1e-3, 0.0, 0.99, FmnistDNorm::None, FmnistDReg::GP, 128};
   }
   detail::fail("fmnist: unknown architecture");
 }
@@ -126,14 +126,6 @@ nn::GanLoss gan_loss(FmnistLoss l) {
     case FmnistLoss::LS: return nn::GanLoss::LeastSquares;
   }
   return nn::GanLoss::NonSaturating;
-}
-FmnistLoss fmnist_loss(nn::GanLoss l) {
-  switch (l) {
-    case nn::GanLoss::Hinge: return FmnistLoss::Hinge;
-    case nn::GanLoss::Wasserstein: return FmnistLoss::Wasserstein;
-    case nn::GanLoss::LeastSquares: return FmnistLoss::LS;
-    default: return FmnistLoss::NS;
-  }
 }
 
 // The learning rate of an optimizer when none is given: Adam-like rules take the architecture's Adam rate; the
@@ -480,7 +472,7 @@ void remove_stale_temp_files(const fs::path& dir) {
 
 std::string run_title(const FmnistConfig& c) {
   const std::string calibrated = " (calibrated)";
-  const bool own_loss = c.loss == fmnist_loss(arch_defaults(c.arch).loss);
+  const bool own_loss = c.loss == arch_defaults(c.arch).loss;
   return std::string(fmnist_name(c.arch)) + (c.conditional ? " conditional" : "") + " (D " +
          fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
          (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) +
@@ -744,12 +736,8 @@ Evaluation evaluate_generator(nn::Module& G, metrics::FeatureNet& net, const met
     const Tensor logits = net.logits_from_features(f);
     score.add(logits);
     if (c.conditional) {
-      const std::vector<float> l = logits.to(Device::cpu()).contiguous().to_vector<float>();
-      const int64_t k = logits.size(1);
-      for (int64_t i = 0; i < b; ++i) {
-        const float* row = &l[static_cast<std::size_t>(i * k)];
-        hits += std::max_element(row, row + k) - row == static_cast<int64_t>(classes[static_cast<std::size_t>(i)]);
-      }
+      const std::vector<float> pred = argmax(logits, 1).to(Device::cpu()).contiguous().to_vector<float>();
+      for (std::size_t i = 0; i < pred.size(); ++i) hits += pred[i] == classes[i];
     }
     if (manifold || real_features.defined() || real_classes) features.push_back(f);
     all_classes.insert(all_classes.end(), classes.begin(), classes.end());
@@ -790,9 +778,9 @@ Tensor fmnist_generate(nn::Module& g, const Tensor& z, const Tensor& y) {
   return g.forward(z);
 }
 
-io::Image fmnist_grid_image(const Tensor& images, int64_t cols, int scale) {
+io::Image fmnist_grid_image(const Tensor& images, int64_t cols, int scale, int64_t gap) {
   const Tensor x = images.contiguous().to(Device::cpu());
-  const int64_t n = x.size(0), h = x.size(2), w = x.size(3), rows = (n + cols - 1) / cols, gap = 2;
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3), rows = (n + cols - 1) / cols;
   const std::vector<float> v = x.to_vector<float>();
   io::Image img;
   img.channels = 1;
@@ -849,7 +837,7 @@ FmnistConfig FmnistConfig::resolved() const {
   if (c.beta2 < 0) c.beta2 = a.beta2;
   if (c.d_norm == FmnistDNorm::Default) c.d_norm = a.d_norm;
   if (c.d_reg == FmnistDReg::Default) c.d_reg = a.d_reg;
-  if (c.loss == FmnistLoss::Default) c.loss = fmnist_loss(a.loss);
+  if (c.loss == FmnistLoss::Default) c.loss = a.loss;
   if (!c.diffaugment.empty()) {
     try {
       c.diffaugment = nn::diff_augment_policy_name(nn::parse_diff_augment_policy(c.diffaugment));
@@ -1019,7 +1007,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     if (!ck_meta.count("conditional")) ck_meta["conditional"] = "0";  // and before conditional runs
     if (!ck_meta.count("diffaugment")) ck_meta["diffaugment"] = "";   // and before augmentation
     if (!ck_meta.count("loss") && ck_meta.count("arch"))  // and before the loss was a flag: the architecture's
-      ck_meta["loss"] = fmnist_name(fmnist_loss(arch_defaults(parse_fmnist_arch(ck_meta.at("arch"))).loss));
+      ck_meta["loss"] = fmnist_name(arch_defaults(parse_fmnist_arch(ck_meta.at("arch"))).loss);
     for (const auto& kv : fmnist_model_metadata(cfg)) {
       auto it = ck_meta.find(kv.first);
       NASH_CHECK(it != ck_meta.end(), "fmnist: checkpoint ", cfg.resume, " lacks '", kv.first, "' in its metadata");
@@ -1291,25 +1279,22 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   r.start_step = start;
 
   // Every rank draws the global batch (loader order and latents from the shared seed) and keeps its rows of it.
-  const optim::GanTrainer::Sampler real = [&] {
+  auto next_batch = [&] {  // the loader's next batch, into the next epoch at the end of one
     data::Batch b;
     if (!loader.next(&b)) {
       loader.start_epoch(loader.epoch() + 1);
       loader.next(&b);
     }
-    return shard.slice(b.images);
+    return b;
   };
+  const optim::GanTrainer::Sampler real = [&] { return shard.slice(next_batch().images); };
   const optim::GanTrainer::Sampler latent = [&] {
     return shard.slice(randn({cfg.batch, cfg.z_dim}, DType::Float32, dev));
   };
   // Conditional runs: the real batch's labels (kept on the host, where the one-hot rows are built), and G's classes
   // uniform, drawn after its latents.
   const optim::GanTrainer::LabeledSampler real_labeled = [&] {
-    data::Batch b;
-    if (!loader.next(&b)) {
-      loader.start_epoch(loader.epoch() + 1);
-      loader.next(&b);
-    }
+    const data::Batch b = next_batch();
     return optim::GanTrainer::Labeled{shard.slice(b.images), shard.slice(b.labels.to(Device::cpu()))};
   };
   const optim::GanTrainer::LabeledSampler latent_labeled = [&] {

@@ -135,9 +135,10 @@ std::shared_ptr<nn::Module> fmnist_generator(const FmnistConfig& c);
 // G's images for latents z and (conditional G) labels y (undefined for an unconditional G).
 Tensor fmnist_generate(nn::Module& g, const Tensor& z, const Tensor& y);
 
-// Images (N, 1, H, W) in [-1, 1] as one grey picture: `cols` per row, 2-pixel grey gutters, each pixel drawn
-// scale x scale (the sample grids; non-finite values are drawn black).
-io::Image fmnist_grid_image(const Tensor& images, int64_t cols, int scale);
+// Images (N, 1, H, W) in [-1, 1] as one grey picture: `cols` per row, `gap`-pixel grey gutters, each pixel drawn
+// scale x scale (the sample grids; one image with cols 1, scale 1 and gap 0 is that image; non-finite values are drawn
+// black).
+io::Image fmnist_grid_image(const Tensor& images, int64_t cols, int scale, int64_t gap = 2);
 
 struct FmnistLogRow {
   int64_t step = 0;

@@ -3,7 +3,6 @@
 #include "apps/sample.h"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "apps/cli.h"
+#include "apps/fid.h"
 #include "nash/core/autograd.h"
 #include "nash/core/ops.h"
 #include "nash/core/random.h"
@@ -49,20 +49,6 @@ std::pair<int64_t, int64_t> grid_pixels(const SampleConfig& c) {
   return {(cols * (kImageSize + 2) + 2) * c.scale, (rows * (kImageSize + 2) + 2) * c.scale};
 }
 
-// Image i of (N, 1, H, W) in [-1, 1] as an H x W grey picture.
-io::Image single_image(const Tensor& images, int64_t i) {
-  const int64_t h = images.size(2), w = images.size(3);
-  const float* p = images.data_ptr<float>() + i * h * w;
-  io::Image img;
-  img.channels = 1;
-  img.width = static_cast<int>(w);
-  img.height = static_cast<int>(h);
-  img.pixels.resize(static_cast<std::size_t>(h * w));
-  for (std::size_t k = 0; k < img.pixels.size(); ++k)
-    img.pixels[k] = static_cast<uint8_t>(std::lround((std::min(1.0f, std::max(-1.0f, p[k])) + 1.0) * 127.5));
-  return img;
-}
-
 std::string fmt(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.17g", v);
@@ -71,13 +57,7 @@ std::string fmt(double v) {
 
 bool has_png(const fs::path& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return false;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-    std::string ext = e.path().extension().string();
-    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (ext == ".png") return true;
-  }
-  return false;
+  return fs::is_directory(dir, ec) && !png_files(dir.string()).empty();
 }
 
 // Creates the outputs' folders and checks each can be written, before anything is generated or written; throws
@@ -243,7 +223,7 @@ void write_samples(const Samples& s, const SampleConfig& cfg) {
       for (int64_t i = 0; i < n; ++i) {
         char name[32];
         std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(i));
-        io::write_png((fs::path(cfg.png_dir) / name).string(), single_image(s.images, i));
+        io::write_png((fs::path(cfg.png_dir) / name).string(), fmnist_grid_image(s.images.narrow(0, i, 1), 1, 1, 0));
       }
     }
     if (!cfg.tensor.empty()) {
