@@ -54,6 +54,15 @@ void default_weight_(Tensor& weight) {
   uniform_(weight, -bound, bound);
 }
 
+void xavier_uniform_(Tensor& weight, double gain) {
+  const int64_t in = fan_in(weight);
+  const int64_t out = weight.numel() / weight.size(1);
+  NASH_CHECK(in > 0 && out > 0, "init::xavier_uniform_: empty weight of shape ", shape_str(weight.shape()));
+  NASH_CHECK(std::isfinite(gain) && gain >= 0, "init::xavier_uniform_: gain must be finite and >= 0, got ", gain);
+  const double bound = gain * std::sqrt(6.0 / static_cast<double>(in + out));
+  uniform_(weight, -bound, bound);
+}
+
 }  // namespace init
 }  // namespace nn
 }  // namespace nash

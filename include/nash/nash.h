@@ -33,6 +33,7 @@
 #include "nash/nn/models.h"
 #include "nash/nn/module.h"
 #include "nash/nn/regularizers.h"
+#include "nash/nn/resnet.h"
 #include "nash/nn/spectral_norm.h"
 #include "nash/nn/weight_norm.h"
 #include "nash/optim/balanced.h"

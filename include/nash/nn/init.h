@@ -14,6 +14,9 @@ void ones_(Tensor& t);
 int64_t fan_in(const Tensor& weight);
 // PyTorch's default for Linear/Conv: kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 void default_weight_(Tensor& weight);
+// Glorot & Bengio's uniform initialisation times gain: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)), fan_out =
+// size(0) * the receptive field (PyTorch's xavier_uniform_ for (out, in, kh, kw) and (out, in) weights).
+void xavier_uniform_(Tensor& weight, double gain = 1.0);
 
 }  // namespace init
 }  // namespace nn

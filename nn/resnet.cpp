@@ -1,0 +1,163 @@
+// Residual generator and critic (nash/nn/resnet.h).
+#include "nash/nn/resnet.h"
+
+#include <cmath>
+#include <string>
+
+#include "nash/core/error.h"
+#include "nash/nn/init.h"
+#include "nash/nn/spectral_norm.h"
+#include "nash/nn/weight_norm.h"
+
+namespace nash {
+namespace nn {
+
+namespace {
+
+constexpr double kResidualGain = 1.4142135623730951;  // sqrt(2): the residual convs feed a ReLU
+
+std::string shape_or_undefined(const Tensor& x) {
+  return x.defined() ? shape_str(x.shape()) : std::string("an undefined tensor");
+}
+
+// Blocks between 4x4 and the image (G), or first + down blocks until 8x8 (D): 3 for 32 pixels, 4 for 64.
+int64_t doublings(const ResNetOptions& o, const char* who) {
+  NASH_CHECK(o.image_size == 32 || o.image_size == 64, who, ": image_size must be 32 or 64, got ", o.image_size);
+  NASH_CHECK(o.z_dim > 0 && o.channels > 0 && o.width > 0, who, ": z_dim, channels and width must be > 0, got ",
+             o.z_dim, ", ", o.channels, ", ", o.width);
+  return o.image_size == 32 ? 3 : 4;
+}
+
+std::shared_ptr<Conv2d> conv(int64_t in, int64_t out, int64_t k, double gain) {
+  auto c = std::make_shared<Conv2d>(in, out, k, 1, k / 2, true);
+  init::xavier_uniform_(c->weight, gain);
+  init::zeros_(c->bias);
+  return c;
+}
+
+// Wraps a freshly initialised layer (spectral norm warms its power iteration up on the initial weight).
+ModulePtr normed(ModulePtr m, DNorm norm) {
+  switch (norm) {
+    case DNorm::None: return m;
+    case DNorm::Spectral: return spectral_norm(std::move(m));
+    case DNorm::Weight: return weight_norm(std::move(m));
+    case DNorm::BatchNorm: break;
+  }
+  detail::fail("ResNet discriminator: batch norm is not one of its normalizations (none, spectral or weight)");
+}
+
+}  // namespace
+
+ResBlockUp::ResBlockUp(int64_t in, int64_t out) : Module("ResBlockUp") {
+  NASH_CHECK(in > 0 && out > 0, "ResBlockUp: channel counts must be > 0, got ", in, " and ", out);
+  bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(in));
+  conv1 = register_module("conv1", conv(in, out, 3, kResidualGain));
+  bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(out));
+  conv2 = register_module("conv2", conv(out, out, 3, kResidualGain));
+  shortcut = register_module("shortcut", conv(in, out, 1, 1.0));
+}
+
+Tensor ResBlockUp::forward(const Tensor& x) {
+  NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == conv1->weight.size(1), "ResBlockUp: expected (N, ",
+             conv1->weight.size(1), ", H, W), got ", shape_or_undefined(x));
+  Tensor h = upsample_nearest2d(relu(bn1->forward(x)), 2);
+  h = conv2->forward(relu(bn2->forward(conv1->forward(h))));
+  return add(h, shortcut->forward(upsample_nearest2d(x, 2)));
+}
+
+ResBlockDown::ResBlockDown(int64_t in, int64_t out, bool downsample_, bool first_, DNorm norm)
+    : Module("ResBlockDown"), downsample(downsample_), first(first_), in_channels_(in) {
+  NASH_CHECK(in > 0 && out > 0, "ResBlockDown: channel counts must be > 0, got ", in, " and ", out);
+  NASH_CHECK(norm != DNorm::BatchNorm, "ResBlockDown: batch norm is not one of its normalizations (none, spectral "
+             "or weight)");
+  conv1 = register_module("conv1", normed(conv(in, out, 3, kResidualGain), norm));
+  conv2 = register_module("conv2", normed(conv(out, out, 3, kResidualGain), norm));
+  if (downsample || in != out) shortcut = register_module("shortcut", normed(conv(in, out, 1, 1.0), norm));
+}
+
+Tensor ResBlockDown::forward(const Tensor& x) {
+  NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == in_channels_, "ResBlockDown: expected (N, ", in_channels_,
+             ", H, W), got ", shape_or_undefined(x));
+  NASH_CHECK(!downsample || (x.size(2) % 2 == 0 && x.size(3) % 2 == 0), "ResBlockDown: a downsampling block needs "
+             "even H and W, got ", shape_str(x.shape()));
+  Tensor h = conv1->forward(first ? x : relu(x));
+  h = conv2->forward(relu(h));
+  if (downsample) h = avg_pool2d(h, 2);
+  Tensor s = x;
+  if (shortcut) {
+    if (first && downsample) {
+      s = shortcut->forward(avg_pool2d(x, 2));
+    } else {
+      s = shortcut->forward(x);
+      if (downsample) s = avg_pool2d(s, 2);
+    }
+  }
+  return add(h, s);
+}
+
+Tensor GlobalPool2d::forward(const Tensor& x) {
+  NASH_CHECK(x.defined() && x.dim() == 4, "GlobalPool2d: expected (N, C, H, W), got ", shape_or_undefined(x));
+  return sum ? nash::sum(x, {2, 3}) : mean(x, {2, 3});
+}
+
+std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o) {
+  const int64_t n = doublings(o, "resnet_generator");
+  const int64_t w = o.width;
+  auto g = std::make_shared<Sequential>();
+  auto lin = std::make_shared<Linear>(o.z_dim, 16 * w, true);
+  init::xavier_uniform_(lin->weight, 1.0);
+  init::zeros_(lin->bias);
+  g->push_back(std::make_shared<Reshape>(Shape{o.z_dim}));
+  g->push_back(lin);
+  g->push_back(std::make_shared<Reshape>(Shape{w, 4, 4}));
+  for (int64_t i = 0; i < n; ++i) g->push_back(std::make_shared<ResBlockUp>(w, w));
+  g->push_back(std::make_shared<BatchNorm2d>(w));
+  g->push_back(std::make_shared<ReLU>());
+  g->push_back(conv(w, o.channels, 3, 1.0));
+  g->push_back(std::make_shared<Tanh>());
+  return g;
+}
+
+std::shared_ptr<Sequential> resnet_discriminator(const ResNetOptions& o, DNorm norm) {
+  const int64_t n = doublings(o, "resnet_discriminator");
+  NASH_CHECK(norm != DNorm::BatchNorm, "resnet_discriminator: batch norm is not one of its normalizations (none, "
+             "spectral or weight)");
+  const int64_t w = o.width;
+  auto d = std::make_shared<Sequential>();
+  d->push_back(std::make_shared<ResBlockDown>(o.channels, w, true, true, norm));
+  for (int64_t i = 1; i < n - 1; ++i) d->push_back(std::make_shared<ResBlockDown>(w, w, true, false, norm));
+  d->push_back(std::make_shared<ResBlockDown>(w, w, false, false, norm));
+  d->push_back(std::make_shared<ResBlockDown>(w, w, false, false, norm));
+  d->push_back(std::make_shared<ReLU>());
+  d->push_back(std::make_shared<GlobalPool2d>(o.d_sum_pool));
+  auto lin = std::make_shared<Linear>(w, 1, true);
+  init::xavier_uniform_(lin->weight, 1.0);
+  init::zeros_(lin->bias);
+  d->push_back(normed(lin, norm));
+  return d;
+}
+
+double resnet_generator_flops(const ResNetOptions& o, int64_t batch) {
+  const int64_t n = doublings(o, "resnet_generator_flops");
+  const double w = static_cast<double>(o.width);
+  double f = 2.0 * o.z_dim * 16 * w;
+  for (int64_t i = 0, r = 8; i < n; ++i, r *= 2)
+    f += 2.0 * r * r * (9 * w * w + 9 * w * w + w * w);  // conv1, conv2, the 1x1 shortcut at the output size
+  f += 2.0 * o.image_size * o.image_size * 9 * w * o.channels;
+  return f * static_cast<double>(batch);
+}
+
+double resnet_discriminator_flops(const ResNetOptions& o, int64_t batch) {
+  const int64_t n = doublings(o, "resnet_discriminator_flops");
+  const double w = static_cast<double>(o.width), c = static_cast<double>(o.channels);
+  double s = static_cast<double>(o.image_size);
+  double f = 2.0 * s * s * (9 * c * w + 9 * w * w) + 2.0 * (s / 2) * (s / 2) * c * w;  // first block
+  s /= 2;
+  for (int64_t i = 1; i < n - 1; ++i, s /= 2) f += 2.0 * s * s * (9 * w * w + 9 * w * w + w * w);
+  f += 2 * (2.0 * s * s * 18 * w * w);  // two blocks at 8x8, identity shortcuts
+  f += 2.0 * w;
+  return f * static_cast<double>(batch);
+}
+
+}  // namespace nn
+}  // namespace nash

@@ -1,0 +1,80 @@
+// The residual G and critic on the CUDA backends (emulated always, a real GPU when one answers): the CPU's images,
+// scores and gradients, and the critic's gradient penalty (a double backward through its blocks).
+#include <cmath>
+#include <vector>
+
+#include "emu/device_test.h"
+#include "support.h"
+
+using namespace nash;
+
+namespace {
+
+class ResNetDevice : public nash_test::DeviceTest {};
+
+// The relative error of the concatenated gradients of a and b (b on any device), over the parameters that have one.
+double grad_error(const nn::Module& a, const nn::Module& b) {
+  const std::vector<Tensor> pa = a.parameters(), pb = b.parameters();
+  EXPECT_EQ(pa.size(), pb.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < pa.size() && i < pb.size(); ++i) {
+    // A penalty on ∇x D leaves the biases without a gradient (they move D's ReLU masks, a zero derivative).
+    EXPECT_EQ(pa[i].grad().defined(), pb[i].grad().defined()) << i;
+    if (!pa[i].grad().defined() || !pb[i].grad().defined()) continue;
+    const std::vector<double> x = pa[i].grad().to_vector<double>();
+    const std::vector<double> y = pb[i].grad().to(Device::cpu()).to_vector<double>();
+    for (std::size_t k = 0; k < x.size(); ++k) num += (x[k] - y[k]) * (x[k] - y[k]), den += x[k] * x[k];
+  }
+  EXPECT_GT(den, 0);
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
+TEST_P(ResNetDevice, GeneratorAndCriticMatchTheCpu) {
+  nn::ResNetOptions o;
+  o.z_dim = 4;
+  o.width = 4;
+  auto make = [&] {
+    manual_seed(21);
+    auto g = nn::resnet_generator(o);
+    auto d = nn::resnet_discriminator(o, nn::DNorm::Spectral);
+    return std::make_pair(g, d);
+  };
+  auto [gc, dc] = make();
+  auto [gd, dd] = make();
+  gd->to(device_);
+  dd->to(device_);
+  const Tensor z = nash_test::randn32({3, 4}, 2);
+  const Tensor xc = gc->forward(z), xd = gd->forward(z.to(device_));
+  EXPECT_LT(nash_test::rel_error(xd.to(Device::cpu()), xc), 1e-4);
+  const Tensor sc = dc->forward(xc), sd = dd->forward(xd);
+  EXPECT_LT(nash_test::rel_error(sd.to(Device::cpu()), sc), 1e-4);
+  sum(sc).backward();
+  sum(sd).backward();
+  EXPECT_LT(grad_error(*gc, *gd), 1e-4) << "G's gradients";
+  EXPECT_LT(grad_error(*dc, *dd), 1e-4) << "D's gradients";
+}
+
+TEST_P(ResNetDevice, CriticGradientPenaltyMatchesTheCpu) {
+  nn::ResNetOptions o;
+  o.width = 4;
+  auto make = [&] {
+    manual_seed(22);
+    return nn::resnet_discriminator(o);
+  };
+  auto dc = make();
+  auto dd = make();
+  dd->to(device_);
+  const Tensor real = nash_test::randn32({2, 1, 32, 32}, 3), fake = nash_test::randn32({2, 1, 32, 32}, 4);
+  const Tensor eps = from_vector(std::vector<float>{0.25f, 0.75f}, {2, 1, 1, 1});
+  const Tensor pc = nn::gradient_penalty([&](const Tensor& x) { return dc->forward(x); }, real, fake, eps, 10.0);
+  const Tensor pd = nn::gradient_penalty([&](const Tensor& x) { return dd->forward(x); }, real.to(device_),
+                                         fake.to(device_), eps.to(device_), 10.0);
+  EXPECT_LT(nash_test::rel_error(pd.to(Device::cpu()), pc), 1e-4);
+  pc.backward();
+  pd.backward();
+  EXPECT_LT(grad_error(*dc, *dd), 1e-3) << "the penalty's gradients";
+}
+
+NASH_INSTANTIATE_DEVICE_TEST(ResNetDevice);
