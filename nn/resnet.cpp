@@ -5,6 +5,7 @@
 #include <string>
 
 #include "nash/core/error.h"
+#include "nash/nn/attention.h"
 #include "nash/nn/init.h"
 #include "nash/nn/spectral_norm.h"
 #include "nash/nn/weight_norm.h"
@@ -25,7 +26,18 @@ int64_t doublings(const ResNetOptions& o, const char* who) {
   NASH_CHECK(o.image_size == 32 || o.image_size == 64, who, ": image_size must be 32 or 64, got ", o.image_size);
   NASH_CHECK(o.z_dim > 0 && o.channels > 0 && o.width > 0, who, ": z_dim, channels and width must be > 0, got ",
              o.z_dim, ", ", o.channels, ", ", o.width);
+  NASH_CHECK(o.attention == 0 || ((o.attention == 8 || o.attention == 16 || o.attention == 32) &&
+                                   o.attention <= o.image_size / 2),
+             who, ": attention must be 0 (none) or a feature-map side both G and D have (8 or 16",
+             o.image_size == 64 ? ", 32" : "", " for ", o.image_size, "-pixel images), got ", o.attention);
   return o.image_size == 32 ? 3 : 4;
+}
+
+// One self-attention block's multiply-adds x 2 on a side x side map of w channels: the four 1x1 convs (C/8, C/8,
+// C/2 and C/2 -> C) and the products qᵀk and v βᵀ.
+double attention_flops(double side, double w) {
+  const double hw = side * side;
+  return 2.0 * hw * (w * w / 8 * 2 + w * w / 2 * 2) + 2.0 * hw * hw * (w / 8 + w / 2);
 }
 
 std::shared_ptr<Conv2d> conv(int64_t in, int64_t out, int64_t k, double gain) {
@@ -110,7 +122,10 @@ std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o) {
   g->push_back(std::make_shared<Reshape>(Shape{o.z_dim}));
   g->push_back(lin);
   g->push_back(std::make_shared<Reshape>(Shape{w, 4, 4}));
-  for (int64_t i = 0; i < n; ++i) g->push_back(std::make_shared<ResBlockUp>(w, w));
+  for (int64_t i = 0, side = 8; i < n; ++i, side *= 2) {
+    g->push_back(std::make_shared<ResBlockUp>(w, w));
+    if (side == o.attention) g->push_back(std::make_shared<SelfAttention2d>(w));
+  }
   g->push_back(std::make_shared<BatchNorm2d>(w));
   g->push_back(std::make_shared<ReLU>());
   g->push_back(conv(w, o.channels, 3, 1.0));
@@ -123,9 +138,20 @@ std::shared_ptr<Sequential> resnet_discriminator(const ResNetOptions& o, DNorm n
   NASH_CHECK(norm != DNorm::BatchNorm, "resnet_discriminator: batch norm is not one of its normalizations (none, "
              "spectral or weight)");
   const int64_t w = o.width;
+  NASH_CHECK(o.attention == 0 || norm != DNorm::Weight, "resnet_discriminator: the attention block takes spectral "
+             "norm or none, not weight norm");
   auto d = std::make_shared<Sequential>();
+  int64_t side = o.image_size / 2;
+  auto attend = [&] {
+    if (side == o.attention) d->push_back(std::make_shared<SelfAttention2d>(w, norm == DNorm::Spectral));
+  };
   d->push_back(std::make_shared<ResBlockDown>(o.channels, w, true, true, norm));
-  for (int64_t i = 1; i < n - 1; ++i) d->push_back(std::make_shared<ResBlockDown>(w, w, true, false, norm));
+  attend();
+  for (int64_t i = 1; i < n - 1; ++i) {
+    d->push_back(std::make_shared<ResBlockDown>(w, w, true, false, norm));
+    side /= 2;
+    attend();
+  }
   d->push_back(std::make_shared<ResBlockDown>(w, w, false, false, norm));
   d->push_back(std::make_shared<ResBlockDown>(w, w, false, false, norm));
   d->push_back(std::make_shared<ReLU>());
@@ -142,7 +168,8 @@ double resnet_generator_flops(const ResNetOptions& o, int64_t batch) {
   const double w = static_cast<double>(o.width);
   double f = 2.0 * o.z_dim * 16 * w;
   for (int64_t i = 0, r = 8; i < n; ++i, r *= 2)
-    f += 2.0 * r * r * (9 * w * w + 9 * w * w + w * w);  // conv1, conv2, the 1x1 shortcut at the output size
+    f += 2.0 * r * r * (9 * w * w + 9 * w * w + w * w)  // conv1, conv2, the 1x1 shortcut at the output size
+         + (r == o.attention ? attention_flops(static_cast<double>(r), w) : 0.0);
   f += 2.0 * o.image_size * o.image_size * 9 * w * o.channels;
   return f * static_cast<double>(batch);
 }
@@ -153,7 +180,12 @@ double resnet_discriminator_flops(const ResNetOptions& o, int64_t batch) {
   double s = static_cast<double>(o.image_size);
   double f = 2.0 * s * s * (9 * c * w + 9 * w * w) + 2.0 * (s / 2) * (s / 2) * c * w;  // first block
   s /= 2;
-  for (int64_t i = 1; i < n - 1; ++i, s /= 2) f += 2.0 * s * s * (9 * w * w + 9 * w * w + w * w);
+  if (s == o.attention) f += attention_flops(s, w);
+  for (int64_t i = 1; i < n - 1; ++i) {
+    f += 2.0 * s * s * (9 * w * w + 9 * w * w + w * w);
+    s /= 2;
+    if (s == o.attention) f += attention_flops(s, w);
+  }
   f += 2 * (2.0 * s * s * 18 * w * w);  // two blocks at 8x8, identity shortcuts
   f += 2.0 * w;
   return f * static_cast<double>(batch);

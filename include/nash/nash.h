@@ -22,6 +22,7 @@
 #include "nash/metrics/mode_coverage.h"
 #include "nash/metrics/precision_recall.h"
 #include "nash/nn/checkpoint.h"
+#include "nash/nn/attention.h"
 #include "nash/nn/augment.h"
 #include "nash/nn/conditional.h"
 #include "nash/nn/ema.h"

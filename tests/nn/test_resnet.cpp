@@ -225,3 +225,37 @@ TEST(ResNet, InitialisationAndFlops) {
   o.width = 0;
   expect_error([&] { nn::resnet_discriminator(o); }, {"resnet_discriminator", "width"});
 }
+
+TEST(ResNet, SelfAttentionWhereAsked) {
+  manual_seed(6);
+  nn::ResNetOptions o = tiny(8);
+  o.attention = 16;
+  auto g = nn::resnet_generator(o);
+  auto d = nn::resnet_discriminator(o, nn::DNorm::Spectral);
+  // G: reshape, linear, reshape, up (-> 8), up (-> 16), attention, up (-> 32); D: first (-> 16), attention, down.
+  EXPECT_EQ((*g)[5]->type_name(), "SelfAttention2d");
+  EXPECT_EQ((*d)[1]->type_name(), "SelfAttention2d");
+  EXPECT_EQ(nn::spectral_norm_layers(*d).size(), 15u);  // D's own 11 and the attention's four 1x1 convs
+  const Tensor img = g->forward(randn({2, 6}));
+  EXPECT_EQ(img.shape(), (Shape{2, 1, 32, 32}));
+  EXPECT_EQ(d->forward(img).shape(), (Shape{2, 1}));
+  o.attention = 8;
+  auto d8 = nn::resnet_discriminator(o);
+  EXPECT_EQ((*d8)[2]->type_name(), "SelfAttention2d");  // after the down block to 8x8, once
+
+  // FLOPs: the attention's 1x1 convs (C/8, C/8, C/2 and C/2 -> C) and its two products on a 16x16 map, in both nets.
+  o.attention = 16;
+  nn::ResNetOptions plain = o;
+  plain.attention = 0;
+  const double w = 8, hw = 256;
+  const double att = 2 * hw * (w * w / 8 * 2 + w * w) + 2 * hw * hw * (w / 8 + w / 2);
+  EXPECT_DOUBLE_EQ(nn::resnet_generator_flops(o, 3), nn::resnet_generator_flops(plain, 3) + 3 * att);
+  EXPECT_DOUBLE_EQ(nn::resnet_discriminator_flops(o, 3), nn::resnet_discriminator_flops(plain, 3) + 3 * att);
+
+  o.attention = 32;
+  expect_error([&] { nn::resnet_generator(o); }, {"resnet_generator", "attention", "8 or 16", "32"});
+  o.attention = 16;
+  expect_error([&] { nn::resnet_discriminator(o, nn::DNorm::Weight); }, {"attention", "weight norm"});
+  o.width = 12;  // 12 / 8 is not a whole number of key channels
+  expect_error([&] { nn::resnet_generator(o); }, {"SelfAttention2d", "12"});
+}

@@ -27,6 +27,10 @@ struct ResNetOptions {
   int64_t image_size = 32;  // 32 or 64
   int64_t width = 128;      // channels of every residual block (Gulrajani et al.'s CIFAR model: 128)
   bool d_sum_pool = false;  // D pools its last features by the sum over positions (SN-GAN) instead of the mean
+  // Side of the feature maps where G and D each get a self-attention block (nn::SelfAttention2d, SAGAN/BigGAN; in D
+  // spectral-normalized when D's convs are): G after the up block that reaches it, D after the first block that
+  // gives it. 0: none; otherwise 8 or 16 (and 32 for 64-pixel images).
+  int64_t attention = 0;
 };
 
 // G's residual block: (N, in, H, W) -> (N, out, 2H, 2W). Children "bn1", "conv1", "bn2", "conv2", "shortcut".
@@ -64,14 +68,15 @@ class GlobalPool2d : public Module {
 };
 
 // G: (N, z_dim) or (N, z_dim, 1, 1) -> (N, channels, image_size, image_size) in [-1, 1]. Children "0" (Reshape to
-// (N, z_dim)), "1" (Linear), "2" (Reshape to (N, width, 4, 4)), "3" … (ResBlockUp), then BatchNorm2d, ReLU, Conv2d,
-// Tanh.
+// (N, z_dim)), "1" (Linear), "2" (Reshape to (N, width, 4, 4)), "3" … (ResBlockUp, and SelfAttention2d where asked),
+// then BatchNorm2d, ReLU, Conv2d, Tanh.
 std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o = {});
-// D: (N, channels, image_size, image_size) -> (N, 1) scores. Children: the ResBlockDown blocks, ReLU, GlobalPool2d,
-// Linear (wrapped like the convs by `norm`).
+// D: (N, channels, image_size, image_size) -> (N, 1) scores. Children: the ResBlockDown blocks (and SelfAttention2d
+// where asked), ReLU, GlobalPool2d, Linear (wrapped like the convs by `norm`).
 std::shared_ptr<Sequential> resnet_discriminator(const ResNetOptions& o = {}, DNorm norm = DNorm::None);
 
-// Multiply-adds x 2 of one forward pass of each network for a batch (conv and linear layers only).
+// Multiply-adds x 2 of one forward pass of each network for a batch (conv and linear layers, and the attention's
+// 1x1 convs and its two products).
 double resnet_generator_flops(const ResNetOptions& o, int64_t batch);
 double resnet_discriminator_flops(const ResNetOptions& o, int64_t batch);
 
