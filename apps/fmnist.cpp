@@ -38,6 +38,7 @@
 #include "nash/nn/equalized.h"
 #include "nash/nn/models.h"
 #include "nash/nn/regularizers.h"
+#include "nash/nn/resnet.h"
 #include "nash/nn/spectral_norm.h"
 #include "nash/nn/weight_norm.h"
 #include "nash/optim/balanced.h"
@@ -69,7 +70,8 @@ std::string exact(double v) { return fmt(v, 17); }
 const Named<FmnistArch> kArchs[] = {{FmnistArch::DCGAN, "dcgan"},
                                     {FmnistArch::SNGAN, "sngan"},
                                     {FmnistArch::WganGP, "wgan-gp"},
-                                    {FmnistArch::ProGAN, "progan"}};
+                                    {FmnistArch::ProGAN, "progan"},
+                                    {FmnistArch::ResNet, "resnet"}};
 const Named<FmnistOptimizer> kOptimizers[] = {{FmnistOptimizer::Default, "default"},
                                               {FmnistOptimizer::Adam, "adam"},
                                               {FmnistOptimizer::SGDA, "sgda"},
@@ -113,6 +115,8 @@ ArchDefaults arch_defaults(FmnistArch a) {
       return {FmnistLoss::Wasserstein, 5, 1e-4, 0.5, 0.9, FmnistDNorm::None, FmnistDReg::GP, 100};
     case FmnistArch::ProGAN:
       return {FmnistLoss::Wasserstein, 1, 1e-3, 0.0, 0.99, FmnistDNorm::None, FmnistDReg::GP, 128};
+    case FmnistArch::ResNet:  // Gulrajani et al.'s CIFAR-10 ResNet (their lr decays linearly to 0; nash keeps it)
+      return {FmnistLoss::Wasserstein, 5, 2e-4, 0.0, 0.9, FmnistDNorm::None, FmnistDReg::GP, 128};
   }
   detail::fail("fmnist: unknown architecture");
 }
@@ -145,14 +149,14 @@ double default_lr(FmnistOptimizer o, FmnistArch a) {
 
 struct PresetValues {
   int64_t width, batch, fid_samples, log_every;
-  int64_t steps[4];  // per architecture, in FmnistArch order
+  int64_t steps[5];  // per architecture, in FmnistArch order
   int64_t evaluations, grids, checkpoints;  // FIDs, grids and checkpoints per run (besides the final ones)
 };
 // quick: under 3 minutes on 2 CPU cores per architecture, FIDs included (steps differ by step cost: wgan-gp's 5
 // critic updates with a double backward each; one FID halfway and one at the end). full: the GPU run.
 PresetValues preset_values(FmnistPreset p) {
-  if (p == FmnistPreset::Quick) return {32, 64, 5000, 10, {1500, 1400, 300, 600}, 1, 6, 2};
-  return {64, 64, 10000, 50, {20000, 20000, 20000, 20000}, 10, 20, 10};
+  if (p == FmnistPreset::Quick) return {32, 64, 5000, 10, {1500, 1400, 300, 600, 300}, 1, 6, 2};
+  return {64, 64, 10000, 50, {20000, 20000, 20000, 20000, 20000}, 10, 20, 10};
 }
 
 std::atomic<int> g_stop_signal{0};
@@ -227,9 +231,22 @@ nn::DcganOptions model_options(const FmnistConfig& c) {
   o.width = c.width;
   return o;
 }
+nn::ResNetOptions resnet_options(const FmnistConfig& c) {
+  nn::ResNetOptions o;
+  o.z_dim = c.z_dim;
+  o.channels = 1;
+  o.image_size = 32;
+  o.width = c.width;
+  o.attention = c.attention;
+  return o;
+}
+nn::DNorm resnet_d_norm(FmnistDNorm n) {
+  return n == FmnistDNorm::SN ? nn::DNorm::Spectral : n == FmnistDNorm::WN ? nn::DNorm::Weight : nn::DNorm::None;
+}
 std::shared_ptr<nn::Module> make_generator(const FmnistConfig& c) {
   if (c.conditional) return std::make_shared<nn::ConditionalGenerator>(model_options(c), kFmnistClasses);
   if (c.arch == FmnistArch::ProGAN) return nn::progan_generator(model_options(c));
+  if (c.arch == FmnistArch::ResNet) return nn::resnet_generator(resnet_options(c));
   return nn::dcgan_generator(model_options(c));
 }
 std::shared_ptr<nn::Sequential> make_discriminator(const FmnistConfig& c) {
@@ -241,6 +258,7 @@ std::shared_ptr<nn::Sequential> make_discriminator(const FmnistConfig& c) {
       // SN-GAN's own D (LeakyReLU 0.1, default init) unless another norm is asked for.
       return c.d_norm == arch_defaults(c.arch).d_norm ? nn::sngan_discriminator(o) : normed_discriminator(o, c.d_norm);
     case FmnistArch::ProGAN: return nn::progan_discriminator(o);
+    case FmnistArch::ResNet: return nn::resnet_discriminator(resnet_options(c), resnet_d_norm(c.d_norm));
   }
   detail::fail("fmnist: unknown architecture");
 }
@@ -473,7 +491,8 @@ void remove_stale_temp_files(const fs::path& dir) {
 std::string run_title(const FmnistConfig& c) {
   const std::string calibrated = " (calibrated)";
   const bool own_loss = c.loss == arch_defaults(c.arch).loss;
-  return std::string(fmnist_name(c.arch)) + (c.conditional ? " conditional" : "") + " (D " +
+  return std::string(fmnist_name(c.arch)) + (c.conditional ? " conditional" : "") +
+         (c.attention > 0 ? " attention " + std::to_string(c.attention) : std::string()) + " (D " +
          fmnist_name(c.d_norm) + ", " + fmnist_name(c.d_reg) +
          (c.d_clip > 0 ? ", clip " + fmt(c.d_clip, 3) : std::string()) +
          (own_loss ? std::string() : std::string(", ") + fmnist_name(c.loss) + " loss") +
@@ -669,7 +688,7 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << json_number(c.d_clip) << ",\n  \"lr_d\": " << json_number(c.lr_d) << ",\n  \"lr_g\": " << json_number(c.lr_g)
     << ",\n  \"beta1\": " << json_number(c.beta1) << ",\n  \"beta2\": " << json_number(c.beta2)
     << ",\n  \"n_dis\": " << c.n_dis << ",\n  \"batch\": " << c.batch << ",\n  \"width\": " << c.width
-    << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"seed\": " << c.seed << ",\n  \"steps\": " << r.steps_done
+    << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"attention\": " << c.attention << ",\n  \"seed\": " << c.seed << ",\n  \"steps\": " << r.steps_done
     << ",\n  \"start_step\": " << r.start_step << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false")
     << ",\n  \"skipped_updates\": " << r.skipped << ",\n  \"device\": \"" << r.device
     << "\",\n  \"processes\": " << r.world_size << ",\n  \"fid\": "
@@ -845,8 +864,19 @@ FmnistConfig FmnistConfig::resolved() const {
       detail::fail("fmnist: --diffaugment: ", e.what());
     }
   }
-  NASH_CHECK(!c.conditional || c.arch != FmnistArch::ProGAN, "fmnist: --conditional takes dcgan, sngan or wgan-gp, "
-             "not progan (the ProGAN-style pair has no class-conditional layers)");
+  NASH_CHECK(!c.conditional || (c.arch != FmnistArch::ProGAN && c.arch != FmnistArch::ResNet), "fmnist: "
+             "--conditional takes dcgan, sngan or wgan-gp, not ", fmnist_name(c.arch), " (its networks have no "
+             "class-conditional layers)");
+  NASH_CHECK(c.arch != FmnistArch::ResNet || c.d_norm != FmnistDNorm::BN, "fmnist: resnet's critic takes --d-norm "
+             "none, sn or wn, not bn");
+  NASH_CHECK(c.attention == 0 || c.arch == FmnistArch::ResNet, "fmnist: --attention applies to resnet only, not ",
+             fmnist_name(c.arch));
+  NASH_CHECK(c.attention == 0 || c.attention == 8 || c.attention == 16, "fmnist: --attention must be 0 (none), 8 or "
+             "16 (the side of the feature maps that get a self-attention block), got ", c.attention);
+  NASH_CHECK(c.attention == 0 || c.width % 8 == 0, "fmnist: --attention needs a width divisible by 8 (its keys have "
+             "width / 8 channels), got width ", c.width);
+  NASH_CHECK(c.attention == 0 || c.d_norm != FmnistDNorm::WN, "fmnist: resnet's attention block takes --d-norm none "
+             "or sn, not wn");
   NASH_CHECK(c.arch != FmnistArch::ProGAN || c.d_norm == FmnistDNorm::None, "fmnist: progan's D is made of "
              "equalized-LR layers; --d-norm ", fmnist_name(c.d_norm), " applies to dcgan, sngan and wgan-gp only");
   if (c.reg_weight < 0) c.reg_weight = c.d_reg == FmnistDReg::Ortho ? 1e-4 : c.d_reg == FmnistDReg::None ? 0.0 : 10.0;
@@ -895,6 +925,7 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& c) 
   return {{"arch", fmnist_name(c.arch)},
           {"width", std::to_string(c.width)},
           {"z_dim", std::to_string(c.z_dim)},
+          {"attention", std::to_string(c.attention)},
           {"batch", std::to_string(c.batch)},
           {"n_dis", std::to_string(c.n_dis)},
           {"opt_d", fmnist_name(c.opt_d)},
@@ -931,6 +962,8 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
     c.preset = parse_fmnist_preset(get("preset"));
     c.width = std::stoll(get("width"));
     c.z_dim = std::stoll(get("z_dim"));
+    // Checkpoints written before the attention block existed have none.
+    if (f.metadata.count("attention")) c.attention = std::stoll(f.metadata.at("attention"));
     c.batch = std::stoll(get("batch"));
     c.n_dis = std::stoll(get("n_dis"));
     c.opt_d = parse_fmnist_optimizer(get("opt_d"));
@@ -1006,6 +1039,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     if (!ck_meta.count("g_ema")) ck_meta["g_ema"] = exact(0.0);  // written before the weight average existed
     if (!ck_meta.count("conditional")) ck_meta["conditional"] = "0";  // and before conditional runs
     if (!ck_meta.count("diffaugment")) ck_meta["diffaugment"] = "";   // and before augmentation
+    if (!ck_meta.count("attention")) ck_meta["attention"] = "0";      // and before the attention block
     if (!ck_meta.count("loss") && ck_meta.count("arch"))  // and before the loss was a flag: the architecture's
       ck_meta["loss"] = fmnist_name(arch_defaults(parse_fmnist_arch(ck_meta.at("arch"))).loss);
     for (const auto& kv : fmnist_model_metadata(cfg)) {
@@ -1486,8 +1520,11 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                 "Fashion-MNIST classifier that `nash classifier` trains (not Inception features: comparable within\n"
                 "nash only). Architectures: dcgan (NS loss, BN), sngan (spectral norm on every D layer, hinge loss),\n"
                 "wgan-gp (critic without BN, gradient penalty 10, 5 critic steps), progan (equalized-LR layers, pixel\n"
-                "norm, minibatch stddev, Wasserstein + GP, Adam betas (0, 0.99)). Presets: quick (width 32, ~2.5 min\n"
-                "of training on 2 CPU cores, FID on 5000 samples) and full (width 64, 20000 steps, the GPU run).\n"
+                "norm, minibatch stddev, Wasserstein + GP, Adam betas (0, 0.99)), resnet (Gulrajani et al.'s ResNet\n"
+                "WGAN-GP: residual up/down blocks of `width` channels, 5 critic steps, GP 10, Adam 2e-4 (0, 0.9); with\n"
+                "--d-norm sn --loss hinge --d-reg none it is SN-GAN's ResNet; --attention adds SAGAN's self-attention).\n"
+                "Presets: quick (width 32, ~2.5 min of training on 2 CPU cores (resnet: ~9 min), FID on 5000\n"
+                "samples) and full (width 64, 20000 steps, the GPU run).\n"
                 "Writes samples/*.png, samples.png, metrics.csv, fid.csv, training.png, summary.json and\n"
                 "checkpoint.safetensors to --out. Ctrl-C (or SIGTERM) saves a checkpoint and stops;\n"
                 "--resume continues a run exactly (model flags are taken from the checkpoint unless given).\n"
@@ -1497,25 +1534,28 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                 "nSGDA run's constant per-layer step sizes (Fig. 5).\n"
                 "Several processes: mpirun -np N nash fmnist --distributed (one process per GPU with --device cuda).\n"
                 "Exit codes: 0 ok, 1 training failed, 2 bad flags or unwritable --out, 130 stopped by a signal.");
-  p.add_string("arch", "dcgan", "dcgan, sngan, wgan-gp or progan")
+  p.add_string("arch", "dcgan", "dcgan, sngan, wgan-gp, progan or resnet")
       .add_string("preset", "quick", "quick or full: the defaults of the flags below that are 0")
       .add_string("opt-d", "adam", "D's optimizer: adam, sgda, nsgda, ada-nsgda, adadir or lreqadam")
       .add_string("opt-g", "adam", "G's optimizer (same choices)")
       .add_int("steps", 0, "generator updates in all (0: the preset's for the architecture)", 0)
-      .add_int("n-dis", 0, "D updates per G update (0: 5 for wgan-gp, else 1)", 0, 100)
+      .add_int("n-dis", 0, "D updates per G update (0: 5 for wgan-gp and resnet, else 1)", 0, 100)
       .add_int("batch", 0, "batch size (0: 64)", 0, 65536)
       .add_int("width", 0, "network width: D's first and G's last hidden channels (0: quick 32, full 64)", 0, 1024)
-      .add_int("z-dim", 0, "latent size (0: 100, progan 128)", 0, 4096)
+      .add_int("z-dim", 0, "latent size (0: 100, progan and resnet 128)", 0, 4096)
+      .add_int("attention", 0, "resnet: a self-attention block in G and D on the 8x8 or 16x16 feature maps (SAGAN; "
+               "width a multiple of 8); 0: none", 0, 16)
       .add_double("lr-g", 0, "G's learning rate (0: the optimizer's default for the architecture)", 0, 10)
       .add_double("lr-d", 0, "D's learning rate (0: --ttur times the default)", 0, 10)
       .add_double("ttur", 0, "two time-scales: lr_d / lr_g when --lr-d is not given (0: 1)", 0, 1000)
-      .add_double("beta1", -1, "Adam's beta1 (< 0: the architecture's: 0.5, progan 0)", -1, 0.999999)
-      .add_double("beta2", -1, "Adam's beta2 (< 0: 0.999, wgan-gp 0.9, progan 0.99)", -1, 0.999999)
-      .add_string("loss", "default", "the GAN loss: default (the architecture's: dcgan ns, sngan hinge, wgan-gp and "
-                  "progan wasserstein), ns, hinge, wasserstein or ls (least squares, LSGAN)")
-      .add_string("d-norm", "default", "D's normalization: default (the architecture's), none, bn, sn or wn")
-      .add_string("d-reg", "default", "D's regularizer: default (gp for wgan-gp and progan, else none), none, gp, r1 "
-                  "or ortho")
+      .add_double("beta1", -1, "Adam's beta1 (< 0: the architecture's: 0.5, progan and resnet 0)", -1, 0.999999)
+      .add_double("beta2", -1, "Adam's beta2 (< 0: 0.999, wgan-gp and resnet 0.9, progan 0.99)", -1, 0.999999)
+      .add_string("loss", "default", "the GAN loss: default (the architecture's: dcgan ns, sngan hinge, wgan-gp, "
+                  "progan and resnet wasserstein), ns, hinge, wasserstein or ls (least squares, LSGAN)")
+      .add_string("d-norm", "default", "D's normalization: default (the architecture's), none, bn, sn or wn "
+                  "(resnet: none, sn or wn)")
+      .add_string("d-reg", "default", "D's regularizer: default (gp for wgan-gp, progan and resnet, else none), none, "
+                  "gp, r1 or ortho")
       .add_double("d-reg-weight", -1, "the regularizer's weight (< 0: gp 10, r1 10, ortho 1e-4)", -1, 1e6)
       .add_double("d-clip", 0, "clip D's parameters to [-c, c] after each D update (0: off; the original WGAN)", 0,
                   1e6)
@@ -1594,6 +1634,7 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     int_flag("batch", cfg.batch);
     int_flag("width", cfg.width);
     int_flag("z-dim", cfg.z_dim);
+    int_flag("attention", cfg.attention);
     real_flag("lr-g", cfg.lr_g);
     real_flag("lr-d", cfg.lr_d);
     real_flag("beta1", cfg.beta1);

@@ -1,5 +1,5 @@
 // `nash fmnist`: image GANs on Fashion-MNIST (DCGAN, SN-GAN with the hinge loss, WGAN-GP, a ProGAN-style
-// equalized-LR pair) with sample grids, a metrics CSV, checkpoints and exact resume, and FID on the Fashion-MNIST
+// equalized-LR pair, the ResNet WGAN-GP) with sample grids, a metrics CSV, checkpoints and exact resume, and FID on the Fashion-MNIST
 // classifier's features. A library function (tests, batch runs) and a subcommand.
 #pragma once
 #include <cstdint>
@@ -20,14 +20,14 @@
 namespace nash {
 namespace apps {
 
-enum class FmnistArch { DCGAN, SNGAN, WganGP, ProGAN };
+enum class FmnistArch { DCGAN, SNGAN, WganGP, ProGAN, ResNet };
 enum class FmnistOptimizer { Default, Adam, SGDA, NSGDA, AdaNSGDA, AdaDir, LREQAdam };
 enum class FmnistPreset { Quick, Full };
 // D's normalization and regularizer (the SN-GAN paper's comparisons). Default: the architecture's (dcgan: batch norm,
-// no regularizer; sngan: spectral norm, none; wgan-gp and progan: none, gradient penalty).
+// no regularizer; sngan: spectral norm, none; wgan-gp, progan and resnet: none, gradient penalty).
 enum class FmnistDNorm { Default, None, BN, SN, WN };
 enum class FmnistDReg { Default, None, GP, R1, Ortho };
-// The GAN loss; Default: the architecture's (dcgan ns, sngan hinge, wgan-gp and progan wasserstein).
+// The GAN loss; Default: the architecture's (dcgan ns, sngan hinge, wgan-gp, progan and resnet wasserstein).
 enum class FmnistLoss { Default, NS, Hinge, Wasserstein, LS };
 
 // Command-line names ("dcgan", "wgan-gp", "ada-nsgda", "quick", ...) and back; parse_* throw nash::Error listing the
@@ -53,15 +53,19 @@ struct FmnistConfig {
   FmnistOptimizer opt_d = FmnistOptimizer::Default;  // Default: Adam (the architecture's betas)
   FmnistOptimizer opt_g = FmnistOptimizer::Default;
   int64_t steps = 0;      // generator updates in all (a resumed run continues up to this step)
-  int64_t n_dis = 0;      // D updates per G update (wgan-gp: 5, else 1)
+  int64_t n_dis = 0;      // D updates per G update (wgan-gp and resnet: 5, else 1)
   int64_t batch = 0;      // quick and full: 64
-  int64_t width = 0;      // channels of D's first conv and G's last hidden layer (quick 32, full 64)
-  int64_t z_dim = 0;      // 100 (progan 128)
+  int64_t width = 0;      // channels of D's first conv and G's last hidden layer; resnet: of every block (quick 32,
+                          // full 64)
+  int64_t z_dim = 0;      // 100 (progan and resnet 128)
+  // resnet: a self-attention block in G and D on the feature maps of this side (8 or 16; nn::ResNetOptions::attention;
+  // width a multiple of 8). 0: none.
+  int64_t attention = 0;
   double lr_g = 0;        // the optimizer's default for the architecture
   double lr_d = 0;        // lr_g * ttur
   double ttur = 0;        // lr_d / lr_g when lr_d is not given (0: 1)
   double beta1 = -1, beta2 = -1;  // Adam's (and the Adam oracle's of ada-nsgda/adadir); < 0: the architecture's
-  FmnistDNorm d_norm = FmnistDNorm::Default;  // bn/sn/wn wrap D's convs in DCGAN's shape (not progan's D)
+  FmnistDNorm d_norm = FmnistDNorm::Default;  // bn/sn/wn wrap D's convs in DCGAN's shape; resnet: none, sn or wn
   FmnistLoss loss = FmnistLoss::Default;      // e.g. ls (LSGAN) or hinge for a DCGAN
   FmnistDReg d_reg = FmnistDReg::Default;
   double reg_weight = -1;  // the regularizer's weight (< 0: gp 10, r1 10, ortho 1e-4)
@@ -118,7 +122,7 @@ struct FmnistConfig {
   FmnistConfig resolved() const;
 };
 
-// The values an fmnist checkpoint records and a resumed run must share (arch, width, z_dim, batch, n_dis,
+// The values an fmnist checkpoint records and a resumed run must share (arch, width, z_dim, attention, batch, n_dis,
 // loss, optimizers, learning rates, betas, D's norm and regularizer, clipping, G's weight average, conditioning,
 // seed, limit), as strings.
 std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& resolved);

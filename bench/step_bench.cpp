@@ -137,6 +137,47 @@ void BM_WganGpStep(benchmark::State& state) {
 }
 BENCHMARK(BM_WganGpStep)->ArgName("cuda")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// One step of the ResNet WGAN-GP (`nash fmnist --arch resnet`; Gulrajani et al.'s CIFAR model at width 128): as
+// BM_WganGpStep, ONE critic update (Wasserstein loss, gradient penalty 10) and one generator update, Adam 2e-4
+// (0, 0.9), batch 64, z 128, 32x32x1; args: device, width (the quick preset's 32, the paper's 128), attention (0, or
+// the side of the self-attention blocks).
+void BM_ResNetStep(benchmark::State& state) {
+  const Device dev = device_of(state.range(0));
+  if (!usable(state, dev)) return;
+  manual_seed(0);
+  nn::ResNetOptions o;
+  o.width = state.range(1);
+  o.attention = state.range(2);
+  const int64_t batch = 64;
+  auto g = nn::resnet_generator(o), d = nn::resnet_discriminator(o);
+  g->to(dev);
+  d->to(dev);
+  optim::AdamOptions ao;
+  ao.lr = 2e-4;
+  ao.beta1 = 0.0;
+  ao.beta2 = 0.9;
+  optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
+  optim::GanTrainerOptions to;
+  to.loss = nn::GanLoss::Wasserstein;
+  to.n_dis = 1;
+  to.gp_lambda = 10.0;
+  to.diagnostics = false;
+  optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
+  time_trainer_steps(state, dev, trainer, batch, o.z_dim);
+  const double gf = nn::resnet_generator_flops(o, batch), df = nn::resnet_discriminator_flops(o, batch);
+  const double flops = gf + 10 * df + 3 * gf + 3 * df;  // as BM_WganGpStep counts them
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_ResNetStep)
+    ->ArgNames({"cuda", "width", "attention"})
+    ->Args({0, 32, 0})
+    ->Args({0, 32, 16})
+    ->Args({1, 32, 0})
+    ->Args({1, 128, 0})
+    ->Args({1, 128, 16})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // ---- convolution forward + backward ---------------------------------------------------------------------------------
 
 // One convolution of the apps' DCGAN at batch 64: x (n, cin, hw, hw); conv2d's weight (cout, cin, k, k),

@@ -239,7 +239,8 @@ TEST(FmnistApp, TheLossFlagChangesTheLossAndIsAModelFlag) {
 }
 
 TEST(FmnistApp, EveryArchitectureTrainsTwoStepsAndWritesItsOutputs) {
-  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP, FmnistArch::ProGAN}) {
+  for (FmnistArch arch :
+       {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP, FmnistArch::ProGAN, FmnistArch::ResNet}) {
     SCOPED_TRACE(apps::fmnist_name(arch));
     const fs::path out = temp_dir(std::string("two_") + apps::fmnist_name(arch));
     const apps::FmnistResult r = apps::train_fmnist(tiny(arch, out, 2));
@@ -250,7 +251,8 @@ TEST(FmnistApp, EveryArchitectureTrainsTwoStepsAndWritesItsOutputs) {
       EXPECT_GT(row.grad_norm_d, 0);
       EXPECT_GT(row.update_norm_g, 0);
     }
-    if (arch == FmnistArch::WganGP || arch == FmnistArch::ProGAN) EXPECT_GT(r.log[0].penalty, 0);
+    if (arch == FmnistArch::WganGP || arch == FmnistArch::ProGAN || arch == FmnistArch::ResNet)
+      EXPECT_GT(r.log[0].penalty, 0);
     EXPECT_DOUBLE_EQ(r.log[0].grad_ratio, 2.0);  // both norms are their own reference at step 1
     EXPECT_NE(r.log[1].grad_ratio, 2.0);
     EXPECT_LT(r.fid, 0);
@@ -265,6 +267,49 @@ TEST(FmnistApp, EveryArchitectureTrainsTwoStepsAndWritesItsOutputs) {
               std::string::npos);
     fs::remove_all(out);
   }
+}
+
+TEST(FmnistApp, ResNetWithAttentionTrainsRecordsItAndChecksItsFlags) {
+  const fs::path out = temp_dir("resnet_attention");
+  FmnistConfig c = tiny(FmnistArch::ResNet, out, 2);
+  c.width = 8;
+  c.attention = 16;
+  c.d_norm = apps::FmnistDNorm::SN;
+  const apps::FmnistResult r = apps::train_fmnist(c);
+  EXPECT_EQ(r.config.loss, apps::FmnistLoss::Wasserstein);
+  EXPECT_EQ(r.config.n_dis, 5);
+  EXPECT_EQ(r.config.z_dim, 8);
+  EXPECT_DOUBLE_EQ(r.config.beta1, 0.0);
+  EXPECT_DOUBLE_EQ(r.config.beta2, 0.9);
+  for (const auto& row : r.log) EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss) && row.penalty > 0);
+  // G: reshape, linear, reshape, up to 8, up to 16, attention; D: first block to 16, attention (spectral).
+  const auto w = checkpoint_values(out / "checkpoint.safetensors");
+  for (const char* name : {"G.5.gamma", "G.5.query.weight", "D.1.gamma", "D.1.query.module.weight", "D.1.query.weight_u"})
+    EXPECT_TRUE(w.count(name)) << name;
+  const FmnistConfig back = apps::fmnist_config_from_checkpoint((out / "checkpoint.safetensors").string());
+  EXPECT_EQ(back.arch, FmnistArch::ResNet);
+  EXPECT_EQ(back.attention, 16);
+  EXPECT_NE(read_file(out / "summary.json").find("\"attention\": 16"), std::string::npos);
+  // A resumed run must build the same networks.
+  FmnistConfig other = c;
+  other.resume = (out / "checkpoint.safetensors").string();
+  other.steps = 3;
+  other.attention = 8;
+  expect_error([&] { apps::train_fmnist(other); }, {"attention", "16", "8"});
+  fs::remove_all(out);
+
+  auto bad = [&](std::function<void(FmnistConfig&)> edit, std::initializer_list<const char*> words) {
+    FmnistConfig b = tiny(FmnistArch::ResNet, "", 1);
+    b.width = 8;
+    edit(b);
+    expect_error([&] { b.resolved(); }, words);
+  };
+  bad([](FmnistConfig& b) { b.conditional = true; }, {"--conditional", "resnet"});
+  bad([](FmnistConfig& b) { b.d_norm = apps::FmnistDNorm::BN; }, {"resnet", "--d-norm", "bn"});
+  bad([](FmnistConfig& b) { b.arch = FmnistArch::DCGAN, b.attention = 8; }, {"--attention", "resnet", "dcgan"});
+  bad([](FmnistConfig& b) { b.attention = 12; }, {"--attention", "8 or 16", "12"});
+  bad([](FmnistConfig& b) { b.width = 12, b.attention = 8; }, {"--attention", "divisible by 8", "12"});
+  bad([](FmnistConfig& b) { b.d_norm = apps::FmnistDNorm::WN, b.attention = 8; }, {"attention", "wn"});
 }
 
 TEST(FmnistApp, DNormsRegularizersAndClippingTrainAndShowInTheCheckpoint) {
@@ -297,12 +342,13 @@ TEST(FmnistApp, DNormsRegularizersAndClippingTrainAndShowInTheCheckpoint) {
 }
 
 TEST(FmnistApp, ResumeAfterAnInterruptionMatchesAnUninterruptedRun) {
-  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP, FmnistArch::ProGAN}) {
+  for (FmnistArch arch :
+       {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP, FmnistArch::ProGAN, FmnistArch::ResNet}) {
     SCOPED_TRACE(apps::fmnist_name(arch));
     const fs::path a = temp_dir("whole"), b = temp_dir("parts");
     FmnistConfig ca = tiny(arch, a, 5);
     ca.limit = 20;  // 2 batches per epoch: the interruption falls inside an epoch, the runs cross several
-    if (arch == FmnistArch::WganGP) ca.n_dis = 2;
+    if (arch == FmnistArch::WganGP || arch == FmnistArch::ResNet) ca.n_dis = 2;
     apps::train_fmnist(ca);
     FmnistConfig cb = ca;
     cb.out_dir = b.string();

@@ -109,7 +109,7 @@ std::size_t count_files(const fs::path& d) {
 }  // namespace
 
 TEST(SampleApp, ImagesAreTheCheckpointsGeneratorOnTheReportedLatents) {
-  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::ProGAN}) {
+  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::ProGAN, FmnistArch::ResNet}) {
     SCOPED_TRACE(apps::fmnist_name(arch));
     const std::string ck = checkpoint(arch, 0.9);
     SampleConfig c;

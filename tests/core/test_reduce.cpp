@@ -74,6 +74,11 @@ TEST(Reduce, VarAndLogSumExpAndSoftmax) {
                            1e-9);
   Tensor sm = softmax(x, 1);
   nash_test::expect_values(sum(sm, {1}), {1, 1, 1}, 1e-12);
+  const double lo = 1 / (1 + std::exp(1.0)), hi = 1 - lo;  // each row is (a, a + 1), even at 1000
+  nash_test::expect_values(sm, {lo, hi, lo, hi, lo, hi}, 1e-12);
+  nash_test::expect_values(softmax(x, 0), {std::exp(1 - 1000.0), std::exp(2 - 1001.0), std::exp(3 - 1000.0),
+                                           std::exp(4 - 1001.0), 1.0, 1.0},
+                           1e-12);
 }
 
 TEST(Reduce, GradcheckAndDoubleBackward) {
@@ -87,6 +92,8 @@ TEST(Reduce, GradcheckAndDoubleBackward) {
       {"var", [](const std::vector<Tensor>& in) { return var(in[0], {0, 2}, true); }},
       {"logsumexp", [](const std::vector<Tensor>& in) { return logsumexp(in[0], 1); }},
       {"log_softmax", [](const std::vector<Tensor>& in) { return log_softmax(in[0], -1); }},
+      {"softmax", [](const std::vector<Tensor>& in) { return softmax(in[0], 1); }},
+      {"softmax_last", [](const std::vector<Tensor>& in) { return mul(softmax(in[0], -1), in[0]); }},
       {"sum_square", [](const std::vector<Tensor>& in) { return sum(square(in[0]), {2}); }},
   };
   for (auto& [name, f] : fns) {

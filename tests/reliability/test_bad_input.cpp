@@ -522,6 +522,7 @@ const std::vector<NumericFlag>& numeric_flags() {
       {"fmnist", "--fid-every", K::Int, true},      {"fmnist", "--sample-every", K::Int, true},
       {"fmnist", "--checkpoint-every", K::Int, true}, {"fmnist", "--log-every", K::Int, true},
       {"fmnist", "--threads", K::Int, true},          {"fmnist", "--g-ema", K::Real, true},
+      {"fmnist", "--attention", K::Int, true},
       {"sample", "--n", K::Int, false},               {"sample", "--seed", K::Int, true},
       {"sample", "--truncation", K::Real, true},      {"sample", "--interpolate", K::Int, true},
       {"sample", "--cols", K::Int, true},             {"sample", "--scale", K::Int, false},
