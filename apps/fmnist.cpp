@@ -43,6 +43,7 @@
 #include "nash/nn/weight_norm.h"
 #include "nash/optim/balanced.h"
 #include "nash/optim/optimizer.h"
+#include "nash/optim/schedule.h"
 
 namespace nash {
 namespace apps {
@@ -499,7 +500,8 @@ std::string run_title(const FmnistConfig& c) {
          (c.diffaugment.empty() ? std::string() : ", DiffAugment " + c.diffaugment) + "), " + fmnist_name(c.opt_d) +
          (c.calibration_d.empty() ? "" : calibrated) + "/" + fmnist_name(c.opt_g) +
          (c.calibration_g.empty() ? "" : calibrated) + ", lr D " +
-         fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + ", batch " + std::to_string(c.batch) + ", seed " +
+         fmt(c.lr_d, 3) + " / G " + fmt(c.lr_g, 3) + (c.lr_decay == "linear" ? " decaying to 0" : "") + ", batch " +
+         std::to_string(c.batch) + ", seed " +
          std::to_string(c.seed);
 }
 
@@ -703,6 +705,7 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << ",\n  \"kid_std\": " << (r.kid.subsets > 0 ? json_number(r.kid.std) : "null")
     << ",\n  \"manifold_k\": " << kManifoldK << ",\n  \"manifold_real_samples\": " << r.manifold.n_real
     << ",\n  \"diffaugment\": " << (c.diffaugment.empty() ? "null" : "\"" + c.diffaugment + "\"")
+    << ",\n  \"lr_decay\": \"" << c.lr_decay << "\""
     << ",\n  \"conditional\": " << (c.conditional ? "true" : "false") << ",\n  \"class_accuracy\": "
     << (r.class_accuracy >= 0 ? json_number(r.class_accuracy) : "null")
     << ",\n  \"intra_fid\": " << (r.intra_fid >= 0 ? json_number(r.intra_fid) : "null")
@@ -864,6 +867,9 @@ FmnistConfig FmnistConfig::resolved() const {
       detail::fail("fmnist: --diffaugment: ", e.what());
     }
   }
+  if (c.lr_decay.empty()) c.lr_decay = "none";
+  NASH_CHECK(c.lr_decay == "none" || c.lr_decay == "linear", "fmnist: --lr-decay must be none or linear, got '",
+             c.lr_decay, "'");
   NASH_CHECK(!c.conditional || (c.arch != FmnistArch::ProGAN && c.arch != FmnistArch::ResNet), "fmnist: "
              "--conditional takes dcgan, sngan or wgan-gp, not ", fmnist_name(c.arch), " (its networks have no "
              "class-conditional layers)");
@@ -942,6 +948,7 @@ std::map<std::string, std::string> fmnist_model_metadata(const FmnistConfig& c) 
           {"g_ema", exact(c.g_ema)},
           {"conditional", c.conditional ? "1" : "0"},
           {"diffaugment", c.diffaugment},
+          {"lr_decay", c.lr_decay},
           {"seed", std::to_string(c.seed)},
           {"limit", std::to_string(c.limit)}};
 }
@@ -982,6 +989,8 @@ FmnistConfig fmnist_config_from_checkpoint(const std::string& path) {
     c.g_ema = f.metadata.count("g_ema") ? std::stod(f.metadata.at("g_ema")) : 0.0;
     // Before augmentation existed: none.
     if (f.metadata.count("diffaugment")) c.diffaugment = f.metadata.at("diffaugment");
+    // And before learning-rate decay: constant.
+    if (f.metadata.count("lr_decay")) c.lr_decay = f.metadata.at("lr_decay");
     // And before conditional runs existed: unconditional.
     if (f.metadata.count("conditional")) {
       const std::string& v = f.metadata.at("conditional");
@@ -1039,16 +1048,16 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     if (!ck_meta.count("g_ema")) ck_meta["g_ema"] = exact(0.0);  // written before the weight average existed
     if (!ck_meta.count("conditional")) ck_meta["conditional"] = "0";  // and before conditional runs
     if (!ck_meta.count("diffaugment")) ck_meta["diffaugment"] = "";   // and before augmentation
+    if (!ck_meta.count("lr_decay")) ck_meta["lr_decay"] = "none";     // and before learning-rate decay
     if (!ck_meta.count("attention")) ck_meta["attention"] = "0";      // and before the attention block
     if (!ck_meta.count("loss") && ck_meta.count("arch"))  // and before the loss was a flag: the architecture's
       ck_meta["loss"] = fmnist_name(arch_defaults(parse_fmnist_arch(ck_meta.at("arch"))).loss);
     for (const auto& kv : fmnist_model_metadata(cfg)) {
       auto it = ck_meta.find(kv.first);
       NASH_CHECK(it != ck_meta.end(), "fmnist: checkpoint ", cfg.resume, " lacks '", kv.first, "' in its metadata");
-      const bool same = kv.first.rfind("lr_", 0) == 0 || kv.first.rfind("beta", 0) == 0 || kv.first == "reg_weight" ||
-                                kv.first == "d_clip" || kv.first == "g_ema"
-                            ? std::stod(it->second) == std::stod(kv.second)
-                            : it->second == kv.second;
+      const bool numeric = kv.first == "lr_d" || kv.first == "lr_g" || kv.first.rfind("beta", 0) == 0 ||
+                           kv.first == "reg_weight" || kv.first == "d_clip" || kv.first == "g_ema";
+      const bool same = numeric ? std::stod(it->second) == std::stod(kv.second) : it->second == kv.second;
       NASH_CHECK(same, "fmnist: checkpoint ", cfg.resume, " was trained with ", kv.first, " = ", it->second,
                  ", this run asks for ", kv.second, " (resume with the same model flags, or leave them out)");
     }
@@ -1219,6 +1228,8 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     grid_y = from_vector(y, {8 * kFmnistClasses});
   }
 
+  // Each group's undecayed lr (set before the loop): --lr-decay scales these, checkpoints record them.
+  std::vector<double> base_lrs_d, base_lrs_g;
   const std::string ckpt_path = write ? (dir / "checkpoint.safetensors").string() : std::string();
   auto save = [&](int64_t step) {
     if (!write) return;
@@ -1241,8 +1252,10 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     // traces' reference ||A(0)|| per layer.
     for (const auto& p : {std::make_pair('d', opt_d.get()), std::make_pair('g', opt_g.get())}) {
       if ((p.first == 'd' ? cfg.opt_d : cfg.opt_g) != FmnistOptimizer::NSGDA) continue;
+      const std::vector<double>& base = p.first == 'd' ? base_lrs_d : base_lrs_g;
       std::vector<double> lrs;
-      for (std::size_t i = 0; i < p.second->param_groups().size(); ++i) lrs.push_back(p.second->lr(i));
+      for (std::size_t i = 0; i < p.second->param_groups().size(); ++i)
+        lrs.push_back(i < base.size() ? base[i] : p.second->lr(i));
       ck.metadata[std::string("group_lrs_") + p.first] = exact_list(lrs);
     }
     for (const OraclePlayer& op : oracle_players)
@@ -1311,6 +1324,15 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
     if (write && !oracle_players.empty()) load_earlier_magnitudes(dir, start, &r);
   }
   r.start_step = start;
+  for (std::size_t i = 0; i < opt_d->param_groups().size(); ++i) base_lrs_d.push_back(opt_d->lr(i));
+  for (std::size_t i = 0; i < opt_g->param_groups().size(); ++i) base_lrs_g.push_back(opt_g->lr(i));
+  const optim::LinearDecayLR decay(std::max<int64_t>(cfg.steps, 1));
+  auto apply_lr_decay = [&](int64_t t) {  // before G step t (0-based): a function of t alone, so resume is exact
+    if (cfg.lr_decay != "linear") return;
+    const double f = decay.factor(t);
+    for (std::size_t i = 0; i < base_lrs_d.size(); ++i) opt_d->set_lr(i, base_lrs_d[i] * f);
+    for (std::size_t i = 0; i < base_lrs_g.size(); ++i) opt_g->set_lr(i, base_lrs_g[i] * f);
+  };
 
   // Every rank draws the global batch (loader order and latents from the shared seed) and keeps its rows of it.
   auto next_batch = [&] {  // the loader's next batch, into the next epoch at the end of one
@@ -1422,6 +1444,7 @@ FmnistResult train_fmnist(const FmnistConfig& config, std::shared_ptr<dist::Proc
   try {
     while (step < cfg.steps) {
       const Clock::time_point ts = Clock::now();
+      apply_lr_decay(step);
       const optim::StepStats s =
           cfg.conditional ? trainer.step_conditional(real_labeled, latent_labeled) : trainer.step(real, latent);
       if (ema) ema->update();
@@ -1565,6 +1588,8 @@ int run_fmnist(int argc, const char* const* argv, int first) {
       .add_bool("conditional", false, "class-conditional G (the class appended to z, per-class batch norm) and "
                 "projection D on the labels (dcgan, sngan, wgan-gp): samples.png has a row per class; reports the "
                 "class accuracy and intra-FID")
+      .add_string("lr-decay", "none", "none, or linear: both learning rates decay linearly to 0 at --steps (the "
+                  "ResNet WGAN-GP's schedule)")
       .add_string("diffaugment", "", "differentiable augmentation of every batch D sees (DiffAugment): a policy "
                   "color,translation,cutout or a subset; for small training sets (--limit); empty: off", true)
       .add_int("seed", 0, "random seed (initialisation, data order, latents)", 0)
@@ -1644,6 +1669,7 @@ int run_fmnist(int argc, const char* const* argv, int first) {
     real_flag("g-ema", cfg.g_ema);
     if (resume.empty() || p.is_set("conditional")) cfg.conditional = p.get_bool("conditional");
     if (resume.empty() || p.is_set("diffaugment")) cfg.diffaugment = p.get_string("diffaugment");
+    if (resume.empty() || p.is_set("lr-decay")) cfg.lr_decay = p.get_string("lr-decay");
     if (resume.empty() || p.is_set("d-norm")) cfg.d_norm = choice(parse_fmnist_d_norm, "d-norm");
     if (resume.empty() || p.is_set("loss")) cfg.loss = choice(parse_fmnist_loss, "loss");
     if (resume.empty() || p.is_set("d-reg")) cfg.d_reg = choice(parse_fmnist_d_reg, "d-reg");

@@ -83,6 +83,10 @@ struct FmnistConfig {
   // Non-empty: differentiable augmentation of every batch D sees (nn::diff_augment, Zhao et al. 2020), a policy
   // "color,translation,cutout" or a subset; for small training sets (--limit). resolved() writes it canonically.
   std::string diffaugment;
+  // "linear": both players' learning rates decay linearly to 0 over the run, lr · max(0, 1 - t / steps) at G step t
+  // (0-based; D's n_dis updates of that step share it), as Gulrajani et al. train the ResNet WGAN-GP. "none" (or
+  // empty): constant. Extending a run's --steps on resume stretches the decay.
+  std::string lr_decay = "none";
   uint64_t seed = 0;
   std::string device = "auto";  // cpu, cuda, cuda:N, auto
   std::string data_dir;         // empty: Debian's /usr/share/datasets/fashion-mnist

@@ -312,6 +312,49 @@ TEST(FmnistApp, ResNetWithAttentionTrainsRecordsItAndChecksItsFlags) {
   bad([](FmnistConfig& b) { b.d_norm = apps::FmnistDNorm::WN, b.attention = 8; }, {"attention", "wn"});
 }
 
+TEST(FmnistApp, LinearLrDecayScalesBothPlayersStepsAndResumesExactly) {
+  // SGDA moves each parameter by lr x its gradient, so a step's update norm over its gradient norm is that step's lr:
+  // lr (1 - t / steps) at G step t = 0, 1, 2, 3 of 4.
+  const fs::path a = temp_dir("decay_whole"), b = temp_dir("decay_parts");
+  FmnistConfig c = tiny(FmnistArch::DCGAN, a, 4);
+  c.opt_d = c.opt_g = FmnistOptimizer::SGDA;
+  c.lr_d = 0.03;
+  c.lr_g = 0.02;
+  c.lr_decay = "linear";
+  c.limit = 20;
+  const apps::FmnistResult r = apps::train_fmnist(c);
+  ASSERT_EQ(r.log.size(), 4u);
+  for (std::size_t t = 0; t < 4; ++t) {
+    const double f = 1.0 - static_cast<double>(t) / 4;
+    EXPECT_NEAR(r.log[t].update_norm_g / r.log[t].grad_norm_g, 0.02 * f, 1e-6 * f) << t;
+    EXPECT_NEAR(r.log[t].update_norm_d / r.log[t].grad_norm_d, 0.03 * f, 1e-6 * f) << t;
+  }
+  const FmnistConfig back = apps::fmnist_config_from_checkpoint((a / "checkpoint.safetensors").string());
+  EXPECT_EQ(back.lr_decay, "linear");
+  EXPECT_DOUBLE_EQ(back.lr_g, 0.02);  // the undecayed rate
+  // Interrupted after step 2 and resumed: the same weights bit for bit.
+  FmnistConfig parts = c;
+  parts.out_dir = b.string();
+  parts.interrupt_after = 2;
+  apps::train_fmnist(parts);
+  parts.interrupt_after = 0;
+  parts.resume = (b / "checkpoint.safetensors").string();
+  apps::train_fmnist(parts);
+  const auto wa = checkpoint_values(a / "checkpoint.safetensors"), wb = checkpoint_values(b / "checkpoint.safetensors");
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& kv : wa) EXPECT_EQ(kv.second, wb.at(kv.first)) << kv.first;
+  // A resumed run keeps the schedule it was trained with.
+  parts.resume = (a / "checkpoint.safetensors").string();
+  parts.steps = 5;
+  parts.lr_decay = "none";
+  expect_error([&] { apps::train_fmnist(parts); }, {"lr_decay", "linear", "none"});
+  FmnistConfig bad = tiny(FmnistArch::DCGAN, "", 1);
+  bad.lr_decay = "cosine";
+  expect_error([&] { bad.resolved(); }, {"--lr-decay", "cosine"});
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
 TEST(FmnistApp, DNormsRegularizersAndClippingTrainAndShowInTheCheckpoint) {
   struct Case {
     apps::FmnistDNorm norm;
