@@ -1,9 +1,12 @@
-// Shared test helpers: closeness checks and gradcheck assertions.
+// Shared test helpers: closeness checks, gradcheck assertions, error expectations and scratch folders.
 #pragma once
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "nash/nash.h"
@@ -83,6 +86,16 @@ void expect_error(F f, std::initializer_list<const char*> fragments) {
     return;
   }
   ADD_FAILURE() << "expected nash::Error";
+}
+
+// A scratch path unique to this process, <temp>/nash_<prefix>_<name>_<pid>, emptied: created as an empty folder,
+// or (create false) left absent for the code under test to make.
+inline std::filesystem::path temp_dir(const std::string& prefix, const std::string& name, bool create = true) {
+  namespace fs = std::filesystem;
+  const fs::path d = fs::temp_directory_path() / ("nash_" + prefix + "_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  if (create) fs::create_directories(d);
+  return d;
 }
 
 }  // namespace nash_test

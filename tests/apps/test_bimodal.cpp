@@ -23,11 +23,7 @@ using nash::apps::BimodalVerdict;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_bimodal_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_bimodal", name, /*create=*/false); }
 
 std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -25,12 +25,7 @@ using nash_test::write_split;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_classifier_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_classifier", name); }
 
 int run(int (*fn)(int, const char* const*, int), std::vector<std::string> args, std::string* out, std::string* err) {
   std::vector<const char*> argv;

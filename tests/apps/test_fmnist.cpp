@@ -33,12 +33,7 @@ using nash_test::expect_error;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_fmnist_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_fmnist", name); }
 
 // A data folder shared by the tests of this file: 96 training and 40 test images.
 const fs::path& data_dir() {

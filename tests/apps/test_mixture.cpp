@@ -30,11 +30,7 @@ using nash::apps::train_mixture;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_mixture_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_mixture", name, /*create=*/false); }
 
 std::vector<std::string> read_lines(const fs::path& p) {
   std::ifstream f(p);

@@ -20,12 +20,7 @@ using nash::plot::Series;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_plot_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_plot", name); }
 
 std::size_t count_colour(const std::vector<uint8_t>& rgb, uint32_t c) {
   std::size_t n = 0;

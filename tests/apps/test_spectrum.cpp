@@ -25,12 +25,7 @@ using namespace nash;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_spectrum_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_spectrum", name); }
 
 int run(std::vector<std::string> args, std::string* out, std::string* err) {
   args.insert(args.begin(), {"nash", "spectrum"});

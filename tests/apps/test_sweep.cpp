@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "apps/sweep.h"
+#include "support.h"
 
 namespace fs = std::filesystem;
 using nash::apps::MixtureOptimizer;
@@ -18,12 +19,7 @@ using nash::apps::SweepConfig;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_sweep_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_sweep", name); }
 
 std::string read_text(const fs::path& p) {
   std::ifstream f(p);

@@ -19,12 +19,7 @@ using nash_test::PngImage;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_png_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_png", name); }
 
 // A deterministic image with gradients and noise, so a wrong row stride or channel order shows.
 std::vector<uint8_t> test_image(int w, int h, uint32_t seed) {

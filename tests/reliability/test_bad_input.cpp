@@ -44,12 +44,7 @@ using Bytes = std::vector<uint8_t>;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_bad_input_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("bad_input", name); }
 
 std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -39,12 +39,7 @@ namespace {
 constexpr int64_t kSteps = 12;
 using Clock = std::chrono::steady_clock;
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("nash_test_kill_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path temp_dir(const std::string& name) { return nash_test::temp_dir("test_kill", name); }
 
 // 40 training images of the IDX stand-in; the runs use the first 20 (2 batches an epoch: 12 steps cross 6 epochs,
 // so a kill can fall anywhere in the loader's order). Removed at exit by the test process (children leave through
