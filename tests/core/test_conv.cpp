@@ -65,6 +65,9 @@ const std::vector<Cfg> kConfigs = {
     {2, 3, 7, 6, 4, 4, 4, 2, {2, 1}, 1},
     {2, 33, 8, 8, 32, 3, 3, 1, 1, 1},
     {2, 32, 8, 8, 33, 4, 4, 2, 1, 1},
+    // Large planes: more 2x2 output tiles than one Winograd block's GEMM columns (195 and 225 tiles per image).
+    {3, 3, 26, 30, 4, 3, 3, 1, 1, 1},
+    {3, 2, 60, 58, 3, 4, 4, 2, 1, 1},
 };
 
 // Sets the CPU convolution algorithm for one scope.

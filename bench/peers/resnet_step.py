@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""PyTorch's side of the ResNet WGAN-GP step peer comparison: the work of nash_step_bench's BM_ResNetStep, float32.
+
+The networks of `nash fmnist --arch resnet` (nn::resnet_generator / nn::resnet_discriminator, Gulrajani et al.'s
+CIFAR ResNet in SN-GAN's block layout) at --width (every block that many channels), z 128, batch 64, 32x32x1:
+  G: linear z -> (w, 4, 4), three up blocks (BN, ReLU, 2x nearest, 3x3 conv, BN, ReLU, 3x3 conv; shortcut 2x
+     nearest then 1x1 conv), BN, ReLU, 3x3 conv to 1 channel, tanh.
+  D: a first block (3x3 conv, ReLU, 3x3 conv, 2x2 mean pool; shortcut mean pool then 1x1 conv), a down block
+     (ReLU, 3x3 conv, ReLU, 3x3 conv, mean pool; shortcut 1x1 conv then mean pool), two blocks at 8x8 (identity
+     shortcut), ReLU, the spatial mean, linear to 1.
+ONE step is one critic update (Wasserstein loss + gradient penalty 10, a double backward through D) and one
+generator update, Adam (2e-4, 0, 0.9), as in wgan_gp_step.py.
+Prints one line: `resnet_step_ms <median> <device> torch <version> threads <n>`. Used by bench/peers/compare."""
+import argparse
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dcgan_step import update
+from peer_timing import add_timing_args, median_ms, setup
+from wgan_gp_step import gradient_penalty
+
+
+def conv(cin, cout, k, gain):
+    c = nn.Conv2d(cin, cout, k, 1, k // 2, bias=True)
+    nn.init.xavier_uniform_(c.weight, gain)
+    nn.init.zeros_(c.bias)
+    return c
+
+
+class Up(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(w), nn.BatchNorm2d(w)
+        self.conv1, self.conv2 = conv(w, w, 3, 2 ** 0.5), conv(w, w, 3, 2 ** 0.5)
+        self.shortcut = conv(w, w, 1, 1.0)
+
+    def forward(self, x):
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class Down(nn.Module):
+    def __init__(self, cin, cout, down, first):
+        super().__init__()
+        self.down, self.first = down, first
+        self.conv1, self.conv2 = conv(cin, cout, 3, 2 ** 0.5), conv(cout, cout, 3, 2 ** 0.5)
+        self.shortcut = conv(cin, cout, 1, 1.0) if down or cin != cout else None
+
+    def forward(self, x):
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        if self.down:
+            h = F.avg_pool2d(h, 2)
+        s = x
+        if self.shortcut is not None:
+            if self.first:
+                s = self.shortcut(F.avg_pool2d(x, 2))
+            else:
+                s = self.shortcut(x)
+                s = F.avg_pool2d(s, 2) if self.down else s
+        return h + s
+
+
+def generator(w, z_dim=128):
+    lin = nn.Linear(z_dim, 16 * w)
+    nn.init.xavier_uniform_(lin.weight)
+    nn.init.zeros_(lin.bias)
+    return nn.Sequential(lin, nn.Unflatten(1, (w, 4, 4)), Up(w), Up(w), Up(w), nn.BatchNorm2d(w), nn.ReLU(),
+                         conv(w, 1, 3, 1.0), nn.Tanh())
+
+
+class Critic(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.blocks = nn.Sequential(Down(1, w, True, True), Down(w, w, True, False), Down(w, w, False, False),
+                                    Down(w, w, False, False))
+        self.out = nn.Linear(w, 1)
+        nn.init.xavier_uniform_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        return self.out(F.relu(self.blocks(x)).mean(dim=(2, 3)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_timing_args(ap, warmup=2, steps=5)
+    ap.add_argument("--width", type=int, default=32)
+    a = ap.parse_args()
+    dev = setup(a)
+    g, d = generator(a.width).to(dev), Critic(a.width).to(dev)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    reals = [torch.randn(64, 1, 32, 32, device=dev).clamp(-1, 1) for _ in range(3)]
+    zs = [torch.randn(64, 128, device=dev) for _ in range(3)]
+
+    def step(i):
+        k = i % 3
+        with torch.no_grad():
+            fake = g(zs[k])
+        update(opt_d, d(fake).mean() - d(reals[k]).mean() + gradient_penalty(d, reals[k], fake))
+        update(opt_g, -d(g(zs[k])).mean())
+
+    ms, _ = median_ms(step, dev, a)
+    print(f"resnet_step_ms {ms:.2f} {a.device} torch {torch.__version__} threads {a.threads}")
+
+
+if __name__ == "__main__":
+    main()
