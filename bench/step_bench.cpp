@@ -102,25 +102,20 @@ BENCHMARK(BM_DcganStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// One WGAN-GP step as `nash fmnist --arch wgan-gp` trains it, at width 64 and batch 64, except that one step here
-// is ONE critic update and one generator update (the app runs 5 critic updates per G update; BM_DCost/wgan-gp
-// times that): DCGAN's G, DCGAN's D without batch norm (biases in its hidden convs), Wasserstein loss, gradient
-// penalty 10 on random interpolates of the real and the fake batch (a double backward through D), Adam 1e-4
-// (0.5, 0.9) for both players, diagnostics off. arg: device.
-void BM_WganGpStep(benchmark::State& state) {
-  const Device dev = device_of(state.range(0));
-  if (!usable(state, dev)) return;
-  manual_seed(0);
-  nn::DcganOptions o;
-  o.d_batch_norm = false;
-  const int64_t batch = 64;
-  auto g = nn::dcgan_generator(o), d = nn::dcgan_discriminator(o);
+// Times WGAN-GP steps of G and D on `dev`: ONE critic update (Wasserstein loss, gradient penalty 10 on random
+// interpolates of the real and the fake batch, a double backward through D) and one generator update, Adam (lr,
+// beta1, beta2) for both players, diagnostics off, batch 64. GFLOP/s from one forward's FLOPs of each network: the
+// D update is a G forward, D forward + backward on real and fake (6 D) and the penalty's forward, input gradient and
+// its backward (4 D); the G update a G and a D forward + backward.
+void time_wgan_gp_steps(benchmark::State& state, Device dev, const std::shared_ptr<nn::Module>& g,
+                        const std::shared_ptr<nn::Module>& d, double lr, double beta1, double beta2, int64_t z_dim,
+                        double g_flops, double d_flops) {
   g->to(dev);
   d->to(dev);
   optim::AdamOptions ao;
-  ao.lr = 1e-4;
-  ao.beta1 = 0.5;
-  ao.beta2 = 0.9;
+  ao.lr = lr;
+  ao.beta1 = beta1;
+  ao.beta2 = beta2;
   optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
   optim::GanTrainerOptions to;
   to.loss = nn::GanLoss::Wasserstein;
@@ -128,19 +123,30 @@ void BM_WganGpStep(benchmark::State& state) {
   to.gp_lambda = 10.0;
   to.diagnostics = false;
   optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
-  time_trainer_steps(state, dev, trainer, batch, o.z_dim);
-  // D update: G forward, D forward + backward on real and fake (6 df), the penalty's forward, input gradient and
-  // its backward (4 df); G update: G and D forward + backward.
-  const double gf = nn::dcgan_generator_flops(o, batch), df = nn::dcgan_discriminator_flops(o, batch);
-  const double flops = gf + 10 * df + 3 * gf + 3 * df;
+  time_trainer_steps(state, dev, trainer, 64, z_dim);
+  const double flops = g_flops + 10 * d_flops + 3 * g_flops + 3 * d_flops;
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// One WGAN-GP step as `nash fmnist --arch wgan-gp` trains it, at width 64, except that one step here is ONE critic
+// update and one generator update (the app runs 5 critic updates per G update; BM_DCost/wgan-gp times that):
+// DCGAN's G, DCGAN's D without batch norm (biases in its hidden convs), Adam 1e-4 (0.5, 0.9). arg: device.
+void BM_WganGpStep(benchmark::State& state) {
+  const Device dev = device_of(state.range(0));
+  if (!usable(state, dev)) return;
+  manual_seed(0);
+  nn::DcganOptions o;
+  o.d_batch_norm = false;
+  auto g = nn::dcgan_generator(o);  // G's initialisation draws first, then D's
+  auto d = nn::dcgan_discriminator(o);
+  time_wgan_gp_steps(state, dev, g, d, 1e-4, 0.5, 0.9, o.z_dim, nn::dcgan_generator_flops(o, 64),
+                     nn::dcgan_discriminator_flops(o, 64));
 }
 BENCHMARK(BM_WganGpStep)->ArgName("cuda")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// One step of the ResNet WGAN-GP (`nash fmnist --arch resnet`; Gulrajani et al.'s CIFAR model at width 128): as
-// BM_WganGpStep, ONE critic update (Wasserstein loss, gradient penalty 10) and one generator update, Adam 2e-4
-// (0, 0.9), batch 64, z 128, 32x32x1; args: device, width (the quick preset's 32, the paper's 128), attention (0, or
-// the side of the self-attention blocks).
+// One step of the ResNet WGAN-GP (`nash fmnist --arch resnet`; Gulrajani et al.'s CIFAR model at width 128), as
+// BM_WganGpStep: Adam 2e-4 (0, 0.9), z 128; args: device, width (the quick preset's 32, the paper's 128), attention
+// (0, or the side of the self-attention blocks).
 void BM_ResNetStep(benchmark::State& state) {
   const Device dev = device_of(state.range(0));
   if (!usable(state, dev)) return;
@@ -148,25 +154,10 @@ void BM_ResNetStep(benchmark::State& state) {
   nn::ResNetOptions o;
   o.width = state.range(1);
   o.attention = state.range(2);
-  const int64_t batch = 64;
-  auto g = nn::resnet_generator(o), d = nn::resnet_discriminator(o);
-  g->to(dev);
-  d->to(dev);
-  optim::AdamOptions ao;
-  ao.lr = 2e-4;
-  ao.beta1 = 0.0;
-  ao.beta2 = 0.9;
-  optim::Adam opt_g(g->parameters(), ao), opt_d(d->parameters(), ao);
-  optim::GanTrainerOptions to;
-  to.loss = nn::GanLoss::Wasserstein;
-  to.n_dis = 1;
-  to.gp_lambda = 10.0;
-  to.diagnostics = false;
-  optim::GanTrainer trainer(g, d, opt_g, opt_d, to);
-  time_trainer_steps(state, dev, trainer, batch, o.z_dim);
-  const double gf = nn::resnet_generator_flops(o, batch), df = nn::resnet_discriminator_flops(o, batch);
-  const double flops = gf + 10 * df + 3 * gf + 3 * df;  // as BM_WganGpStep counts them
-  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  auto g = nn::resnet_generator(o);
+  auto d = nn::resnet_discriminator(o);
+  time_wgan_gp_steps(state, dev, g, d, 2e-4, 0.0, 0.9, o.z_dim, nn::resnet_generator_flops(o, 64),
+                     nn::resnet_discriminator_flops(o, 64));
 }
 BENCHMARK(BM_ResNetStep)
     ->ArgNames({"cuda", "width", "attention"})

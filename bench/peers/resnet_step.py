@@ -17,9 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dcgan_step import update
-from peer_timing import add_timing_args, median_ms, setup
-from wgan_gp_step import gradient_penalty
+from peer_timing import add_timing_args, setup
+from wgan_gp_step import time_steps
 
 
 def conv(cin, cout, k, gain):
@@ -91,19 +90,7 @@ def main():
     a = ap.parse_args()
     dev = setup(a)
     g, d = generator(a.width).to(dev), Critic(a.width).to(dev)
-    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.0, 0.9))
-    reals = [torch.randn(64, 1, 32, 32, device=dev).clamp(-1, 1) for _ in range(3)]
-    zs = [torch.randn(64, 128, device=dev) for _ in range(3)]
-
-    def step(i):
-        k = i % 3
-        with torch.no_grad():
-            fake = g(zs[k])
-        update(opt_d, d(fake).mean() - d(reals[k]).mean() + gradient_penalty(d, reals[k], fake))
-        update(opt_g, -d(g(zs[k])).mean())
-
-    ms, _ = median_ms(step, dev, a)
+    ms = time_steps(g, d, dev, a, 2e-4, (0.0, 0.9), 128)
     print(f"resnet_step_ms {ms:.2f} {a.device} torch {torch.__version__} threads {a.threads}")
 
 

@@ -25,17 +25,13 @@ def gradient_penalty(d, real, fake, lam=10.0):
     return lam * ((g.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_timing_args(ap, warmup=2, steps=5)
-    a = ap.parse_args()
-    dev = setup(a)
-    g, d = generator().to(dev), discriminator(batch_norm=False).to(dev)
-    dcgan_init(g, d)
-    opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.5, 0.9))
+def time_steps(g, d, dev, a, lr, betas, z_dim):
+    """The median ms of one critic update with the penalty and one G update of g and d (Adam (lr, betas) for both,
+    batch 64, 32x32x1), as timed by peer_timing.median_ms."""
+    opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=betas)
     reals = [torch.randn(64, 1, 32, 32, device=dev).clamp(-1, 1) for _ in range(3)]
-    zs = [torch.randn(64, 100, device=dev) for _ in range(3)]
+    zs = [torch.randn(64, z_dim, device=dev) for _ in range(3)]
 
     def step(i):
         k = i % 3
@@ -45,6 +41,17 @@ def main():
         update(opt_g, -d(g(zs[k])).mean())
 
     ms, _ = median_ms(step, dev, a)
+    return ms
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_timing_args(ap, warmup=2, steps=5)
+    a = ap.parse_args()
+    dev = setup(a)
+    g, d = generator().to(dev), discriminator(batch_norm=False).to(dev)
+    dcgan_init(g, d)
+    ms = time_steps(g, d, dev, a, 1e-4, (0.5, 0.9), 100)
     print(f"wgan_gp_step_ms {ms:.2f} {a.device} torch {torch.__version__} threads {a.threads}")
 
 

@@ -8,29 +8,12 @@
 #include "support.h"
 
 using namespace nash;
+using nash_test::parameter_grads;
+using nash_test::relative_error;
 
 namespace {
 
 class AttentionDevice : public nash_test::DeviceTest {};
-
-std::vector<double> grads(const nn::Module& m) {
-  std::vector<double> out;
-  for (const auto& p : m.parameters()) {
-    EXPECT_TRUE(p.grad().defined());
-    std::vector<double> v = p.grad().to(Device::cpu()).to_vector<double>();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
-
-double rel(const std::vector<double>& got, const std::vector<double>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < got.size() && i < want.size(); ++i)
-    num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
-  EXPECT_GT(den, 0);
-  return std::sqrt(num / den);
-}
 
 // sum(y · r) + ||∂ sum(y · r) / ∂x||²: a WGAN-GP-like loss, so its backward runs the layer's double backward.
 Tensor penalized(nn::SelfAttention2d& a, const Tensor& x, const Tensor& r) {
@@ -62,7 +45,7 @@ TEST_P(AttentionDevice, ForwardAndPenaltyGradientsMatchTheCpu) {
     penalized(*c, x, r).backward();
     penalized(*d, xd, r.to(device_)).backward();
     EXPECT_LT(nash_test::rel_error(xd.grad(), x.grad()), 1e-4) << "the input's gradient";
-    EXPECT_LT(rel(grads(*d), grads(*c)), 1e-4) << "the parameters' gradients";
+    EXPECT_LT(relative_error(parameter_grads(*d), parameter_grads(*c)), 1e-4) << "the parameters' gradients";
   }
 }
 
