@@ -153,8 +153,8 @@ struct PresetValues {
   int64_t steps[5];  // per architecture, in FmnistArch order
   int64_t evaluations, grids, checkpoints;  // FIDs, grids and checkpoints per run (besides the final ones)
 };
-// quick: under 3 minutes on 2 CPU cores per architecture, FIDs included (steps differ by step cost: wgan-gp's 5
-// critic updates with a double backward each; one FID halfway and one at the end). full: the GPU run.
+// quick: under 3 minutes on 2 CPU cores per architecture (resnet: 8), FIDs included (steps differ by step cost:
+// wgan-gp's 5 critic updates with a double backward each; one FID halfway and one at the end). full: the GPU run.
 PresetValues preset_values(FmnistPreset p) {
   if (p == FmnistPreset::Quick) return {32, 64, 5000, 10, {1500, 1400, 300, 600, 300}, 1, 6, 2};
   return {64, 64, 10000, 50, {20000, 20000, 20000, 20000, 20000}, 10, 20, 10};
@@ -690,7 +690,8 @@ void write_summary(const FmnistResult& r, const fs::path& path) {
     << json_number(c.d_clip) << ",\n  \"lr_d\": " << json_number(c.lr_d) << ",\n  \"lr_g\": " << json_number(c.lr_g)
     << ",\n  \"beta1\": " << json_number(c.beta1) << ",\n  \"beta2\": " << json_number(c.beta2)
     << ",\n  \"n_dis\": " << c.n_dis << ",\n  \"batch\": " << c.batch << ",\n  \"width\": " << c.width
-    << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"attention\": " << c.attention << ",\n  \"seed\": " << c.seed << ",\n  \"steps\": " << r.steps_done
+    << ",\n  \"z_dim\": " << c.z_dim << ",\n  \"attention\": " << c.attention << ",\n  \"seed\": " << c.seed
+    << ",\n  \"steps\": " << r.steps_done
     << ",\n  \"start_step\": " << r.start_step << ",\n  \"interrupted\": " << (r.interrupted ? "true" : "false")
     << ",\n  \"skipped_updates\": " << r.skipped << ",\n  \"device\": \"" << r.device
     << "\",\n  \"processes\": " << r.world_size << ",\n  \"fid\": "
@@ -1544,9 +1545,10 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                 "nash only). Architectures: dcgan (NS loss, BN), sngan (spectral norm on every D layer, hinge loss),\n"
                 "wgan-gp (critic without BN, gradient penalty 10, 5 critic steps), progan (equalized-LR layers, pixel\n"
                 "norm, minibatch stddev, Wasserstein + GP, Adam betas (0, 0.99)), resnet (Gulrajani et al.'s ResNet\n"
-                "WGAN-GP: residual up/down blocks of `width` channels, 5 critic steps, GP 10, Adam 2e-4 (0, 0.9); with\n"
-                "--d-norm sn --loss hinge --d-reg none it is SN-GAN's ResNet; --attention adds SAGAN's self-attention).\n"
-                "Presets: quick (width 32, ~2.5 min of training on 2 CPU cores (resnet: ~9 min), FID on 5000\n"
+                "WGAN-GP: residual up/down blocks of `width` channels, 5 critic steps, GP 10, Adam 2e-4 (0, 0.9);\n"
+                "with --d-norm sn --loss hinge --d-reg none it is SN-GAN's ResNet; --attention adds SAGAN's\n"
+                "self-attention).\n"
+                "Presets: quick (width 32, ~2.5 min of training on 2 CPU cores (resnet: ~8 min), FID on 5000\n"
                 "samples) and full (width 64, 20000 steps, the GPU run).\n"
                 "Writes samples/*.png, samples.png, metrics.csv, fid.csv, training.png, summary.json and\n"
                 "checkpoint.safetensors to --out. Ctrl-C (or SIGTERM) saves a checkpoint and stops;\n"

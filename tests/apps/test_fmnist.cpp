@@ -279,7 +279,8 @@ TEST(FmnistApp, ResNetWithAttentionTrainsRecordsItAndChecksItsFlags) {
   for (const auto& row : r.log) EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss) && row.penalty > 0);
   // G: reshape, linear, reshape, up to 8, up to 16, attention; D: first block to 16, attention (spectral).
   const auto w = checkpoint_values(out / "checkpoint.safetensors");
-  for (const char* name : {"G.5.gamma", "G.5.query.weight", "D.1.gamma", "D.1.query.module.weight", "D.1.query.weight_u"})
+  for (const char* name :
+       {"G.5.gamma", "G.5.query.weight", "D.1.gamma", "D.1.query.module.weight", "D.1.query.weight_u"})
     EXPECT_TRUE(w.count(name)) << name;
   const FmnistConfig back = apps::fmnist_config_from_checkpoint((out / "checkpoint.safetensors").string());
   EXPECT_EQ(back.arch, FmnistArch::ResNet);

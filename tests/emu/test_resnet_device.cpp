@@ -60,7 +60,8 @@ TEST_P(ResNetDevice, CriticGradientPenaltyMatchesTheCpu) {
   pc.backward();
   pd.backward();
   // The penalty leaves the biases without a gradient (they only move D's ReLU masks, a zero derivative).
-  EXPECT_LT(relative_error(parameter_grads(*dd, false), parameter_grads(*dc, false)), 1e-3) << "the penalty's gradients";
+  EXPECT_LT(relative_error(parameter_grads(*dd, false), parameter_grads(*dc, false)), 1e-3)
+      << "the penalty's gradients";
 }
 
 NASH_INSTANTIATE_DEVICE_TEST(ResNetDevice);

@@ -181,7 +181,8 @@ TEST(ResNet, CriticNormalizationsWrapEveryConvAndTheLinear) {
   const Tensor x = randn({2, 1, 32, 32});
   const Tensor b = (*mean_d)[6]->parameters()[1];
   nash_test::expect_close(sub(sum_d->forward(x), b), mul(sub(mean_d->forward(x), b), 64.0), 1e-4, 1e-4);
-  expect_error([&] { nn::resnet_discriminator(tiny(4), nn::DNorm::BatchNorm); }, {"resnet_discriminator", "batch norm"});
+  expect_error([&] { nn::resnet_discriminator(tiny(4), nn::DNorm::BatchNorm); },
+               {"resnet_discriminator", "batch norm"});
 }
 
 TEST(ResNet, InitialisationAndFlops) {
