@@ -31,6 +31,8 @@ std::string shape_str(const Shape& s) {
   return r + "]";
 }
 
+std::string shape_str(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : std::string("undefined"); }
+
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t v : s) n *= v;

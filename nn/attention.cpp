@@ -12,8 +12,6 @@ namespace nn {
 
 namespace {
 
-std::string shape_of(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : std::string("undefined"); }
-
 // A bias-free 1x1 conv in -> out, Xavier-uniform, spectral-normalized when asked.
 ModulePtr pointwise(int64_t in, int64_t out, bool spectral) {
   auto c = std::make_shared<Conv2d>(in, out, 1, 1, 0, /*bias=*/false);
@@ -27,15 +25,15 @@ Tensor self_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
   NASH_CHECK(q.defined() && k.defined() && v.defined() && q.dim() == 3 && k.dim() == 3 && v.dim() == 3 &&
                  k.size(0) == q.size(0) && v.size(0) == q.size(0) && k.size(1) == q.size(1) &&
                  v.size(2) == k.size(2),
-             "self_attention: expected q (N, Ck, L), k (N, Ck, L') and v (N, Cv, L'), got q ", shape_of(q), ", k ",
-             shape_of(k), ", v ", shape_of(v));
+             "self_attention: expected q (N, Ck, L), k (N, Ck, L') and v (N, Cv, L'), got q ", shape_str(q), ", k ",
+             shape_str(k), ", v ", shape_str(v));
   const Tensor beta = softmax(matmul(q.transpose(1, 2), k), 2);  // (N, L, L'), rows sum to 1
   return matmul(v, beta.transpose(1, 2));                        // (N, Cv, L)
 }
 
 Tensor max_pool2x2(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(2) >= 2 && x.size(3) >= 2,
-             "max_pool2x2: expected (N, C, H, W) with H, W >= 2, got ", shape_of(x));
+             "max_pool2x2: expected (N, C, H, W) with H, W >= 2, got ", shape_str(x));
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2) / 2, w = x.size(3) / 2;
   const Tensor even = x.narrow(2, 0, 2 * h).narrow(3, 0, 2 * w);
   return amax(even.reshape({n, c, h, 2, w, 2}), {3, 5});
@@ -56,7 +54,7 @@ SelfAttention2d::SelfAttention2d(int64_t channels, bool spectral, int64_t key_di
 
 Tensor SelfAttention2d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == channels_, "SelfAttention2d: expected x (N, ", channels_,
-             ", H, W), got ", shape_of(x));
+             ", H, W), got ", shape_str(x));
   NASH_CHECK(!pool_ || (x.size(2) >= 2 && x.size(3) >= 2), "SelfAttention2d: pooling keys and values needs H, W >= 2,"
              " got x ", shape_str(x.shape()));
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);

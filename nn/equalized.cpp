@@ -14,8 +14,6 @@ namespace nn {
 
 namespace {
 
-std::string input_str(const Tensor& x) { return x.defined() ? shape_str(x.shape()) : std::string("undefined"); }
-
 // Parameter identity -> coefficient. The weak pointer tells a live entry from one whose tensor died and whose
 // address was reused.
 struct Registry {
@@ -106,7 +104,7 @@ EqualizedLinear::EqualizedLinear(int64_t in_features, int64_t out_features, cons
 
 Tensor EqualizedLinear::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 2 && x.size(1) == weight.size(1), "EqualizedLinear: expected input (N, ",
-             weight.size(1), "), got ", input_str(x));
+             weight.size(1), "), got ", shape_str(x));
   const EqualizedOptions& o = options();
   if (fused_on(x))
     return linear_scaled_bias_act(x, weight, equalization_coefficient(), bias, o.lr_multiplier, o.activation_slope,
@@ -123,7 +121,7 @@ EqualizedConv2d::EqualizedConv2d(int64_t in_channels, int64_t out_channels, Int2
 
 Tensor EqualizedConv2d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == weight.size(1), "EqualizedConv2d: expected input (N, ",
-             weight.size(1), ", H, W), got ", input_str(x));
+             weight.size(1), ", H, W), got ", shape_str(x));
   const EqualizedOptions& o = options();
   if (fused_on(x))
     return conv2d_scaled_bias_act(x, weight, equalization_coefficient(), bias, o.lr_multiplier, o.activation_slope,
@@ -141,7 +139,7 @@ EqualizedConvTranspose2d::EqualizedConvTranspose2d(int64_t in_channels, int64_t 
 
 Tensor EqualizedConvTranspose2d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == weight.size(0),
-             "EqualizedConvTranspose2d: expected input (N, ", weight.size(0), ", H, W), got ", input_str(x));
+             "EqualizedConvTranspose2d: expected input (N, ", weight.size(0), ", H, W), got ", shape_str(x));
   return activate(conv_transpose2d(x, scale_weight(weight, equalization_coefficient()), scaled_bias(), stride, padding,
                                    output_padding));
 }

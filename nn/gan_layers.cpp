@@ -6,12 +6,8 @@
 namespace nash {
 namespace nn {
 
-namespace {
-std::string input_str(const Tensor& x) { return x.defined() ? shape_str(x.shape()) : std::string("undefined"); }
-}  // namespace
-
 Tensor pixel_norm(const Tensor& x, double eps) {
-  NASH_CHECK(x.defined() && x.dim() >= 2, "pixel_norm: expected (N, C) or (N, C, ...), got ", input_str(x));
+  NASH_CHECK(x.defined() && x.dim() >= 2, "pixel_norm: expected (N, C) or (N, C, ...), got ", shape_str(x));
   NASH_CHECK(eps > 0, "pixel_norm: eps must be positive, got ", eps);
   return mul(x, pow(add(mean(square(x), {1}, true), eps), -0.5));
 }
@@ -26,7 +22,7 @@ int64_t minibatch_stddev_group(int64_t n, int64_t group_size) {
 
 Tensor minibatch_stddev(const Tensor& x, int64_t group_size, double eps) {
   NASH_CHECK(x.defined() && (x.dim() == 4 || x.dim() == 2), "minibatch_stddev: expected (N, C, H, W) or (N, C), got ",
-             input_str(x));
+             shape_str(x));
   NASH_CHECK(eps > 0, "minibatch_stddev: eps must be positive, got ", eps);
   if (x.dim() == 2) {
     Tensor y = minibatch_stddev(x.reshape({x.size(0), x.size(1), 1, 1}), group_size, eps);
@@ -60,7 +56,7 @@ Upsample::Upsample(int64_t scale_) : Module("Upsample"), scale(scale_) {
 }
 
 Tensor Upsample::forward(const Tensor& x) {
-  NASH_CHECK(x.defined() && x.dim() == 4, "Upsample: expected (N, C, H, W), got ", input_str(x));
+  NASH_CHECK(x.defined() && x.dim() == 4, "Upsample: expected (N, C, H, W), got ", shape_str(x));
   return scale == 1 ? x : upsample_nearest2d(x, scale);
 }
 

@@ -13,8 +13,6 @@ namespace nn {
 
 namespace {
 
-std::string input_str(const Tensor& x) { return x.defined() ? shape_str(x.shape()) : std::string("undefined"); }
-
 // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's bias default for Linear and convolutions.
 void default_bias_(Tensor& bias, int64_t fan_in) {
   double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
@@ -83,7 +81,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias) : Modul
 
 Tensor Linear::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 2 && x.size(1) == weight.size(1), "Linear: expected input (N, ",
-             weight.size(1), "), got ", input_str(x));
+             weight.size(1), "), got ", shape_str(x));
   return linear(x, weight, bias);
 }
 
@@ -112,7 +110,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, Int2 kernel_size, Int2
 
 Tensor Conv2d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == weight.size(1), "Conv2d: expected input (N, ",
-             weight.size(1), ", H, W), got ", input_str(x));
+             weight.size(1), ", H, W), got ", shape_str(x));
   return conv2d(x, weight, bias, stride, padding, dilation);
 }
 
@@ -137,7 +135,7 @@ ConvTranspose2d::ConvTranspose2d(int64_t in_channels, int64_t out_channels, Int2
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == weight.size(0), "ConvTranspose2d: expected input (N, ",
-             weight.size(0), ", H, W), got ", input_str(x));
+             weight.size(0), ", H, W), got ", shape_str(x));
   return conv_transpose2d(x, weight, bias, stride, padding, output_padding, dilation);
 }
 
@@ -163,7 +161,7 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps_, double momentum_, bo
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == running_mean.numel(), "BatchNorm2d: expected input (N, ",
-             running_mean.numel(), ", H, W), got ", input_str(x));
+             running_mean.numel(), ", H, W), got ", shape_str(x));
   return batch_norm("BatchNorm2d", is_training(), x, weight, bias, running_mean, running_var, eps, momentum,
                     stats_reducer.get());
 }
@@ -182,7 +180,7 @@ BatchNorm1d::BatchNorm1d(int64_t num_features, double eps_, double momentum_, bo
 Tensor BatchNorm1d::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && (x.dim() == 2 || x.dim() == 3) && x.size(1) == running_mean.numel(),
              "BatchNorm1d: expected input (N, ", running_mean.numel(), ") or (N, ", running_mean.numel(), ", L), got ",
-             input_str(x));
+             shape_str(x));
   return batch_norm("BatchNorm1d", is_training(), x, weight, bias, running_mean, running_var, eps, momentum,
                     stats_reducer.get());
 }
@@ -190,7 +188,7 @@ Tensor BatchNorm1d::forward(const Tensor& x) {
 // ---- shapes and containers ---------------------------------------------------------------------------------
 Tensor Reshape::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() >= 1, "Reshape: expected an input with a batch dim, got ",
-             input_str(x));
+             shape_str(x));
   Shape s{x.size(0)};
   s.insert(s.end(), shape.begin(), shape.end());
   return x.reshape(s);

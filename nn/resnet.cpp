@@ -17,10 +17,6 @@ namespace {
 
 constexpr double kResidualGain = 1.4142135623730951;  // sqrt(2): the residual convs feed a ReLU
 
-std::string shape_or_undefined(const Tensor& x) {
-  return x.defined() ? shape_str(x.shape()) : std::string("an undefined tensor");
-}
-
 // Blocks between 4x4 and the image (G), or first + down blocks until 8x8 (D): 3 for 32 pixels, 4 for 64.
 int64_t doublings(const ResNetOptions& o, const char* who) {
   NASH_CHECK(o.image_size == 32 || o.image_size == 64, who, ": image_size must be 32 or 64, got ", o.image_size);
@@ -47,15 +43,17 @@ std::shared_ptr<Conv2d> conv(int64_t in, int64_t out, int64_t k, double gain) {
   return c;
 }
 
-// Wraps a freshly initialised layer (spectral norm warms its power iteration up on the initial weight).
+void check_d_norm(DNorm norm, const char* who) {
+  NASH_CHECK(norm != DNorm::BatchNorm, who, ": batch norm is not one of its normalizations (none, spectral or "
+             "weight)");
+}
+
+// Wraps a freshly initialised layer (spectral norm warms its power iteration up on the initial weight); norm has
+// passed check_d_norm.
 ModulePtr normed(ModulePtr m, DNorm norm) {
-  switch (norm) {
-    case DNorm::None: return m;
-    case DNorm::Spectral: return spectral_norm(std::move(m));
-    case DNorm::Weight: return weight_norm(std::move(m));
-    case DNorm::BatchNorm: break;
-  }
-  detail::fail("ResNet discriminator: batch norm is not one of its normalizations (none, spectral or weight)");
+  if (norm == DNorm::Spectral) return spectral_norm(std::move(m));
+  if (norm == DNorm::Weight) return weight_norm(std::move(m));
+  return m;
 }
 
 }  // namespace
@@ -71,7 +69,7 @@ ResBlockUp::ResBlockUp(int64_t in, int64_t out) : Module("ResBlockUp") {
 
 Tensor ResBlockUp::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == conv1->weight.size(1), "ResBlockUp: expected (N, ",
-             conv1->weight.size(1), ", H, W), got ", shape_or_undefined(x));
+             conv1->weight.size(1), ", H, W), got ", shape_str(x));
   Tensor h = upsample_nearest2d(relu(bn1->forward(x)), 2);
   h = conv2->forward(relu(bn2->forward(conv1->forward(h))));
   return add(h, shortcut->forward(upsample_nearest2d(x, 2)));
@@ -80,8 +78,7 @@ Tensor ResBlockUp::forward(const Tensor& x) {
 ResBlockDown::ResBlockDown(int64_t in, int64_t out, bool downsample_, bool first_, DNorm norm)
     : Module("ResBlockDown"), downsample(downsample_), first(first_), in_channels_(in) {
   NASH_CHECK(in > 0 && out > 0, "ResBlockDown: channel counts must be > 0, got ", in, " and ", out);
-  NASH_CHECK(norm != DNorm::BatchNorm, "ResBlockDown: batch norm is not one of its normalizations (none, spectral "
-             "or weight)");
+  check_d_norm(norm, "ResBlockDown");
   conv1 = register_module("conv1", normed(conv(in, out, 3, kResidualGain), norm));
   conv2 = register_module("conv2", normed(conv(out, out, 3, kResidualGain), norm));
   if (downsample || in != out) shortcut = register_module("shortcut", normed(conv(in, out, 1, 1.0), norm));
@@ -89,7 +86,7 @@ ResBlockDown::ResBlockDown(int64_t in, int64_t out, bool downsample_, bool first
 
 Tensor ResBlockDown::forward(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == in_channels_, "ResBlockDown: expected (N, ", in_channels_,
-             ", H, W), got ", shape_or_undefined(x));
+             ", H, W), got ", shape_str(x));
   NASH_CHECK(!downsample || (x.size(2) % 2 == 0 && x.size(3) % 2 == 0), "ResBlockDown: a downsampling block needs "
              "even H and W, got ", shape_str(x.shape()));
   Tensor h = conv1->forward(first ? x : relu(x));
@@ -108,7 +105,7 @@ Tensor ResBlockDown::forward(const Tensor& x) {
 }
 
 Tensor GlobalPool2d::forward(const Tensor& x) {
-  NASH_CHECK(x.defined() && x.dim() == 4, "GlobalPool2d: expected (N, C, H, W), got ", shape_or_undefined(x));
+  NASH_CHECK(x.defined() && x.dim() == 4, "GlobalPool2d: expected (N, C, H, W), got ", shape_str(x));
   return sum ? nash::sum(x, {2, 3}) : mean(x, {2, 3});
 }
 
@@ -135,8 +132,7 @@ std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o) {
 
 std::shared_ptr<Sequential> resnet_discriminator(const ResNetOptions& o, DNorm norm) {
   const int64_t n = doublings(o, "resnet_discriminator");
-  NASH_CHECK(norm != DNorm::BatchNorm, "resnet_discriminator: batch norm is not one of its normalizations (none, "
-             "spectral or weight)");
+  check_d_norm(norm, "resnet_discriminator");
   const int64_t w = o.width;
   NASH_CHECK(o.attention == 0 || norm != DNorm::Weight, "resnet_discriminator: the attention block takes spectral "
              "norm or none, not weight norm");

@@ -58,8 +58,6 @@ Tensor unit_normal(int64_t n, const Tensor& like, double eps) {
   return div(z, clamp_min(norm(z), eps)).contiguous();
 }
 
-std::string input_str(const Tensor& x) { return x.defined() ? shape_str(x.shape()) : std::string("undefined"); }
-
 }  // namespace
 
 Tensor spectral_weight_matrix(const Tensor& w, int64_t dim) {
@@ -135,13 +133,13 @@ Tensor SpectralNorm::forward(const Tensor& x) {
   switch (kind_) {
     case Kind::Linear:
       NASH_CHECK(x.defined() && x.dim() == 2 && x.size(1) == w.size(1), "SpectralNorm(Linear): expected input (N, ",
-                 w.size(1), "), got ", input_str(x));
+                 w.size(1), "), got ", shape_str(x));
       break;
     case Kind::Conv2d:
     case Kind::ConvTranspose2d: {
       const int64_t in = kind_ == Kind::Conv2d ? w.size(1) : w.size(0);
       NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == in, "SpectralNorm(", module_->type_name(),
-                 "): expected input (N, ", in, ", H, W), got ", input_str(x));
+                 "): expected input (N, ", in, ", H, W), got ", shape_str(x));
       break;
     }
   }

@@ -34,8 +34,6 @@ Shape g_shape(const Tensor& v, int64_t dim) {
   return s;
 }
 
-std::string input_str(const Tensor& x) { return x.defined() ? shape_str(x.shape()) : std::string("undefined"); }
-
 }  // namespace
 
 Tensor weight_norm_g_like(const Tensor& v, int64_t dim) {
@@ -51,7 +49,7 @@ Tensor weight_normalized(const Tensor& v, const Tensor& g, int64_t dim, double e
   check_dim(op, v, dim);
   NASH_CHECK(eps > 0, op, ": eps must be positive, got ", eps);
   NASH_CHECK(g.defined() && g.shape() == g_shape(v, dim), op, ": weight ", shape_str(v.shape()), " with dim ", dim,
-             " needs g of shape ", shape_str(g_shape(v, dim)), ", got ", input_str(g));
+             " needs g of shape ", shape_str(g_shape(v, dim)), ", got ", shape_str(g));
   NASH_CHECK(g.device() == v.device() && g.dtype() == v.dtype(), op, ": g ", g.str(), " must match the weight ",
              v.str());
   const std::vector<int64_t> dims = other_dims(v, dim);
@@ -93,18 +91,18 @@ Tensor WeightNorm::forward(const Tensor& x) {
   switch (kind_) {
     case Kind::Linear:
       NASH_CHECK(x.defined() && x.dim() == 2 && x.size(1) == v.size(1), "WeightNorm(Linear): expected input (N, ",
-                 v.size(1), "), got ", input_str(x));
+                 v.size(1), "), got ", shape_str(x));
       return linear(x, normalized_weight(), static_cast<const Linear&>(*module_).bias);
     case Kind::Conv2d: {
       NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == v.size(1), "WeightNorm(Conv2d): expected input (N, ",
-                 v.size(1), ", H, W), got ", input_str(x));
+                 v.size(1), ", H, W), got ", shape_str(x));
       const auto& c = static_cast<const Conv2d&>(*module_);
       return conv2d(x, normalized_weight(), c.bias, c.stride, c.padding, c.dilation);
     }
     case Kind::ConvTranspose2d: break;
   }
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == v.size(0), "WeightNorm(ConvTranspose2d): expected input (N, ",
-             v.size(0), ", H, W), got ", input_str(x));
+             v.size(0), ", H, W), got ", shape_str(x));
   const auto& t = static_cast<const ConvTranspose2d&>(*module_);
   return conv_transpose2d(x, normalized_weight(), t.bias, t.stride, t.padding, t.output_padding, t.dilation);
 }
