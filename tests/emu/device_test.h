@@ -2,13 +2,13 @@
 // one (skipped, with the reason, where no GPU answers). tools/gpu-check runs the real-GPU instances by their names,
 // Devices/<suite>.<test>/Cuda.
 #pragma once
-#include <cmath>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "nash/nash.h"
+#include "support.h"
 
 namespace nash_test {
 
@@ -21,9 +21,10 @@ class DeviceTest : public ::testing::TestWithParam<std::string> {
   nash::Device device_;
 };
 
-// The gradients of m's parameters, in order, concatenated on the host. A parameter without one is skipped when
-// `require_all` is false (a penalty on the input gradient leaves biases without one), a failure otherwise.
-inline std::vector<double> parameter_grads(const nash::nn::Module& m, bool require_all = true) {
+// The gradients of m's parameters, in order, concatenated into one float64 host tensor. A parameter without one is
+// skipped when `require_all` is false (a penalty on the input gradient leaves biases without one), a failure
+// otherwise.
+inline nash::Tensor parameter_grads(const nash::nn::Module& m, bool require_all = true) {
   std::vector<double> out;
   for (const auto& p : m.parameters()) {
     if (!p.grad().defined()) {
@@ -33,17 +34,25 @@ inline std::vector<double> parameter_grads(const nash::nn::Module& m, bool requi
     const std::vector<double> v = p.grad().to(nash::Device::cpu()).to_vector<double>();
     out.insert(out.end(), v.begin(), v.end());
   }
-  return out;
+  return nash::from_vector(out, {static_cast<int64_t>(out.size())});
 }
 
-// ||got - want|| / ||want|| of two vectors of the same length (want not all zero).
-inline double relative_error(const std::vector<double>& got, const std::vector<double>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < got.size() && i < want.size(); ++i)
-    num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
-  EXPECT_GT(den, 0);
-  return std::sqrt(num / den);
+// rel_error of two sets of gradients whose reference is not all zero (vanishing gradients would check nothing).
+inline double relative_error(const nash::Tensor& got, const nash::Tensor& want) {
+  EXPECT_GT(want.numel() > 0 ? nash::amax(nash::abs(want)).item() : 0.0, 0.0) << "the reference gradients are all 0";
+  return rel_error(got, want);
+}
+
+// A G and D pair on the device against the same pair on the CPU: D's scores sd (any device) against sc, then, after
+// the backward of each pair's summed scores, the parameter gradients of G and of D, all within `tol` (relative).
+inline void expect_scores_and_grads_match(const nash::Tensor& sc, const nash::Tensor& sd, const nash::nn::Module& gc,
+                                          const nash::nn::Module& dc, const nash::nn::Module& gd,
+                                          const nash::nn::Module& dd, double tol = 1e-4) {
+  EXPECT_LT(rel_error(sd, sc), tol) << "D's scores";
+  nash::sum(sc).backward();
+  nash::sum(sd).backward();
+  EXPECT_LT(relative_error(parameter_grads(gd), parameter_grads(gc)), tol) << "G's gradients";
+  EXPECT_LT(relative_error(parameter_grads(dd), parameter_grads(dc)), tol) << "D's gradients";
 }
 
 inline std::string device_test_name(const ::testing::TestParamInfo<std::string>& i) {
