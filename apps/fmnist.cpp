@@ -245,6 +245,8 @@ nn::DNorm resnet_d_norm(FmnistDNorm n) {
   return n == FmnistDNorm::SN ? nn::DNorm::Spectral : n == FmnistDNorm::WN ? nn::DNorm::Weight : nn::DNorm::None;
 }
 std::shared_ptr<nn::Module> make_generator(const FmnistConfig& c) {
+  if (c.conditional && c.arch == FmnistArch::ResNet)
+    return std::make_shared<nn::ConditionalResNetGenerator>(resnet_options(c), kFmnistClasses);
   if (c.conditional) return std::make_shared<nn::ConditionalGenerator>(model_options(c), kFmnistClasses);
   if (c.arch == FmnistArch::ProGAN) return nn::progan_generator(model_options(c));
   if (c.arch == FmnistArch::ResNet) return nn::resnet_generator(resnet_options(c));
@@ -871,9 +873,8 @@ FmnistConfig FmnistConfig::resolved() const {
   if (c.lr_decay.empty()) c.lr_decay = "none";
   NASH_CHECK(c.lr_decay == "none" || c.lr_decay == "linear", "fmnist: --lr-decay must be none or linear, got '",
              c.lr_decay, "'");
-  NASH_CHECK(!c.conditional || (c.arch != FmnistArch::ProGAN && c.arch != FmnistArch::ResNet), "fmnist: "
-             "--conditional takes dcgan, sngan or wgan-gp, not ", fmnist_name(c.arch), " (its networks have no "
-             "class-conditional layers)");
+  NASH_CHECK(!c.conditional || c.arch != FmnistArch::ProGAN, "fmnist: --conditional takes dcgan, sngan, wgan-gp or "
+             "resnet, not ", fmnist_name(c.arch), " (its networks have no class-conditional layers)");
   NASH_CHECK(c.arch != FmnistArch::ResNet || c.d_norm != FmnistDNorm::BN, "fmnist: resnet's critic takes --d-norm "
              "none, sn or wn, not bn");
   NASH_CHECK(c.attention == 0 || c.arch == FmnistArch::ResNet, "fmnist: --attention applies to resnet only, not ",
@@ -1588,8 +1589,8 @@ int run_fmnist(int argc, const char* const* argv, int first) {
                   "min(decay, (1+t)/(10+t)); ProGAN: 0.999) and report its FID and samples_ema.png (0: off)", 0,
                   0.999999)
       .add_bool("conditional", false, "class-conditional G (the class appended to z, per-class batch norm) and "
-                "projection D on the labels (dcgan, sngan, wgan-gp): samples.png has a row per class; reports the "
-                "class accuracy and intra-FID")
+                "projection D on the labels (dcgan, sngan, wgan-gp, resnet): samples.png has a row per class; "
+                "reports the class accuracy and intra-FID")
       .add_string("lr-decay", "none", "none, or linear: both learning rates decay linearly to 0 at --steps (the "
                   "ResNet WGAN-GP's schedule)")
       .add_string("diffaugment", "", "differentiable augmentation of every batch D sees (DiffAugment): a policy "

@@ -93,38 +93,50 @@ Tensor ConditionalGenerator::forward(const Tensor& z, const Tensor& labels) {
 ProjectionDiscriminator::ProjectionDiscriminator(const std::shared_ptr<Sequential>& d, int64_t num_classes,
                                                  bool spectral)
     : ConditionalModule("ProjectionDiscriminator", num_classes) {
-  NASH_CHECK(d != nullptr && d->size() >= 3, "ProjectionDiscriminator: D must have at least 3 layers (body, output "
-             "conv, Flatten), got ", d ? d->size() : 0);
+  NASH_CHECK(d != nullptr && d->size() >= 2, "ProjectionDiscriminator: D must have at least 2 layers (body, output "
+             "layer), got ", d ? d->size() : 0);
   const std::size_t n = d->size();
-  NASH_CHECK(dynamic_cast<Flatten*>((*d)[n - 1].get()) != nullptr, "ProjectionDiscriminator: D's last layer must be "
-             "a Flatten, got ", (*d)[n - 1]->type_name());
-  head_ = (*d)[n - 2];
-  for (const Tensor& p : head_->parameters())
-    if (p.dim() == 4) {
-      NASH_CHECK(p.size(0) == 1, "ProjectionDiscriminator: D's output conv must have 1 output channel, its weight is ",
-                 shape_str(p.shape()));
+  pooled_ = dynamic_cast<Flatten*>((*d)[n - 1].get()) == nullptr;
+  NASH_CHECK(pooled_ || n >= 3, "ProjectionDiscriminator: D must have at least 3 layers (body, output conv, "
+             "Flatten), got ", n);
+  head_ = (*d)[pooled_ ? n - 1 : n - 2];
+  const int64_t weight_dim = pooled_ ? 2 : 4;
+  // The layer's own weight ("weight", or "module.weight" under spectral or weight norm; not weight norm's gain).
+  for (const auto& [name, p] : head_->named_parameters())
+    if (p.dim() == weight_dim && (name == "weight" || name == "module.weight")) {
+      NASH_CHECK(p.size(0) == 1, "ProjectionDiscriminator: D's output ", pooled_ ? "linear layer" : "conv",
+                 " must have 1 output, its weight is ", shape_str(p));
       features_ = p.size(1);
       break;
     }
-  NASH_CHECK(features_ > 0, "ProjectionDiscriminator: D's second-to-last layer (", head_->type_name(),
-             ") is not a convolution with a 4-D weight");
+  NASH_CHECK(features_ > 0, "ProjectionDiscriminator: D must end in an output conv and a Flatten (DCGAN's shape) or "
+             "in a linear layer on pooled features; its ", pooled_ ? "last" : "second-to-last", " layer (",
+             head_->type_name(), ") has no ", weight_dim, "-D weight");
   body_ = std::make_shared<Sequential>();
-  for (std::size_t i = 0; i + 2 < n; ++i) body_->push_back((*d)[i]);
+  for (std::size_t i = 0; i + (pooled_ ? 1 : 2) < n; ++i) body_->push_back((*d)[i]);
   register_module("body", body_);
   register_module("head", head_);
   auto lin = std::make_shared<Linear>(num_classes, features_, false);
-  init::normal_(lin->weight, 0.0, 0.02);
+  if (pooled_)
+    init::xavier_uniform_(lin->weight, 1.0);
+  else
+    init::normal_(lin->weight, 0.0, 0.02);
   embed_ = spectral ? ModulePtr(spectral_norm(lin)) : ModulePtr(lin);
   register_module("embed", embed_);
 }
 
 Tensor ProjectionDiscriminator::forward(const Tensor& x, const Tensor& labels) {
   const Tensor h = body_->forward(x);
-  NASH_CHECK(h.dim() == 4 && h.size(1) == features_, "ProjectionDiscriminator: D's body gave ",
-             shape_str(h.shape()), ", expected (N, ", features_, ", H, W)");
-  const Tensor score = head_->forward(h).flatten(1);  // (N, 1)
+  if (pooled_) {
+    NASH_CHECK(h.dim() == 2 && h.size(1) == features_, "ProjectionDiscriminator: D's body gave ", shape_str(h),
+               ", expected (N, ", features_, ")");
+  } else {
+    NASH_CHECK(h.dim() == 4 && h.size(1) == features_, "ProjectionDiscriminator: D's body gave ", shape_str(h),
+               ", expected (N, ", features_, ", H, W)");
+  }
+  const Tensor score = pooled_ ? head_->forward(h) : head_->forward(h).flatten(1);  // (N, 1)
   const Tensor e = embed_->forward(one_hot_for(x, labels, h));
-  return add(score, sum(mul(e, sum(h, {2, 3})), {1}, /*keepdim=*/true));
+  return add(score, sum(mul(e, pooled_ ? h : sum(h, {2, 3})), {1}, /*keepdim=*/true));
 }
 
 }  // namespace nn

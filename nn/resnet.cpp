@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "nash/core/error.h"
 #include "nash/nn/attention.h"
@@ -58,20 +59,40 @@ ModulePtr normed(ModulePtr m, DNorm norm) {
 
 }  // namespace
 
-ResBlockUp::ResBlockUp(int64_t in, int64_t out) : Module("ResBlockUp") {
-  NASH_CHECK(in > 0 && out > 0, "ResBlockUp: channel counts must be > 0, got ", in, " and ", out);
-  bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(in));
+ResBlockUp::ResBlockUp(int64_t in, int64_t out, int64_t num_classes) : Module("ResBlockUp") {
+  NASH_CHECK(in > 0 && out > 0 && num_classes >= 0, "ResBlockUp: channel counts must be > 0 and num_classes >= 0, "
+             "got ", in, ", ", out, " and ", num_classes);
+  if (num_classes > 0)
+    cbn1 = register_module("bn1", std::make_shared<ConditionalBatchNorm2d>(in, num_classes));
+  else
+    bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(in));
   conv1 = register_module("conv1", conv(in, out, 3, kResidualGain));
-  bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(out));
+  if (num_classes > 0)
+    cbn2 = register_module("bn2", std::make_shared<ConditionalBatchNorm2d>(out, num_classes));
+  else
+    bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(out));
   conv2 = register_module("conv2", conv(out, out, 3, kResidualGain));
   shortcut = register_module("shortcut", conv(in, out, 1, 1.0));
 }
 
 Tensor ResBlockUp::forward(const Tensor& x) {
+  NASH_CHECK(!conditional(), "ResBlockUp.forward: this block's batch norms are class-conditional: call "
+             "forward(x, onehot)");
+  return run(x, Tensor());
+}
+
+Tensor ResBlockUp::forward(const Tensor& x, const Tensor& onehot) {
+  NASH_CHECK(conditional(), "ResBlockUp.forward: this block is not class-conditional; it takes no one-hot rows");
+  return run(x, onehot);
+}
+
+Tensor ResBlockUp::run(const Tensor& x, const Tensor& onehot) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == conv1->weight.size(1), "ResBlockUp: expected (N, ",
              conv1->weight.size(1), ", H, W), got ", shape_str(x));
-  Tensor h = upsample_nearest2d(relu(bn1->forward(x)), 2);
-  h = conv2->forward(relu(bn2->forward(conv1->forward(h))));
+  auto norm1 = [&](const Tensor& t) { return cbn1 ? cbn1->forward(t, onehot) : bn1->forward(t); };
+  auto norm2 = [&](const Tensor& t) { return cbn2 ? cbn2->forward(t, onehot) : bn2->forward(t); };
+  Tensor h = upsample_nearest2d(relu(norm1(x)), 2);
+  h = conv2->forward(relu(norm2(conv1->forward(h))));
   return add(h, shortcut->forward(upsample_nearest2d(x, 2)));
 }
 
@@ -109,25 +130,56 @@ Tensor GlobalPool2d::forward(const Tensor& x) {
   return sum ? nash::sum(x, {2, 3}) : mean(x, {2, 3});
 }
 
-std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o) {
-  const int64_t n = doublings(o, "resnet_generator");
-  const int64_t w = o.width;
-  auto g = std::make_shared<Sequential>();
-  auto lin = std::make_shared<Linear>(o.z_dim, 16 * w, true);
+namespace {
+
+// G's layers in order; the linear layer takes z_dim + num_classes inputs and the up blocks are conditional when
+// num_classes > 0.
+std::vector<ModulePtr> generator_layers(const ResNetOptions& o, int64_t num_classes, const char* who) {
+  const int64_t n = doublings(o, who);
+  const int64_t w = o.width, in = o.z_dim + num_classes;
+  std::vector<ModulePtr> g;
+  auto lin = std::make_shared<Linear>(in, 16 * w, true);
   init::xavier_uniform_(lin->weight, 1.0);
   init::zeros_(lin->bias);
-  g->push_back(std::make_shared<Reshape>(Shape{o.z_dim}));
-  g->push_back(lin);
-  g->push_back(std::make_shared<Reshape>(Shape{w, 4, 4}));
+  g.push_back(std::make_shared<Reshape>(Shape{in}));
+  g.push_back(lin);
+  g.push_back(std::make_shared<Reshape>(Shape{w, 4, 4}));
   for (int64_t i = 0, side = 8; i < n; ++i, side *= 2) {
-    g->push_back(std::make_shared<ResBlockUp>(w, w));
-    if (side == o.attention) g->push_back(std::make_shared<SelfAttention2d>(w));
+    g.push_back(std::make_shared<ResBlockUp>(w, w, num_classes));
+    if (side == o.attention) g.push_back(std::make_shared<SelfAttention2d>(w));
   }
-  g->push_back(std::make_shared<BatchNorm2d>(w));
-  g->push_back(std::make_shared<ReLU>());
-  g->push_back(conv(w, o.channels, 3, 1.0));
-  g->push_back(std::make_shared<Tanh>());
+  g.push_back(std::make_shared<BatchNorm2d>(w));
+  g.push_back(std::make_shared<ReLU>());
+  g.push_back(conv(w, o.channels, 3, 1.0));
+  g.push_back(std::make_shared<Tanh>());
   return g;
+}
+
+}  // namespace
+
+std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o) {
+  auto g = std::make_shared<Sequential>();
+  for (ModulePtr& m : generator_layers(o, 0, "resnet_generator")) g->push_back(std::move(m));
+  return g;
+}
+
+ConditionalResNetGenerator::ConditionalResNetGenerator(const ResNetOptions& o, int64_t num_classes)
+    : ConditionalModule("ConditionalResNetGenerator", num_classes), z_dim_(o.z_dim) {
+  std::vector<ModulePtr> layers = generator_layers(o, num_classes, "ConditionalResNetGenerator");
+  for (std::size_t i = 0; i < layers.size(); ++i) layers_.push_back(register_module(std::to_string(i), layers[i]));
+}
+
+Tensor ConditionalResNetGenerator::forward(const Tensor& z, const Tensor& labels) {
+  NASH_CHECK(z.defined() && (z.dim() == 2 || z.dim() == 4) && z.numel() == z.size(0) * z_dim_,
+             "ConditionalResNetGenerator: expected z (N, ", z_dim_, ") or (N, ", z_dim_, ", 1, 1), got ",
+             shape_str(z));
+  const Tensor oh = one_hot_for(z, labels, parameters().front());
+  Tensor x = cat({z.reshape({z.size(0), z_dim_}), oh}, 1);
+  for (const ModulePtr& m : layers_) {
+    auto* up = dynamic_cast<ResBlockUp*>(m.get());
+    x = up ? up->forward(x, oh) : m->forward(x);
+  }
+  return x;
 }
 
 std::shared_ptr<Sequential> resnet_discriminator(const ResNetOptions& o, DNorm norm) {

@@ -300,7 +300,6 @@ TEST(FmnistApp, ResNetWithAttentionTrainsRecordsItAndChecksItsFlags) {
     edit(b);
     expect_error([&] { b.resolved(); }, words);
   };
-  bad([](FmnistConfig& b) { b.conditional = true; }, {"--conditional", "resnet"});
   bad([](FmnistConfig& b) { b.d_norm = apps::FmnistDNorm::BN; }, {"resnet", "--d-norm", "bn"});
   bad([](FmnistConfig& b) { b.arch = FmnistArch::DCGAN, b.attention = 8; }, {"--attention", "resnet", "dcgan"});
   bad([](FmnistConfig& b) { b.attention = 12; }, {"--attention", "8 or 16", "12"});
@@ -411,13 +410,13 @@ TEST(FmnistApp, ResumeAfterAnInterruptionMatchesAnUninterruptedRun) {
 }
 
 TEST(FmnistApp, ConditionalRunsTrainResumeExactlyAndDrawARowPerClass) {
-  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP}) {
+  for (FmnistArch arch : {FmnistArch::DCGAN, FmnistArch::SNGAN, FmnistArch::WganGP, FmnistArch::ResNet}) {
     SCOPED_TRACE(apps::fmnist_name(arch));
     const fs::path a = temp_dir("cond_whole"), b = temp_dir("cond_parts");
     FmnistConfig c = tiny(arch, a, 4);
     c.conditional = true;
     c.limit = 20;
-    if (arch == FmnistArch::WganGP) c.n_dis = 2;
+    if (arch == FmnistArch::WganGP || arch == FmnistArch::ResNet) c.n_dis = 2;
     const apps::FmnistResult whole = apps::train_fmnist(c);
     for (const auto& row : whole.log) EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss));
     const io::Image grid = io::read_png((a / "samples.png").string());
@@ -426,7 +425,8 @@ TEST(FmnistApp, ConditionalRunsTrainResumeExactlyAndDrawARowPerClass) {
     const auto wa = checkpoint_values(a / "checkpoint.safetensors");
     const char* embed = arch == FmnistArch::SNGAN ? "D.embed.module.weight" : "D.embed.weight";
     ASSERT_TRUE(wa.count(embed)) << embed;
-    EXPECT_TRUE(wa.count("G.2.gain.weight"));
+    // A gain per class: DCGAN's first batch norm, the ResNet's first up block's first one.
+    EXPECT_TRUE(wa.count(arch == FmnistArch::ResNet ? "G.3.bn1.gain.weight" : "G.2.gain.weight"));
     EXPECT_TRUE(apps::fmnist_config_from_checkpoint((a / "checkpoint.safetensors").string()).conditional);
     EXPECT_NE(read_file(a / "summary.json").find("\"conditional\": true"), std::string::npos);
     // Exact resume: labels, classes and latents continue as in the uninterrupted run.

@@ -166,6 +166,18 @@ TEST(SampleApp, AConditionalGeneratorDrawsTheClassesInTurnOrOneClass) {
   EXPECT_EQ(max_abs_diff(seven.latents, s.latents), 0.0);
   EXPECT_LT(max_abs_diff(seven.images.narrow(0, 7, 1), s.images.narrow(0, 7, 1)), 1e-7);  // image 7 was class 7
   EXPECT_GT(max_abs_diff(seven.images.narrow(0, 0, 1), s.images.narrow(0, 0, 1)), 1e-6);
+  // The conditional ResNet G is sampled the same way.
+  {
+    SampleConfig r = c;
+    r.checkpoint = checkpoint(FmnistArch::ResNet, 0, /*conditional=*/true);
+    r.n = 4;
+    const apps::Samples rs = apps::sample_fmnist(r);
+    nash_test::expect_values(rs.labels, std::vector<double>(4, 7.0), 0.0);
+    NoGradGuard ng;
+    auto g = load_g(r.checkpoint, "G");
+    EXPECT_EQ(g->type_name(), "ConditionalResNetGenerator");
+    EXPECT_LT(max_abs_diff(rs.images, clamp(apps::fmnist_generate(*g, rs.latents, rs.labels), -1.0, 1.0)), 1e-7);
+  }
   // Walks: row r of class r mod 10.
   c.label = -1;
   c.n = 3;

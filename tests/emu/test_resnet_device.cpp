@@ -1,5 +1,6 @@
 // The residual G and critic on the CUDA backends (emulated always, a real GPU when one answers): the CPU's images,
-// scores and gradients, and the critic's gradient penalty (a double backward through its blocks).
+// scores and gradients (also of the class-conditional pair), and the critic's gradient penalty (a double backward
+// through its blocks).
 #include <cmath>
 #include <vector>
 
@@ -34,6 +35,28 @@ TEST_P(ResNetDevice, GeneratorAndCriticMatchTheCpu) {
   const Tensor xc = gc->forward(z), xd = gd->forward(z.to(device_));
   EXPECT_LT(nash_test::rel_error(xd.to(Device::cpu()), xc), 1e-4);
   const Tensor sc = dc->forward(xc), sd = dd->forward(xd);
+  nash_test::expect_scores_and_grads_match(sc, sd, *gc, *dc, *gd, *dd);
+}
+
+TEST_P(ResNetDevice, ConditionalGeneratorAndProjectionCriticMatchTheCpu) {
+  nn::ResNetOptions o;
+  o.z_dim = 4;
+  o.width = 4;
+  auto make = [&] {
+    manual_seed(23);
+    auto g = std::make_shared<nn::ConditionalResNetGenerator>(o, 3);
+    auto d = std::make_shared<nn::ProjectionDiscriminator>(nn::resnet_discriminator(o, nn::DNorm::Spectral), 3, true);
+    return std::make_pair(g, d);
+  };
+  auto [gc, dc] = make();
+  auto [gd, dd] = make();
+  gd->to(device_);
+  dd->to(device_);
+  const Tensor z = nash_test::randn32({3, 4}, 5);
+  const Tensor y = from_vector(std::vector<float>{2, 0, 1}, {3});
+  const Tensor xc = gc->forward(z, y), xd = gd->forward(z.to(device_), y.to(device_));
+  EXPECT_LT(nash_test::rel_error(xd.to(Device::cpu()), xc), 1e-4);
+  const Tensor sc = dc->forward(xc, y), sd = dd->forward(xd, y.to(device_));
   nash_test::expect_scores_and_grads_match(sc, sd, *gc, *dc, *gd, *dd);
 }
 

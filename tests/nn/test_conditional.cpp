@@ -159,6 +159,15 @@ TEST(Conditional, ProjectionAddsTheEmbeddingsInnerProductWithPooledFeatures) {
   EXPECT_EQ(nn::spectral_norm_layers(s).size(), 5u);  // 4 convs and the embedding
   EXPECT_TRUE(has_name(s, "embed.module.weight"));
   EXPECT_EQ(s.forward(randn({3, 1, 32, 32}), labels({9, 0, 4})).shape(), (Shape{3, 1}));
+  // Weight norm on the output conv: its gain, (1, 1, 1, 1) and the wrapper's first parameter, is not mistaken for
+  // the conv's weight.
+  auto wn = std::make_shared<nn::Sequential>();
+  for (std::size_t i = 0; i < d->size(); ++i)
+    wn->push_back(i + 2 == d->size() ? nn::ModulePtr(nn::weight_norm((*d)[i])) : (*d)[i]);
+  nn::ProjectionDiscriminator pw(wn, 3, /*spectral=*/false);
+  EXPECT_EQ(pw.features(), 16);
+  pw.to(DType::Float64);
+  EXPECT_EQ(pw.forward(randn({2, 1, 32, 32}, DType::Float64), labels({0, 2})).shape(), (Shape{2, 1}));
   // A D that does not end in an output conv and a Flatten is refused by name.
   expect_error([] { nn::ProjectionDiscriminator(nn::progan_generator(tiny()), 3, false); }, {"Flatten"});
 }

@@ -1,7 +1,8 @@
 // The residual G and critic: output shapes and parameter counts for 32 and 64 pixels against the architecture written
 // out, each block against the same ops composed by hand, first and second derivatives through D's blocks (the
 // gradient penalty differentiates through them), the normalizations D's layers take, the initialisation, the FLOP
-// counts and bad options.
+// counts and bad options; the class-conditional G (conditional batch norm in its up blocks) and the projection
+// critic on pooled features.
 #include <cmath>
 
 #include "nash/nash.h"
@@ -28,6 +29,21 @@ nn::ResNetOptions tiny(int64_t width = 4) {
 
 // Parameters of a k x k conv with bias.
 int64_t conv_params(int64_t in, int64_t out, int64_t k) { return in * out * k * k + out; }
+
+bool has_name(const nn::Module& m, const std::string& name) {
+  for (const auto& kv : m.named_parameters())
+    if (kv.first == name) return true;
+  for (const auto& kv : m.named_buffers())
+    if (kv.first == name) return true;
+  return false;
+}
+
+Tensor param(const nn::Module& m, const std::string& name) {
+  for (const auto& kv : m.named_parameters())
+    if (kv.first == name) return kv.second;
+  ADD_FAILURE() << "no parameter " << name;
+  return Tensor();
+}
 
 void randomize(nn::Module& m, uint64_t seed) {
   Generator g(seed);
@@ -259,4 +275,112 @@ TEST(ResNet, SelfAttentionWhereAsked) {
   expect_error([&] { nn::resnet_discriminator(o, nn::DNorm::Weight); }, {"attention", "weight norm"});
   o.width = 12;  // 12 / 8 is not a whole number of key channels
   expect_error([&] { nn::resnet_generator(o); }, {"SelfAttention2d", "12"});
+}
+
+namespace {
+
+Tensor class_labels(std::vector<double> v) { return from_vector(v, {static_cast<int64_t>(v.size())}); }
+
+}  // namespace
+
+TEST(ResNet, ConditionalUpBlockTakesEachClasssBatchNormGainAndBias) {
+  nn::ResBlockUp b(3, 2, 4);
+  ASSERT_TRUE(b.conditional());
+  EXPECT_EQ(b.bn1, nullptr);
+  b.to(DType::Float64);
+  randomize(b, 8);  // gains and biases too: every class its own
+  const Tensor x = leaf64({3, 3, 3, 3}, 9);
+  const Tensor oh = nn::class_one_hot(class_labels({3, 0, 3}), 4, x);
+  // Reference: the unconditional block's ops around the conditional batch norms (tested on their own in
+  // Conditional.BatchNormGivesEachClassItsGainAndBias).
+  Tensor h = conv2d(upsample_nearest2d(relu(b.cbn1->forward(x, oh)), 2), b.conv1->weight, b.conv1->bias, 1, 1);
+  h = conv2d(relu(b.cbn2->forward(h, oh)), b.conv2->weight, b.conv2->bias, 1, 1);
+  const Tensor want = add(h, conv2d(upsample_nearest2d(x, 2), b.shortcut->weight, b.shortcut->bias));
+  nash_test::expect_close(b.forward(x, oh), want, 1e-12, 1e-10);
+  std::vector<Tensor> in{x, b.cbn1->gain->weight, b.cbn2->bias->weight, b.conv2->weight};
+  EXPECT_GRADCHECK([&](const std::vector<Tensor>& v) { return b.forward(v[0], oh); }, in);
+  // In eval mode (running statistics) another class for the second image changes that image only.
+  b.eval();
+  const Tensor before = b.forward(x, oh), other = b.forward(x, nn::class_one_hot(class_labels({3, 1, 3}), 4, x));
+  EXPECT_LT(nash_test::rel_error(other.narrow(0, 0, 1), before.narrow(0, 0, 1)), 1e-12);
+  EXPECT_LT(nash_test::rel_error(other.narrow(0, 2, 1), before.narrow(0, 2, 1)), 1e-12);
+  EXPECT_GT(nash_test::rel_error(other.narrow(0, 1, 1), before.narrow(0, 1, 1)), 1e-3);
+  expect_error([&] { b.forward(x); }, {"ResBlockUp", "class-conditional", "forward(x, onehot)"});
+  nn::ResBlockUp plain(3, 2);
+  expect_error([&] { plain.forward(x, oh); }, {"ResBlockUp", "not class-conditional"});
+  expect_error([] { nn::ResBlockUp(3, 2, -1); }, {"ResBlockUp", "num_classes", "-1"});
+}
+
+TEST(ResNet, ConditionalGeneratorHasTheClassAtItsInputAndInItsUpBlocks) {
+  manual_seed(10);
+  const nn::ResNetOptions o = tiny(8);
+  nn::ConditionalResNetGenerator g(o, 10);
+  const auto base = nn::resnet_generator(o);
+  ASSERT_TRUE(has_name(g, "1.weight"));
+  EXPECT_EQ(param(g, "1.weight").shape(), (Shape{128, 16}));  // z_dim 6 + 10 one-hot inputs
+  EXPECT_TRUE(has_name(g, "3.bn1.gain.weight"));
+  EXPECT_TRUE(has_name(g, "5.bn2.bias.weight"));
+  EXPECT_TRUE(has_name(g, "3.bn1.bn.running_mean"));
+  EXPECT_TRUE(has_name(g, "6.weight"));  // the batch norm before the output conv stays unconditional
+  // Beyond the unconditional G's: 10 inputs to the linear layer; in each of the 6 block batch norms of 8 channels a
+  // gain and a bias per class instead of one per channel.
+  EXPECT_EQ(count(g) - count(*base), 10 * 128 + 6 * 2 * 8 * (10 - 1));
+  Generator gen(2);
+  const Tensor z = randn({6, 6}, DType::Float32, Device::cpu(), &gen);
+  const Tensor y = class_labels({0, 1, 2, 3, 4, 5});
+  EXPECT_EQ(g.forward(z, y).shape(), (Shape{6, 1, 32, 32}));
+  EXPECT_EQ(g.forward(z.reshape({6, 6, 1, 1}), y).shape(), (Shape{6, 1, 32, 32}));
+  // Eval mode: an image depends on its own latent and class only, and the class matters.
+  g.eval();
+  const Tensor e1 = g.forward(z, y);
+  const Tensor e2 = g.forward(z, class_labels({0, 1, 2, 3, 4, 9}));
+  EXPECT_LT(nash_test::rel_error(g.forward(z.narrow(0, 0, 5), class_labels({0, 1, 2, 3, 4})), e1.narrow(0, 0, 5)),
+            1e-6);
+  EXPECT_LT(nash_test::rel_error(e2.narrow(0, 0, 5), e1.narrow(0, 0, 5)), 1e-6);
+  EXPECT_GT(nash_test::rel_error(e2.narrow(0, 5, 1), e1.narrow(0, 5, 1)), 1e-4);
+  expect_error([&] { g.forward(z); }, {"ConditionalResNetGenerator", "labels"});
+  expect_error([&] { g.forward(randn({6, 5}), y); }, {"ConditionalResNetGenerator", "(N, 6)", "[6, 5]"});
+  expect_error([&] { g.forward(z, class_labels({0, 1})); }, {"(6)", "[2]"});
+  expect_error([&] { g.forward(z, class_labels({0, 1, 2, 3, 4, 10})); }, {"10", "[0, 10)"});
+}
+
+TEST(ResNet, ProjectionCriticAddsTheEmbeddingsInnerProductWithThePooledFeatures) {
+  manual_seed(11);
+  const auto d = nn::resnet_discriminator(tiny(4));
+  nn::ProjectionDiscriminator p(d, 3, /*spectral=*/false);
+  EXPECT_TRUE(p.pooled());
+  EXPECT_EQ(p.features(), 4);
+  p.to(DType::Float64);
+  const Tensor x = leaf64({3, 1, 32, 32}, 12);
+  const std::vector<double> y = {2, 0, 2};
+  const std::vector<double> got = p.forward(x, class_labels(y)).to_vector<double>();
+  // The critic's own score (its layers are shared) plus E[:, y] · φ(x), φ(x) the pooled features its linear layer
+  // reads.
+  const std::vector<double> plain = d->forward(x).to_vector<double>();
+  Tensor h = x;
+  for (std::size_t i = 0; i + 1 < d->size(); ++i) h = (*d)[i]->forward(h);
+  ASSERT_EQ(h.shape(), (Shape{3, 4}));
+  const std::vector<double> hv = h.to_vector<double>(), ev = param(p, "embed.weight").to_vector<double>();
+  ASSERT_EQ(ev.size(), 12u);
+  for (int n = 0; n < 3; ++n) {
+    double proj = 0;
+    for (int f = 0; f < 4; ++f) proj += ev[f * 3 + static_cast<int>(y[n])] * hv[n * 4 + f];
+    EXPECT_NEAR(got[n], plain[n] + proj, 1e-10 * (1 + std::fabs(got[n])));
+  }
+  // The gradient penalty differentiates the input gradient: first and second derivatives through the projection.
+  const Tensor lab = class_labels({1, 2});
+  const Tensor xs = leaf64({2, 1, 32, 32}, 13);
+  const std::vector<Tensor> inputs{xs, param(p, "embed.weight"), param(p, "head.weight")};
+  EXPECT_GRADCHECK([&](const std::vector<Tensor>& in) { return p.forward(in[0], lab); }, inputs);
+  EXPECT_GRADGRADCHECK([&](const std::vector<Tensor>& in) { return tanh(p.forward(in[0], lab)); },
+                       std::vector<Tensor>{xs});
+
+  // Spectral norm on the critic's layers and the embedding; weight norm's gain is not mistaken for the weight.
+  nn::ProjectionDiscriminator s(nn::resnet_discriminator(tiny(8), nn::DNorm::Spectral), 10, /*spectral=*/true);
+  EXPECT_EQ(nn::spectral_norm_layers(s).size(), 12u);  // 10 convs, the linear layer and the embedding
+  EXPECT_TRUE(has_name(s, "embed.module.weight"));
+  EXPECT_EQ(s.forward(randn({2, 1, 32, 32}), class_labels({9, 0})).shape(), (Shape{2, 1}));
+  nn::ProjectionDiscriminator w(nn::resnet_discriminator(tiny(8), nn::DNorm::Weight), 10, /*spectral=*/false);
+  EXPECT_EQ(w.features(), 8);
+  EXPECT_EQ(w.forward(randn({2, 1, 32, 32}), class_labels({9, 0})).shape(), (Shape{2, 1}));
 }

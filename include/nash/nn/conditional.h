@@ -67,22 +67,29 @@ class ConditionalGenerator : public ConditionalModule {
   int64_t z_dim_ = 0;
 };
 
-// The projection discriminator around an unconditional one whose last two layers are its output conv (Conv2d, or
-// one wrapped in spectral or weight norm, one output channel) and a Flatten, as every nn D of DCGAN's shape ends.
-// Children: "body" (the layers before the output conv: φ), "head" (the output conv: ψ) and "embed" (Linear
-// num_classes -> φ's channels, no bias, N(0, 0.02) as DCGAN initialises D's weights; spectral-normalized when
-// `spectral`, as SN-GAN's projection D normalizes its embedding). forward(x, labels) -> (N, 1) scores.
+// The projection discriminator around an unconditional D of one of two shapes:
+// - DCGAN's: D ends in its output conv (Conv2d, or one wrapped in spectral or weight norm, one output channel) and a
+//   Flatten, as every nn D of DCGAN's shape ends. φ(x) is the output conv's input, pooled by its sum over positions
+//   for the projection; the embedding starts N(0, 0.02), as DCGAN initialises D's weights.
+// - A pooled critic's (nn::resnet_discriminator): D ends in a linear layer (Linear, or wrapped; one output) on a
+//   (N, F) feature vector, as SN-GAN's conditional ResNet D; φ(x) is that vector; the embedding starts
+//   Glorot-uniform, as the critic's linear layer.
+// Children: "body" (the layers before the output layer: φ), "head" (the output layer: ψ) and "embed" (Linear
+// num_classes -> φ's features, no bias; spectral-normalized when `spectral`, as SN-GAN's projection D normalizes its
+// embedding). forward(x, labels) -> (N, 1) scores.
 class ProjectionDiscriminator : public ConditionalModule {
  public:
   ProjectionDiscriminator(const std::shared_ptr<Sequential>& d, int64_t num_classes, bool spectral);
   using ConditionalModule::forward;
   Tensor forward(const Tensor& x, const Tensor& labels) override;
   int64_t features() const { return features_; }
+  bool pooled() const { return pooled_; }  // D's shape: a linear layer on pooled features (else DCGAN's conv head)
 
  private:
   std::shared_ptr<Sequential> body_;
   ModulePtr head_, embed_;
   int64_t features_ = 0;
+  bool pooled_ = false;
 };
 
 }  // namespace nn

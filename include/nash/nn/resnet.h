@@ -11,10 +11,15 @@
 // (identity shortcut), then ReLU, the spatial mean (or sum) of each channel and a linear layer to one score.
 // Every block has `width` channels. Weights: Glorot-uniform, gain sqrt(2) on the residual convs and 1 on the
 // shortcuts and linear layers; biases 0; batch norms start at weight 1, bias 0.
+//
+// Class-conditional variants (SN-GAN's conditional ResNets, Miyato & Koyama 2018): ConditionalResNetGenerator gives
+// each up block's two batch norms a gain and bias per class; the critic becomes conditional by wrapping it in
+// nn::ProjectionDiscriminator (nash/nn/conditional.h), which projects its pooled features on a class embedding.
 #pragma once
 #include <cstdint>
 #include <memory>
 
+#include "nash/nn/conditional.h"
 #include "nash/nn/layers.h"
 #include "nash/nn/models.h"
 
@@ -34,12 +39,21 @@ struct ResNetOptions {
 };
 
 // G's residual block: (N, in, H, W) -> (N, out, 2H, 2W). Children "bn1", "conv1", "bn2", "conv2", "shortcut".
+// With num_classes > 0 the two batch norms are class-conditional (ConditionalBatchNorm2d in cbn1 and cbn2, under the
+// same names; bn1 and bn2 stay null) and the block is run by forward(x, onehot), onehot the (N, num_classes) rows of
+// class_one_hot; forward(x) alone is then an error.
 class ResBlockUp : public Module {
  public:
-  ResBlockUp(int64_t in_channels, int64_t out_channels);
+  ResBlockUp(int64_t in_channels, int64_t out_channels, int64_t num_classes = 0);
   Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x, const Tensor& onehot);
+  bool conditional() const { return cbn1 != nullptr; }
   std::shared_ptr<BatchNorm2d> bn1, bn2;
+  std::shared_ptr<ConditionalBatchNorm2d> cbn1, cbn2;
   std::shared_ptr<Conv2d> conv1, conv2, shortcut;
+
+ private:
+  Tensor run(const Tensor& x, const Tensor& onehot);
 };
 
 // D's residual block: (N, in, H, W) -> (N, out, H/2, W/2) when downsampling, (N, out, H, W) otherwise. `first`: the
@@ -71,6 +85,22 @@ class GlobalPool2d : public Module {
 // (N, z_dim)), "1" (Linear), "2" (Reshape to (N, width, 4, 4)), "3" … (ResBlockUp, and SelfAttention2d where asked),
 // then BatchNorm2d, ReLU, Conv2d, Tanh.
 std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o = {});
+
+// The class-conditional G: resnet_generator's layers, names and initialisation, told the class twice, as nash's
+// conditional DCGAN G is: the one-hot row is appended to z (the linear layer "1" takes z_dim + num_classes inputs) and
+// every up block's batch norms are class-conditional (gains start at 1, biases at 0). The batch norm before the
+// output conv stays unconditional, as in SN-GAN's and BigGAN's generators.
+// forward(z, labels): z (N, z_dim) or (N, z_dim, 1, 1), labels (N) class indices -> (N, channels, size, size).
+class ConditionalResNetGenerator : public ConditionalModule {
+ public:
+  ConditionalResNetGenerator(const ResNetOptions& o, int64_t num_classes);
+  using ConditionalModule::forward;
+  Tensor forward(const Tensor& z, const Tensor& labels) override;
+
+ private:
+  std::vector<ModulePtr> layers_;  // children "0", "1", ... as in resnet_generator
+  int64_t z_dim_ = 0;
+};
 // D: (N, channels, image_size, image_size) -> (N, 1) scores. Children: the ResBlockDown blocks (and SelfAttention2d
 // where asked), ReLU, GlobalPool2d, Linear (wrapped like the convs by `norm`).
 std::shared_ptr<Sequential> resnet_discriminator(const ResNetOptions& o = {}, DNorm norm = DNorm::None);
