@@ -31,7 +31,9 @@ std::string shape_str(const Shape& s) {
   return r + "]";
 }
 
-std::string shape_str(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : std::string("undefined"); }
+std::string shape_str(const Tensor& t) {
+  return t.defined() ? shape_str(t.shape()) : std::string("an undefined tensor");
+}
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;

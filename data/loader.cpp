@@ -38,7 +38,7 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
 
 BatchLoader::BatchLoader(const Tensor& images, const Tensor& labels, LoaderOptions opt) : opt_(opt) {
   NASH_CHECK(images.defined() && images.dim() >= 1 && images.size(0) >= 1, "BatchLoader: images must be (N, ...) "
-             "with N >= 1, got ", images.defined() ? shape_str(images.shape()) : std::string("undefined"));
+             "with N >= 1, got ", shape_str(images));
   NASH_CHECK(images.device().is_cpu() && images.dtype() == DType::Float32, "BatchLoader: images must be float32 on "
              "the CPU, got ", images.str());
   NASH_CHECK(opt_.batch_size >= 1, "BatchLoader: batch_size must be >= 1, got ", opt_.batch_size);

@@ -105,7 +105,7 @@ void symmetric_eigen(const std::vector<double>& a, int64_t n, std::vector<double
 
 Tensor singular_values(const Tensor& a) {
   NASH_CHECK(a.defined() && a.dim() == 2, "singular_values: needs a 2-D tensor, got ",
-             a.defined() ? shape_str(a.shape()) : std::string("undefined"));
+             shape_str(a));
   NoGradGuard ng;
   std::vector<double> host = a.detach().to(Device::cpu()).contiguous().to_vector<double>();
   std::vector<double> s = singular_values(host, a.size(0), a.size(1));

@@ -26,7 +26,7 @@ FeatureAccumulator::FeatureAccumulator(int64_t dim) : dim_(dim) {
 void FeatureAccumulator::add(const Tensor& features) {
   NASH_CHECK(features.defined() && features.dim() == 2 && features.size(1) == dim_,
              "FeatureAccumulator::add: expected features (B, ", dim_, "), got ",
-             features.defined() ? shape_str(features.shape()) : std::string("undefined"));
+             shape_str(features));
   const int64_t b = features.size(0), d = dim_;
   if (b == 0) return;
   std::vector<double> x = features.to(Device::cpu()).contiguous().to_vector<double>();
@@ -74,7 +74,7 @@ FeatureStats FeatureAccumulator::stats() const {
 
 FeatureStats feature_stats(const Tensor& features) {
   NASH_CHECK(features.defined() && features.dim() == 2, "feature_stats: expected features (N, D), got ",
-             features.defined() ? shape_str(features.shape()) : std::string("undefined"));
+             shape_str(features));
   FeatureAccumulator acc(features.size(1));
   const int64_t chunk = 1024;
   for (int64_t i = 0; i < features.size(0); i += chunk)
@@ -84,10 +84,10 @@ FeatureStats feature_stats(const Tensor& features) {
 
 std::vector<FeatureStats> class_feature_stats(const Tensor& features, const Tensor& labels, int64_t num_classes) {
   NASH_CHECK(features.defined() && features.dim() == 2, "class_feature_stats: expected features (N, D), got ",
-             features.defined() ? shape_str(features.shape()) : std::string("undefined"));
+             shape_str(features));
   NASH_CHECK(labels.defined() && labels.dim() == 1 && labels.size(0) == features.size(0),
              "class_feature_stats: expected labels (", features.size(0), "), got ",
-             labels.defined() ? shape_str(labels.shape()) : std::string("undefined"));
+             shape_str(labels));
   NASH_CHECK(num_classes >= 1, "class_feature_stats: num_classes must be >= 1, got ", num_classes);
   const std::vector<double> y = labels.to_vector<double>();
   std::vector<std::vector<float>> rows(static_cast<std::size_t>(num_classes));
@@ -295,7 +295,7 @@ Tensor FeatureNet::trunk(const Tensor& x) {
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 1 &&
                  ((x.size(2) == 28 && x.size(3) == 28) || (x.size(2) == 32 && x.size(3) == 32)),
              "FeatureNet: expected images (N, 1, 28, 28) or (N, 1, 32, 32), got ",
-             x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+             shape_str(x));
   Tensor h = x.size(2) == 32 ? x.narrow(2, 2, 28).narrow(3, 2, 28) : x;
   h = avg_pool2d(relu(bn1_->forward(conv1_->forward(h))), 2);  // 14 x 14
   h = avg_pool2d(relu(bn2_->forward(conv2_->forward(h))), 2);  // 7 x 7
@@ -315,7 +315,7 @@ ClassifierScoreAccumulator::ClassifierScoreAccumulator(int64_t classes)
 void ClassifierScoreAccumulator::add(const Tensor& logits) {
   NASH_CHECK(logits.defined() && logits.dim() == 2 && logits.size(1) == classes_,
              "ClassifierScoreAccumulator: expected logits (B, ", classes_, "), got ",
-             logits.defined() ? shape_str(logits.shape()) : std::string("undefined"));
+             shape_str(logits));
   const std::vector<double> z = logits.detach().to(Device::cpu()).to(DType::Float64).contiguous().to_vector<double>();
   const int64_t b = logits.size(0);
   std::vector<double> p(static_cast<std::size_t>(classes_));
@@ -348,7 +348,7 @@ double ClassifierScoreAccumulator::score() const {
 
 double classifier_score(FeatureNet& net, const Tensor& images, int64_t batch) {
   NASH_CHECK(images.defined() && images.dim() == 4 && images.size(0) >= 1, "classifier_score: expected images "
-             "(N, 1, H, W), got ", images.defined() ? shape_str(images.shape()) : std::string("undefined"));
+             "(N, 1, H, W), got ", shape_str(images));
   NASH_CHECK(batch >= 1, "classifier_score: batch must be >= 1, got ", batch);
   NoGradGuard ng;
   const bool was_training = net.is_training();
@@ -408,7 +408,7 @@ Device net_device(FeatureNet& net) {
 template <class F>
 void for_batches(FeatureNet& net, const Tensor& images, int64_t batch, const char* op, F fn) {
   NASH_CHECK(images.defined() && images.dim() == 4, op, ": expected images (N, 1, H, W), got ",
-             images.defined() ? shape_str(images.shape()) : std::string("undefined"));
+             shape_str(images));
   NASH_CHECK(batch >= 1, op, ": batch must be >= 1, got ", batch);
   const bool was_training = net.is_training();
   net.eval();

@@ -36,7 +36,7 @@ struct HostSet {
 
 HostSet host_features(const Tensor& x, const char* what) {
   NASH_CHECK(x.defined() && x.dim() == 2 && x.size(0) >= 1 && x.size(1) >= 1, "kernel_distance: ", what,
-             " features must be (N, d), got ", x.defined() ? shape_str(x.shape()) : std::string("an undefined tensor"));
+             " features must be (N, d), got ", shape_str(x));
   NASH_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, "kernel_distance: ", what,
              " features must be float32 or float64, got ", x.str());
   HostSet h;

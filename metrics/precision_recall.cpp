@@ -21,7 +21,7 @@ constexpr int64_t kBlockElements = int64_t(1) << 22;  // inner products per bloc
 // Checks a feature set (what: "real", "fake", ...) and returns its squared row norms.
 std::vector<double> checked_norms(const Tensor& x, const char* where, const char* what, int64_t k) {
   NASH_CHECK(x.defined() && x.dim() == 2, where, ": ", what, " features must be (N, d), got ",
-             x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+             shape_str(x));
   NASH_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, where, ": ", what,
              " features must be float32 or float64, got ", dtype_name(x.dtype()));
   NASH_CHECK(k >= 1, where, ": k must be >= 1, got ", k);

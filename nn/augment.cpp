@@ -113,7 +113,7 @@ std::string diff_augment_policy_name(const DiffAugmentOptions& o) {
 Tensor diff_augment(const Tensor& x, const DiffAugmentOptions& o, Generator* gen, int64_t shard_rank,
                     int64_t shard_count) {
   NASH_CHECK(x.defined() && x.dim() == 4, "diff_augment: expected images (N, C, H, W), got ",
-             x.defined() ? shape_str(x.shape()) : std::string("an undefined tensor"));
+             shape_str(x));
   NASH_CHECK(shard_count >= 1 && shard_rank >= 0 && shard_rank < shard_count, "diff_augment: shard ", shard_rank,
              " of ", shard_count, " is not a valid shard");
   NASH_CHECK(o.translation_ratio >= 0 && o.translation_ratio < 1 && o.cutout_ratio >= 0 && o.cutout_ratio <= 1,

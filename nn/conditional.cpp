@@ -12,7 +12,7 @@ namespace nn {
 
 Tensor class_one_hot(const Tensor& labels, int64_t num_classes, const Tensor& like) {
   NASH_CHECK(labels.defined() && labels.dim() == 1, "class_one_hot: labels must be a 1-D tensor (N) of class "
-             "indices, got ", labels.defined() ? shape_str(labels.shape()) : std::string("an undefined tensor"));
+             "indices, got ", shape_str(labels));
   NASH_CHECK(like.defined(), "class_one_hot: `like` is undefined");
   return one_hot(labels.detach(), num_classes).to(like.dtype()).to(like.device());
 }
@@ -30,7 +30,7 @@ Tensor ConditionalModule::one_hot_for(const Tensor& x, const Tensor& labels, con
   NASH_CHECK(x.defined() && x.dim() >= 1, type_name(), ".forward: the input is undefined or 0-d");
   NASH_CHECK(labels.defined() && labels.dim() == 1 && labels.size(0) == x.size(0), type_name(),
              ".forward: labels must be (N) = (", x.size(0), ") for an input ", shape_str(x.shape()), ", got ",
-             labels.defined() ? shape_str(labels.shape()) : std::string("an undefined tensor"));
+             shape_str(labels));
   return class_one_hot(labels, num_classes_, like);
 }
 
@@ -52,10 +52,10 @@ Tensor ConditionalBatchNorm2d::forward(const Tensor&) {
 Tensor ConditionalBatchNorm2d::forward(const Tensor& x, const Tensor& onehot) {
   const int64_t c = bn->running_mean.size(0), k = gain->weight.size(1);
   NASH_CHECK(x.defined() && x.dim() == 4 && x.size(1) == c, "ConditionalBatchNorm2d: expected x (N, ", c,
-             ", H, W), got ", x.defined() ? shape_str(x.shape()) : std::string("an undefined tensor"));
+             ", H, W), got ", shape_str(x));
   NASH_CHECK(onehot.defined() && onehot.dim() == 2 && onehot.size(0) == x.size(0) && onehot.size(1) == k,
              "ConditionalBatchNorm2d: expected one-hot rows (", x.size(0), ", ", k, "), got ",
-             onehot.defined() ? shape_str(onehot.shape()) : std::string("an undefined tensor"));
+             shape_str(onehot));
   const Shape per_channel = {x.size(0), c, 1, 1};
   return add(mul(bn->forward(x), gain->forward(onehot).reshape(per_channel)),
              bias->forward(onehot).reshape(per_channel));

@@ -41,7 +41,7 @@ void ones_(Tensor& t) {
 
 int64_t fan_in(const Tensor& weight) {
   NASH_CHECK(weight.defined() && weight.dim() >= 2, "init::fan_in: needs a weight with at least 2 dims, got ",
-             weight.defined() ? shape_str(weight.shape()) : std::string("undefined"));
+             shape_str(weight));
   int64_t f = weight.size(1);
   for (int64_t d = 2; d < weight.dim(); ++d) f *= weight.size(d);
   return f;

@@ -11,7 +11,7 @@ namespace {
 
 void check_logits(const char* op, const char* what, const Tensor& t) {
   NASH_CHECK(t.defined() && t.numel() > 0, op, ": ", what, " must be a non-empty tensor, got ",
-             t.defined() ? shape_str(t.shape()) : std::string("undefined"));
+             shape_str(t));
 }
 
 void check_pair(const char* op, const Tensor& real, const Tensor& fake) {
@@ -27,7 +27,7 @@ Tensor input_gradient(const char* op, const Critic& D, const Tensor& x) {
   EnableGradGuard on(true);  // the penalty is a gradient: it needs D's graph even when called under no-grad
   Tensor out = D(x);
   NASH_CHECK(out.defined() && out.numel() == x.size(0), op, ": the critic must give one score per sample (", x.size(0),
-             "), got ", out.defined() ? shape_str(out.shape()) : std::string("undefined"));
+             "), got ", shape_str(out));
   Tensor g = autograd::grad({sum(out)}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
   return g.reshape({x.size(0), -1});
 }
@@ -35,7 +35,7 @@ Tensor input_gradient(const char* op, const Critic& D, const Tensor& x) {
 void check_batch(const char* op, const char* what, const Tensor& t) {
   NASH_CHECK(t.defined() && t.dim() >= 1 && t.size(0) > 0 && t.numel() > 0, op, ": ", what,
              " must be a non-empty batch (N, ...), got ",
-             t.defined() ? shape_str(t.shape()) : std::string("undefined"));
+             shape_str(t));
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ Tensor total(const std::vector<std::pair<Tensor, int64_t>>& weights, double beta
 
 Tensor orthonormal_penalty(const Tensor& w, double beta, int64_t dim) {
   NASH_CHECK(w.defined() && w.dim() >= 2 && w.numel() > 0, "orthonormal_penalty: needs a weight of dim >= 2, got ",
-             w.defined() ? shape_str(w.shape()) : std::string("undefined"));
+             shape_str(w));
   NASH_CHECK(dim >= 0 && dim < w.dim(), "orthonormal_penalty: dim ", dim, " is out of range for a weight of shape ",
              shape_str(w.shape()));
   NASH_CHECK(std::isfinite(beta) && beta >= 0, "orthonormal_penalty: beta must be finite and >= 0, got ", beta);

@@ -25,7 +25,7 @@ Shape rows_first(int64_t dim, int64_t n) {
 
 void check_dim(const char* op, const Tensor& w, int64_t dim) {
   NASH_CHECK(w.defined() && w.dim() >= 1 && w.numel() > 0, op, ": needs a non-empty weight, got ",
-             w.defined() ? shape_str(w.shape()) : std::string("undefined"));
+             shape_str(w));
   NASH_CHECK(dim >= 0 && dim < w.dim(), op, ": dim ", dim, " is out of range for a weight of shape ",
              shape_str(w.shape()));
 }
@@ -37,8 +37,8 @@ Tensor outer_like_weight(const Tensor& w, const Tensor& u, const Tensor& v, int6
   const int64_t rows = w.size(dim), cols = w.numel() / rows;
   NASH_CHECK(u.defined() && v.defined() && u.numel() == rows && v.numel() == cols, op, ": weight ",
              shape_str(w.shape()), " with dim ", dim, " needs u (", rows, ") and v (", cols, "), got ",
-             u.defined() ? shape_str(u.shape()) : "undefined", " and ",
-             v.defined() ? shape_str(v.shape()) : "undefined");
+             shape_str(u), " and ",
+             shape_str(v));
   NASH_CHECK(u.device() == w.device() && v.device() == w.device() && u.dtype() == w.dtype() && v.dtype() == w.dtype(),
              op, ": u ", u.str(), " and v ", v.str(), " must match the weight ", w.str());
   NoGradGuard ng;

@@ -14,7 +14,7 @@ namespace {
 
 void check_dim(const char* op, const Tensor& v, int64_t dim) {
   NASH_CHECK(v.defined() && v.dim() >= 1 && v.numel() > 0, op, ": needs a non-empty weight, got ",
-             v.defined() ? shape_str(v.shape()) : std::string("undefined"));
+             shape_str(v));
   NASH_CHECK(dim >= 0 && dim < v.dim(), op, ": dim ", dim, " is out of range for a weight of shape ",
              shape_str(v.shape()));
 }

@@ -31,17 +31,17 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
   NASH_CHECK(logits.defined() && logits.dim() == 2, "cross_entropy: logits must be (N, C), got ",
-             logits.defined() ? shape_str(logits.shape()) : std::string("undefined"));
+             shape_str(logits));
   NASH_CHECK(targets.defined() && targets.dim() == 1 && targets.size(0) == logits.size(0),
              "cross_entropy: targets must be (N) = (", logits.size(0), "), got ",
-             targets.defined() ? shape_str(targets.shape()) : std::string("undefined"));
+             shape_str(targets));
   Tensor oh = one_hot(targets.detach(), logits.size(1)).to(logits.dtype());
   return neg(mean(sum(mul(oh, log_softmax(logits, 1)), {1})));
 }
 
 Tensor mse_loss(const Tensor& a, const Tensor& b) {
   NASH_CHECK(a.defined() && b.defined() && a.shape() == b.shape(), "mse_loss: shapes ",
-             a.defined() ? shape_str(a.shape()) : "undefined", " and ", b.defined() ? shape_str(b.shape()) : "undefined",
+             shape_str(a), " and ", shape_str(b),
              " differ");
   return mean(square(sub(a, b)));
 }

@@ -155,7 +155,7 @@ Tensor empty_like(const Tensor& t);
 
 // Printing like libtorch: the values, then "[ CPUFloatType{2,3} ]".
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
-// t's shape as shape_str writes it, or "undefined": for error messages about any input.
+// t's shape as shape_str writes it, or "an undefined tensor": for error messages about any input.
 std::string shape_str(const Tensor& t);
 
 }  // namespace nash
