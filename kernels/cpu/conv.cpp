@@ -287,19 +287,23 @@ void transform_filters(wino::Problem<T, R>& pr, const T* w, int64_t ld, int64_t 
 
 int64_t half_up(int64_t v) { return (v + 1) / 2; }
 
-// One Winograd problem over the batch: its tap tables (`windows` input windows, channel c reading window
-// c % windows: 4 for the stride phases of a 4x4 stride-2 layer, else 1; the 2x2 tiles of the Ho x Wo planes on
-// the other side), the threads, the images per block and each thread's workspace.
+// One Winograd problem over the batch: its input windows and their tap tables (`windows` of them, channel c
+// reading window c % windows: 4 for the stride phases of a 4x4 stride-2 layer, else 1; the 2x2 tiles of the
+// Ho x Wo planes on the other side), the threads, the images per block and each thread's workspace. The plan
+// points the problem at its windows (pr.win), so it must outlive the problem's use.
 template <class T, int R>
 struct WinoPlan {
+  std::vector<wino::Window> wins;
   std::vector<int32_t> taps, ytaps;
   int windows, threads;
   int64_t group, elems;
   template <class WindowOf>
-  WinoPlan(const Geom& g, const wino::Problem<T, R>& pr, int nwin, WindowOf&& window, int64_t Ho, int64_t Wo)
+  WinoPlan(const Geom& g, wino::Problem<T, R>& pr, int nwin, WindowOf&& window, int64_t Ho, int64_t Wo)
       : taps(static_cast<size_t>(nwin * pr.AA * pr.tiles())), ytaps(static_cast<size_t>(4 * pr.tiles())),
         windows(nwin) {
-    for (int k = 0; k < nwin; ++k) wino::make_taps(pr, window(k), taps.data() + k * pr.AA * pr.tiles());
+    for (int k = 0; k < nwin; ++k) wins.push_back(window(k));
+    pr.win = wins.data();
+    for (int k = 0; k < nwin; ++k) wino::make_taps(pr, wins[k], taps.data() + k * pr.AA * pr.tiles());
     wino::make_output_taps(pr, Ho, Wo, ytaps.data());
     threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), g.N)));
     group = wino::block_images(pr, (g.N + threads - 1) / threads);
@@ -337,7 +341,7 @@ void winograd_forward(Wino kind, const Geom& g, const T* x, const T* w, const T*
     });
     return;
   }
-  const wino::Problem<T, 2> pr = k4s2_problem(g, w);
+  wino::Problem<T, 2> pr = k4s2_problem(g, w);
   const WinoPlan<T, 2> plan(g, pr, 4, [&](int k) { return k4s2_window(g, k); }, g.Ho, g.Wo);
   for_batch_ranges(g.N, plan.threads, [&](int64_t n0, int64_t n1, int) {
     wino::run(pr, n0, n1, plan.group, thread_scratch<T>(0, plan.elems), wino::Planes<const T>{x, g.Cin * HW, HW, 4},
@@ -365,7 +369,7 @@ void winograd_grad_input(Wino kind, const Geom& g, const T* gy, const T* w, T* g
   }
   // 4x4 stride 2: the transpose of the forward's mapping (wino::run_grad_input), with the forward's transformed
   // filters and stride-phase windows; each thread zeroes its images' planes of gx, then adds the tiles into them.
-  const wino::Problem<T, 2> pr = k4s2_problem(g, w);
+  wino::Problem<T, 2> pr = k4s2_problem(g, w);
   const WinoPlan<T, 2> plan(g, pr, 4, [&](int k) { return k4s2_window(g, k); }, g.Ho, g.Wo);
   for_batch_ranges(g.N, plan.threads, [&](int64_t n0, int64_t n1, int) {
     std::fill(gx + n0 * g.Cin * HW, gx + n1 * g.Cin * HW, T(0));
@@ -377,7 +381,7 @@ void winograd_grad_input(Wino kind, const Geom& g, const T* gy, const T* w, T* g
 // gw = the weight gradient on the Winograd path: per pair (co, c), G^T [sum over tiles (A gy_t A^T) .* (B^T x_t B)] G
 // with the forward's input tiles x_t (and, for 4x4 stride 2, its stride phases) and 2x2 tiles gy_t of gy.
 template <class T, int R, class WindowOf, class Put>
-void winograd_weight_sum(const Geom& g, const wino::Problem<T, R>& pr, int windows, WindowOf&& window,
+void winograd_weight_sum(const Geom& g, wino::Problem<T, R> pr, int windows, WindowOf&& window,
                          const T* x, int64_t x_channels_per_plane, const T* gy, Put&& put) {
   constexpr int AA = wino::Problem<T, R>::AA;
   const int64_t HW = g.H * g.W, P = g.P();

@@ -182,8 +182,10 @@ inline void transform_items(int64_t n, const T* in, int64_t ldi, T* out, int64_t
   int64_t t = 0;
   for (; t + L <= n; t += L) {
     Vec a[KI], b[KO];
+#pragma GCC unroll 16
     for (int k = 0; k < KI; ++k) std::memcpy(&a[k], in + k * ldi + t, sizeof(Vec));
     f(a, b);
+#pragma GCC unroll 16
     for (int x = 0; x < KO; ++x) std::memcpy(out + x * ldo + t, &b[x], sizeof(Vec));
   }
   for (; t < n; ++t) {
@@ -191,6 +193,34 @@ inline void transform_items(int64_t n, const T* in, int64_t ldi, T* out, int64_t
     for (int k = 0; k < KI; ++k) a[k] = in[k * ldi + t];
     f(a, b);
     for (int x = 0; x < KO; ++x) out[x * ldo + t] = b[x];
+  }
+}
+
+// The same over KI input and KO output streams that need not lie a fixed distance apart: in[k][t] -> out[x][t].
+template <int KI, int KO, class T, class F>
+inline void transform_streams(int64_t n, const T* const* in, T* const* out, F&& f) {
+  typedef T Vec __attribute__((vector_size(32)));
+  constexpr int64_t L = 32 / sizeof(T);
+  // Local copies of the stream pointers: the stores below (memcpy) could alias the caller's arrays of them, which
+  // would make the compiler reload every pointer after every store.
+  const T* ip[KI];
+  T* op[KO];
+  for (int k = 0; k < KI; ++k) ip[k] = in[k];
+  for (int x = 0; x < KO; ++x) op[x] = out[x];
+  int64_t t = 0;
+  for (; t + L <= n; t += L) {
+    Vec a[KI], b[KO];
+#pragma GCC unroll 16
+    for (int k = 0; k < KI; ++k) std::memcpy(&a[k], ip[k] + t, sizeof(Vec));
+    f(a, b);
+#pragma GCC unroll 16
+    for (int x = 0; x < KO; ++x) std::memcpy(op[x] + t, &b[x], sizeof(Vec));
+  }
+  for (; t < n; ++t) {
+    T a[KI], b[KO];
+    for (int k = 0; k < KI; ++k) a[k] = ip[k][t];
+    f(a, b);
+    for (int x = 0; x < KO; ++x) op[x][t] = b[x];
   }
 }
 
@@ -210,19 +240,26 @@ void transform_filters_row(int64_t o, int64_t C, const T* w, int64_t ld, int64_t
 
 // The engine's view of one convolution: C planes in, Co planes out, th x tw output tiles of 2x2 per plane, the
 // transformed filters U laid out [(R+1)^2][Co][C], their matrices ldu elements apart.
+// Where the input tiles read: input plane element (r, s), r < 2 th + R - 1, is image[(r*sr + r0) * W + s*ss + s0]
+// of an H x W source image, zero outside it. That covers padding, shifts and stride phases alike.
+struct Window {
+  int64_t H, W, r0, sr, s0, ss;
+};
+
 template <class T, int R>
 struct Problem {
   int64_t C, Co, th, tw;
   const T* U;
   int64_t ldu = 0;  // elements between U's (R+1)^2 matrices
+  // The input windows (channel c reads win[c % windows]) for the input stage (input_block); the caller sets them.
+  const Window* win = nullptr;
   static constexpr int A = F2<R>::A, AA = A * A;
   int64_t tiles() const { return th * tw; }
-};
-
-// Where the input tiles read: input plane element (r, s), r < 2 th + R - 1, is image[(r*sr + r0) * W + s*ss + s0]
-// of an H x W source image, zero outside it. That covers padding, shifts and stride phases alike.
-struct Window {
-  int64_t H, W, r0, sr, s0, ss;
+  // Window rows of one parity the input stage keeps: rows 0 … 2 th + A - 2.
+  int64_t parity_rows() const { return th + A / 2; }
+  // Scratch of the input stage for one plane: its rows transformed along their columns, and one row split into its
+  // even and odd columns.
+  int64_t input_scratch() const { return A * 2 * parity_rows() * tw + 2 * (tw + 1); }
 };
 
 // taps[k * tiles + t]: the source offset element k = i*A + j of tile t reads, or -1 for a zero.
@@ -275,7 +312,7 @@ template <class T, int R>
 int64_t workspace_elems(const Problem<T, R>& p, int64_t group) {
   constexpr int AA = Problem<T, R>::AA;
   const int64_t cols = p.tiles() * group;
-  return AA * (padded(p.C * cols) + padded(p.Co * cols)) + AA * cols;
+  return AA * (padded(p.C * cols) + padded(p.Co * cols)) + std::max(AA * cols, p.input_scratch());
 }
 
 // A batch of planes in memory: plane c of image n starts at data + n * image + (c / div) * channel, so that the
@@ -324,7 +361,8 @@ inline void gather(const T* base, const int64_t* off, int64_t n, T* d) {
 }
 
 // A thread's workspace (workspace_elems) for blocks of `group` images: AA matrices on the C side (transformed
-// inputs or input-side products), AA on the Co side, each padded() apart, then the scratch la of AA * cols.
+// inputs or input-side products), AA on the Co side, each padded() apart, then the scratch la of AA * cols (or the
+// input stage's scratch, if larger).
 template <class T>
 struct BlockWorkspace {
   T *cside, *coside, *la;
@@ -351,13 +389,62 @@ void for_blocks(const Problem<T, R>& p, int64_t n0, int64_t n1, int64_t group, c
   }
 }
 
+// The input stage of one plane: v[xi * ldv + t] = (B^T d_t B)[xi] for its tiles t = ty * tw + tx, d_t the A x A
+// elements of window w from (2 ty, 2 tx). Separably: each window row r is split into its even and odd columns, so
+// that the A elements a tile column reads, from column 2 tx, are four (three) contiguous runs over tx, and is
+// transformed along its columns into rows[((jj * 2 + r % 2) * RR + r / 2) * tw + tx] (RR = parity_rows()); that
+// layout makes the A rows 2 ty + i of every tile row one contiguous run over all tiles for each i, which the
+// transform along the rows then reads. Every element is read once from the plane, the loops run on vectors, and
+// padding costs a zero row or column instead of a test per tap. scratch holds input_scratch() elements.
+template <class T, int R>
+void input_plane(const Problem<T, R>& p, const Window& w, const T* plane, T* scratch, T* v, int64_t ldv) {
+  constexpr int A = F2<R>::A;
+  const int64_t th = p.th, tw = p.tw, rr = p.parity_rows();
+  T* rows = scratch;
+  T* even = rows + A * 2 * rr * tw;
+  T* odd = even + tw + 1;
+  auto along = [](const auto* d, auto* o) { F2<R>::input(d, 1, o, 1); };
+  const T* split[4] = {even, odd, even + 1, odd + 1};  // element j of a tile column, over tx (A = 3 reads three)
+  for (int64_t r = 0; r < 2 * th + A - 1; ++r) {
+    T* out[A];
+    for (int jj = 0; jj < A; ++jj) out[jj] = rows + ((jj * 2 + r % 2) * rr + r / 2) * tw;
+    const int64_t hr = r * w.sr + w.r0;
+    if (hr < 0 || hr >= w.H) {
+      for (int jj = 0; jj < A; ++jj) std::fill(out[jj], out[jj] + tw, T(0));
+      continue;
+    }
+    const T* src = plane + hr * w.W;
+    for (int64_t u = 0; u <= tw; ++u) {
+      const int64_t c0 = 2 * u * w.ss + w.s0, c1 = c0 + w.ss;
+      even[u] = c0 >= 0 && c0 < w.W ? src[c0] : T(0);
+      odd[u] = c1 >= 0 && c1 < w.W ? src[c1] : T(0);
+    }
+    transform_streams<A, A>(tw, split, out, along);
+  }
+  for (int jj = 0; jj < A; ++jj) {
+    const T* in[A];
+    T* out[A];
+    for (int i = 0; i < A; ++i) in[i] = rows + ((jj * 2 + i % 2) * rr + i / 2) * tw;
+    for (int ii = 0; ii < A; ++ii) out[ii] = v + (ii * A + jj) * ldv;
+    transform_streams<A, A>(th * tw, in, out, along);
+  }
+}
+
 // The input stage of a block: V[xi * ldv + c * cols + j] = (B^T d_j B)[xi] for the cols tiles j of the block's
-// images, every channel; la holds AA * cols.
+// images, every channel; la holds max(AA * cols, input_scratch()) elements. Planes at least one vector (8 floats)
+// of tiles wide go through input_plane; narrower ones would run its row loops on scalars, so their tiles are
+// gathered through the tap tables, all the block's images in one run per channel, and transformed together.
 template <class T, int R>
 void input_block(const Problem<T, R>& p, int64_t n, const Planes<const T>& src, const BlockTaps<T, R>& bt, T* la,
                  T* V, int64_t ldv) {
   constexpr int AA = Problem<T, R>::AA;
-  const int64_t cols = bt.cols;
+  const int64_t cols = bt.cols, tiles = p.tiles(), images = cols / tiles;
+  if (p.tw >= 32 / static_cast<int64_t>(sizeof(T))) {
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t b = 0; b < images; ++b)
+        input_plane(p, p.win[c % bt.windows], src.at(n + b, c), la, V + c * cols + b * tiles, ldv);
+    return;
+  }
   for (int64_t c = 0; c < p.C; ++c) {
     gather(src.at(n, c), bt.input(c), AA * cols, la);
     transform_items<AA, AA>(cols, la, cols, V + c * cols, ldv, [](const auto* d, auto* v) { input_2d<R>(d, v); });

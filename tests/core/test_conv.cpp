@@ -68,6 +68,9 @@ const std::vector<Cfg> kConfigs = {
     // Large planes: more 2x2 output tiles than one Winograd block's GEMM columns (195 and 225 tiles per image).
     {3, 3, 26, 30, 4, 3, 3, 1, 1, 1},
     {3, 2, 60, 58, 3, 4, 4, 2, 1, 1},
+    // Planes at least 8 tiles wide (the row-wise input stage) with asymmetric padding, odd sizes and padding 0 and 2.
+    {2, 3, 9, 20, 4, 3, 3, 1, {2, 0}, 1},
+    {2, 3, 13, 37, 3, 4, 4, 2, {0, 2}, 1},
 };
 
 // Sets the CPU convolution algorithm for one scope.
@@ -339,12 +342,14 @@ TEST(ConvGradgradcheck, WinogradPaths) {
 
 // Non-finite inputs reach the same outputs as the direct convolution's (a tile's transforms only mix the inputs
 // its outputs read), and finite outputs stay exact elsewhere.
+// Planes of side 12 take the gathered input stage, of side 36 the row-wise one (at least 8 tiles wide).
 TEST(ConvKernel, WinogradKeepsNonFiniteValuesLocal) {
-  for (int k : {3, 4}) {
+  for (const auto& [k, side] : {std::pair<int, int64_t>{3, 12}, {4, 12}, {3, 36}, {4, 36}}) {
+    SCOPED_TRACE("side " + std::to_string(side));
     const int64_t s = k == 3 ? 1 : 2;
-    Tensor x = rnd({1, 32, 12, 12}, DType::Float32, 90 + k), w = rnd({32, 32, k, k}, DType::Float32, 92 + k);
+    Tensor x = rnd({1, 32, side, side}, DType::Float32, 90 + k), w = rnd({32, 32, k, k}, DType::Float32, 92 + k);
     std::vector<float> xv = x.to_vector();
-    xv[5 * 12 + 7] = std::numeric_limits<float>::infinity();  // channel 0, row 5, column 7
+    xv[5 * side + 7] = std::numeric_limits<float>::infinity();  // channel 0, row 5, column 7
     x = nash::from_vector(xv, x.shape());
     Tensor im2col, winograd;
     {
@@ -364,11 +369,11 @@ TEST(ConvKernel, WinogradKeepsNonFiniteValuesLocal) {
     Tensor gx_im2col, gx_winograd;
     {
       AlgorithmScope a(nash::CpuConvAlgorithm::Im2col);
-      gx_im2col = nash::conv2d_grad_input(gy, w, {12, 12}, s, 1);
+      gx_im2col = nash::conv2d_grad_input(gy, w, {side, side}, s, 1);
     }
     {
       AlgorithmScope a(nash::CpuConvAlgorithm::Winograd);
-      gx_winograd = nash::conv2d_grad_input(gy, w, {12, 12}, s, 1);
+      gx_winograd = nash::conv2d_grad_input(gy, w, {side, side}, s, 1);
     }
     for (const auto& [what, ref, got] : {std::make_tuple("forward", im2col, winograd),
                                          std::make_tuple("grad_input", gx_im2col, gx_winograd)}) {
