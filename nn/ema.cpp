@@ -1,13 +1,15 @@
-// nn::WeightEma: the average lives in a second module; an update is two in-place passes per tensor (scale, then
-// add the model's share), which the CPU and CUDA backends run as their scalar-multiply and axpy kernels.
+// nn::WeightEma: the average lives in a second module; an update is one foreach_lerp_ over all its blended tensors
+// (one launch of the multi-tensor step kernel on CUDA, one parallel pass on the CPU, per device and dtype).
 #include "nash/nn/ema.h"
 
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "nash/core/autograd.h"
 #include "nash/core/error.h"
+#include "nash/core/ops.h"
 
 namespace nash {
 namespace nn {
@@ -59,14 +61,26 @@ void WeightEma::update() {
   const double d = decay_at(updates_);
   std::vector<Pair> ps = pairs("update");
   NoGradGuard ng;
+  // The blended tensors, grouped by device and dtype (a module normally has one of each).
+  std::vector<std::vector<Tensor>> averages, models;
+  std::vector<std::pair<Device, DType>> keys;
   for (Pair& p : ps) {
     if (!p.blend) {
       p.average.copy_(p.model);
       continue;
     }
-    p.average.mul_(d);
-    p.average.add_(p.model, 1.0 - d);
+    const std::pair<Device, DType> key{p.average.device(), p.average.dtype()};
+    std::size_t k = 0;
+    while (k < keys.size() && !(keys[k].first == key.first && keys[k].second == key.second)) ++k;
+    if (k == keys.size()) {
+      keys.push_back(key);
+      averages.emplace_back();
+      models.emplace_back();
+    }
+    averages[k].push_back(p.average);
+    models[k].push_back(p.model);
   }
+  for (std::size_t k = 0; k < keys.size(); ++k) foreach_lerp_(averages[k], models[k], 1.0 - d);
   ++updates_;
 }
 

@@ -1,4 +1,5 @@
-// nn::WeightEma on the CUDA backends (emulated always, a real GPU when one answers): the same updates as on the CPU.
+// nn::WeightEma on the CUDA backends (emulated always, a real GPU when one answers): the same updates as on the CPU,
+// and the multi-tensor lerp it runs.
 #include <cmath>
 #include <vector>
 
@@ -46,6 +47,22 @@ TEST_P(WeightEmaDevice, MatchesTheCpu) {
   ASSERT_EQ(x.size(), y.size());
   for (std::size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-6 + 1e-6 * std::fabs(x[i])) << i;
   EXPECT_NE(x, values(*cpu_model));
+}
+
+// The one-launch update itself: tensors of odd sizes, one spanning several of the kernel's 4096-element blocks, one
+// empty, against the CPU.
+TEST_P(WeightEmaDevice, ForeachLerpMatchesTheCpu) {
+  std::vector<Tensor> dc, sc, dd, sd;
+  uint64_t seed = 30;
+  for (int64_t n : {1, 7, 4096 * 2 + 5, 0, 130}) {
+    dc.push_back(nash_test::randn32({n}, seed++));
+    sc.push_back(nash_test::randn32({n}, seed++));
+    dd.push_back(dc.back().to(device_));
+    sd.push_back(sc.back().to(device_));
+  }
+  foreach_lerp_(dc, sc, 0.125);
+  foreach_lerp_(dd, sd, 0.125);
+  for (std::size_t i = 0; i < dc.size(); ++i) nash_test::expect_close(dd[i].to(Device::cpu()), dc[i], 1e-6, 1e-6);
 }
 
 NASH_INSTANTIATE_DEVICE_TEST(WeightEmaDevice);

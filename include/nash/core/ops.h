@@ -156,6 +156,14 @@ void power_iteration(const Tensor& w, const Tensor& u, const Tensor& v, int64_t 
 // the CPU. Each item's u and v must be distinct tensors.
 void power_iteration_many(const std::vector<PowerIterationItem>& items, int64_t n_iters = 1, double eps = 1e-12);
 
+// ---- multi-tensor updates (core/ops/foreach.cpp) ---------------------------------------------
+// For every pair, in place: dst[i] += weight * (src[i] - dst[i]) (PyTorch's lerp_; a weight average's update with
+// weight = 1 - decay). All pairs in one pass: one launch of the multi-tensor step kernel on CUDA, one parallel loop
+// on the CPU. Records no history and bumps the destinations' versions. The pairs share one device and dtype (float32,
+// or float64 on the CPU) and shapes pairwise; destinations are contiguous, do not require grad and share memory
+// with no source and no other destination.
+void foreach_lerp_(const std::vector<Tensor>& dst, const std::vector<Tensor>& src, double weight);
+
 // ---- equalized learning rate (core/ops/scale.cpp) -----------------------------------------
 // w * c as a scaled copy through the backend's `scale` kernel (the run-time weight scaling of equalized-LR layers);
 // its backward is scale_weight(grad, c), so it differentiates any number of times.
