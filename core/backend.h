@@ -34,6 +34,8 @@ struct Backend {
   void (*reduce_rows)(math::Reduce op, const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
   void (*argmax_rows)(const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
   void (*matmul)(const Tensor& a, const Tensor& b, const Tensor& out);
+  // out[i] = a[i] @ b[i] for every i (2-D views of one batched product). Optional: without it each runs by matmul.
+  void (*matmul_batch)(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::vector<Tensor>& out);
   void (*conv2d)(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
                  const Tensor& out);
   void (*conv2d_grad_input)(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,

@@ -6,17 +6,27 @@ namespace nash {
 using V = std::vector<Tensor>;
 
 namespace {
-// Runs out[b] = a[b] @ b[b] for each batch index through the 2-D kernel on history-free views.
+// Runs out[b] = a[b] @ b[b] for each batch index on history-free 2-D views: through the backend's batch entry when
+// it has one, else the 2-D kernel in turn.
 void batched_matmul_raw(const Tensor& a, const Tensor& b, const Tensor& out) {
-  int64_t B = out.size(0);
-  for (int64_t i = 0; i < B; ++i) {
-    auto slice = [&](const Tensor& t) {
-      if (t.dim() == 2) return t.detach();
-      return detail::raw_view(t, {t.size(1), t.size(2)}, {t.strides()[1], t.strides()[2]},
-                              t.storage_offset() + i * t.strides()[0]);
-    };
-    detail::call("matmul", out.device(), &detail::Backend::matmul, slice(a), slice(b), slice(out));
+  const int64_t B = out.size(0);
+  auto slice = [](const Tensor& t, int64_t i) {
+    if (t.dim() == 2) return t.detach();
+    return detail::raw_view(t, {t.size(1), t.size(2)}, {t.strides()[1], t.strides()[2]},
+                            t.storage_offset() + i * t.strides()[0]);
+  };
+  if (detail::backend("matmul", out.device()).matmul_batch) {
+    V as, bs, outs;
+    for (int64_t i = 0; i < B; ++i) {
+      as.push_back(slice(a, i));
+      bs.push_back(slice(b, i));
+      outs.push_back(slice(out, i));
+    }
+    detail::call("matmul", out.device(), &detail::Backend::matmul_batch, as, bs, outs);
+    return;
   }
+  for (int64_t i = 0; i < B; ++i)
+    detail::call("matmul", out.device(), &detail::Backend::matmul, slice(a, i), slice(b, i), slice(out, i));
 }
 }  // namespace
 

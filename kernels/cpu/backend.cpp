@@ -18,6 +18,7 @@ Backend make_cpu_backend() {
   b.reduce_rows = &cpu::reduce_rows;
   b.argmax_rows = &cpu::argmax_rows;
   b.matmul = &cpu::matmul;
+  b.matmul_batch = &cpu::matmul_batch;
   b.conv2d = &cpu::conv2d;
   b.conv2d_grad_input = &cpu::conv2d_grad_input;
   b.conv2d_grad_weight = &cpu::conv2d_grad_weight;

@@ -30,6 +30,9 @@ void argmax_rows(const Tensor& x, int64_t rows, int64_t cols, const Tensor& out)
 
 // out (M,N) = a (M,K) @ b (K,N); a and b may be contiguous or transposed views of contiguous matrices.
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+// The products of a batch, out[i] = a[i] @ b[i]: small ones shared across the threads one product each, large ones
+// each split across the threads in turn.
+void matmul_batch(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::vector<Tensor>& out);
 
 // Convolution on NCHW; w (Cout, Cin, kh, kw). out is allocated with the right shape.
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,

@@ -1,7 +1,10 @@
 // CPU matmul through the GEMM wrapper (OpenBLAS or built-in); transposed views are passed as GEMM transposes, never
 // copied.
+#include <omp.h>
+
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/strided.h"
 
 namespace nash {
 namespace cpu {
@@ -45,6 +48,19 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
                  C.data_ptr<double>(), ldc);
   }
   if (copy_back) copy(C, out);
+}
+
+void matmul_batch(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::vector<Tensor>& out) {
+  const int64_t n = static_cast<int64_t>(out.size());
+  double macs = 0;
+  for (int64_t i = 0; i < n; ++i)
+    macs += static_cast<double>(a[i].size(0)) * static_cast<double>(a[i].size(1)) * static_cast<double>(b[i].size(1));
+  // A product below ~16M multiply-adds (self-attention's are 64 of 256 x 4 x 256) split across the threads spends
+  // much of its time starting and joining the team; such batches give each thread whole products instead (inside
+  // the region gemm runs on its own thread). Large products keep their own split.
+  const bool by_product = n >= 2 && static_cast<int64_t>(omp_get_max_threads()) > 1 && !omp_in_parallel() &&
+                          macs / static_cast<double>(n) < 16.0 * (1 << 20);
+  parallel_for(n, by_product, [&](int64_t i) { matmul(a[i], b[i], out[i]); });
 }
 
 }  // namespace cpu

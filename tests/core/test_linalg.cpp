@@ -46,6 +46,21 @@ TEST(Linalg, BatchedMatmul) {
   expect_close(matmul(a, w).select(0, 1), naive_matmul(a.select(0, 1), w), 1e-12, 1e-12);
 }
 
+// Batches of small products run one product per thread, large ones each product split across the threads: both
+// against the products taken one by one, with transposed batch views on both sides.
+TEST(Linalg, BatchedMatmulOfSmallAndLargeProducts) {
+  Generator g(3);
+  const Tensor a = randn({9, 4, 5}, DType::Float64, Device::cpu(), &g).transpose(1, 2);  // (9, 5, 4)
+  const Tensor b = randn({9, 3, 4}, DType::Float64, Device::cpu(), &g).transpose(1, 2);  // (9, 4, 3)
+  const Tensor c = matmul(a, b);
+  ASSERT_EQ(c.shape(), (Shape{9, 5, 3}));
+  for (int64_t i = 0; i < 9; ++i) expect_close(c.select(0, i), naive_matmul(a.select(0, i), b.select(0, i)), 1e-12, 1e-12);
+  const Tensor la = randn({2, 256, 256}, DType::Float32, Device::cpu(), &g);
+  const Tensor lb = randn({2, 256, 256}, DType::Float32, Device::cpu(), &g).transpose(1, 2);
+  const Tensor lc = matmul(la, lb);
+  for (int64_t i = 0; i < 2; ++i) expect_close(lc.select(0, i), matmul(la.select(0, i), lb.select(0, i)), 1e-4, 1e-5);
+}
+
 TEST(Linalg, ShapeErrorsNameTheShapes) {
   expect_error([] { matmul(ones({2, 3}), ones({4, 5})); }, {"matmul", "[2, 3]", "[4, 5]"});
   expect_error([] { matmul(ones({2}), ones({2, 2})); }, {"matmul"});
