@@ -2,6 +2,7 @@
 #include "nash/nn/conditional.h"
 
 #include <string>
+#include <utility>
 
 #include "nash/core/ops.h"
 #include "nash/nn/init.h"
@@ -61,11 +62,31 @@ Tensor ConditionalBatchNorm2d::forward(const Tensor& x, const Tensor& onehot) {
              bias->forward(onehot).reshape(per_channel));
 }
 
+ConditionalChain::ConditionalChain(std::string name, int64_t num_classes, int64_t z_dim)
+    : ConditionalModule(std::move(name), num_classes), z_dim_(z_dim) {
+  NASH_CHECK(z_dim > 0, type_name(), ": z_dim must be > 0, got ", z_dim);
+}
+
+void ConditionalChain::add_layer(ModulePtr m) {
+  layers_.push_back(register_module(std::to_string(layers_.size()), std::move(m)));
+}
+
+Tensor ConditionalChain::forward(const Tensor& z, const Tensor& labels) {
+  NASH_CHECK(z.defined() && (z.dim() == 2 || z.dim() == 4) && z.numel() == z.size(0) * z_dim_, type_name(),
+             ": expected z (N, ", z_dim_, ") or (N, ", z_dim_, ", 1, 1), got ", shape_str(z));
+  const Tensor oh = one_hot_for(z, labels, parameters().front());
+  Tensor x = cat({z.reshape({z.size(0), z_dim_}), oh}, 1);
+  for (const ModulePtr& m : layers_) {
+    auto* c = dynamic_cast<ClassInput*>(m.get());
+    x = c && c->takes_classes() ? c->forward_with_classes(x, oh) : m->forward(x);
+  }
+  return x;
+}
+
 ConditionalGenerator::ConditionalGenerator(const DcganOptions& o, int64_t num_classes)
-    : ConditionalModule("ConditionalGenerator", num_classes) {
+    : ConditionalChain("ConditionalGenerator", num_classes, o.z_dim) {
   DcganOptions wide = o;
   wide.z_dim = o.z_dim + num_classes;
-  z_dim_ = o.z_dim;
   std::shared_ptr<Sequential> base = dcgan_generator(wide);
   for (std::size_t i = 0; i < base->size(); ++i) {
     ModulePtr m = (*base)[i];
@@ -74,20 +95,8 @@ ConditionalGenerator::ConditionalGenerator(const DcganOptions& o, int64_t num_cl
       init::normal_(cbn->gain->weight, 1.0, 0.02);  // DCGAN's batch-norm weight, per class
       m = cbn;
     }
-    layers_.push_back(register_module(std::to_string(i), m));
+    add_layer(m);
   }
-}
-
-Tensor ConditionalGenerator::forward(const Tensor& z, const Tensor& labels) {
-  const Tensor oh = one_hot_for(z, labels, parameters().front());
-  Tensor x = cat({z.reshape({z.size(0), z_dim_}), oh}, 1);
-  for (const ModulePtr& m : layers_) {
-    if (auto* cbn = dynamic_cast<ConditionalBatchNorm2d*>(m.get()))
-      x = cbn->forward(x, oh);
-    else
-      x = m->forward(x);
-  }
-  return x;
 }
 
 ProjectionDiscriminator::ProjectionDiscriminator(const std::shared_ptr<Sequential>& d, int64_t num_classes,

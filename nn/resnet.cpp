@@ -164,22 +164,8 @@ std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o) {
 }
 
 ConditionalResNetGenerator::ConditionalResNetGenerator(const ResNetOptions& o, int64_t num_classes)
-    : ConditionalModule("ConditionalResNetGenerator", num_classes), z_dim_(o.z_dim) {
-  std::vector<ModulePtr> layers = generator_layers(o, num_classes, "ConditionalResNetGenerator");
-  for (std::size_t i = 0; i < layers.size(); ++i) layers_.push_back(register_module(std::to_string(i), layers[i]));
-}
-
-Tensor ConditionalResNetGenerator::forward(const Tensor& z, const Tensor& labels) {
-  NASH_CHECK(z.defined() && (z.dim() == 2 || z.dim() == 4) && z.numel() == z.size(0) * z_dim_,
-             "ConditionalResNetGenerator: expected z (N, ", z_dim_, ") or (N, ", z_dim_, ", 1, 1), got ",
-             shape_str(z));
-  const Tensor oh = one_hot_for(z, labels, parameters().front());
-  Tensor x = cat({z.reshape({z.size(0), z_dim_}), oh}, 1);
-  for (const ModulePtr& m : layers_) {
-    auto* up = dynamic_cast<ResBlockUp*>(m.get());
-    x = up ? up->forward(x, oh) : m->forward(x);
-  }
-  return x;
+    : ConditionalChain("ConditionalResNetGenerator", num_classes, o.z_dim) {
+  for (ModulePtr& m : generator_layers(o, num_classes, "ConditionalResNetGenerator")) add_layer(std::move(m));
 }
 
 std::shared_ptr<Sequential> resnet_discriminator(const ResNetOptions& o, DNorm norm) {

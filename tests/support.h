@@ -13,6 +13,15 @@
 
 namespace nash_test {
 
+// Whether m has a parameter or buffer of this dotted name.
+inline bool has_name(const nash::nn::Module& m, const std::string& name) {
+  for (const auto& kv : m.named_parameters())
+    if (kv.first == name) return true;
+  for (const auto& kv : m.named_buffers())
+    if (kv.first == name) return true;
+  return false;
+}
+
 // |a - b| <= atol + rtol * |b| elementwise.
 inline void expect_close(const nash::Tensor& a, const nash::Tensor& b, double atol = 1e-5, double rtol = 1e-4) {
   ASSERT_EQ(a.shape(), b.shape()) << nash::shape_str(a.shape()) << " vs " << nash::shape_str(b.shape());

@@ -3,6 +3,7 @@
 // Devices/<suite>.<test>/Cuda.
 #pragma once
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -41,6 +42,17 @@ inline nash::Tensor parameter_grads(const nash::nn::Module& m, bool require_all 
 inline double relative_error(const nash::Tensor& got, const nash::Tensor& want) {
   EXPECT_GT(want.numel() > 0 ? nash::amax(nash::abs(want)).item() : 0.0, 0.0) << "the reference gradients are all 0";
   return rel_error(got, want);
+}
+
+// A G and D pair built twice by make() (which seeds the generator, so both are the same), the second moved to
+// `device`: (G, D) on the CPU, then (G, D) on the device.
+template <class Make>
+auto twin_pairs(Make&& make, const nash::Device& device) {
+  auto [gc, dc] = make();
+  auto [gd, dd] = make();
+  gd->to(device);
+  dd->to(device);
+  return std::make_tuple(gc, dc, gd, dd);
 }
 
 // A G and D pair on the device against the same pair on the CPU: D's scores sd (any device) against sc, then, after

@@ -26,10 +26,7 @@ TEST_P(ConditionalDevice, GeneratorAndProjectionDiscriminatorMatchTheCpu) {
     auto d = std::make_shared<nn::ProjectionDiscriminator>(nn::sngan_discriminator(o), 10, true);
     return std::make_pair(g, d);
   };
-  auto [gc, dc] = make();
-  auto [gd, dd] = make();
-  gd->to(device_);
-  dd->to(device_);
+  auto [gc, dc, gd, dd] = nash_test::twin_pairs(make, device_);
   const Tensor z = nash_test::randn32({3, 4}, 2);
   const Tensor y = from_vector(std::vector<float>{7, 0, 3}, {3});
   const Tensor sc = dc->forward(gc->forward(z, y), y);

@@ -27,10 +27,7 @@ TEST_P(ResNetDevice, GeneratorAndCriticMatchTheCpu) {
     auto d = nn::resnet_discriminator(o, nn::DNorm::Spectral);
     return std::make_pair(g, d);
   };
-  auto [gc, dc] = make();
-  auto [gd, dd] = make();
-  gd->to(device_);
-  dd->to(device_);
+  auto [gc, dc, gd, dd] = nash_test::twin_pairs(make, device_);
   const Tensor z = nash_test::randn32({3, 4}, 2);
   const Tensor xc = gc->forward(z), xd = gd->forward(z.to(device_));
   EXPECT_LT(nash_test::rel_error(xd.to(Device::cpu()), xc), 1e-4);
@@ -48,10 +45,7 @@ TEST_P(ResNetDevice, ConditionalGeneratorAndProjectionCriticMatchTheCpu) {
     auto d = std::make_shared<nn::ProjectionDiscriminator>(nn::resnet_discriminator(o, nn::DNorm::Spectral), 3, true);
     return std::make_pair(g, d);
   };
-  auto [gc, dc] = make();
-  auto [gd, dd] = make();
-  gd->to(device_);
-  dd->to(device_);
+  auto [gc, dc, gd, dd] = nash_test::twin_pairs(make, device_);
   const Tensor z = nash_test::randn32({3, 4}, 5);
   const Tensor y = from_vector(std::vector<float>{2, 0, 1}, {3});
   const Tensor xc = gc->forward(z, y), xd = gd->forward(z.to(device_), y.to(device_));

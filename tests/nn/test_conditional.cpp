@@ -9,6 +9,7 @@
 
 using namespace nash;
 using nash_test::expect_error;
+using nash_test::has_name;
 using nash_test::leaf64;
 
 namespace {
@@ -22,14 +23,6 @@ nn::DcganOptions tiny(int64_t width = 4) {
   o.image_size = 32;
   o.width = width;
   return o;
-}
-
-bool has_name(const nn::Module& m, const std::string& name) {
-  for (const auto& kv : m.named_parameters())
-    if (kv.first == name) return true;
-  for (const auto& kv : m.named_buffers())
-    if (kv.first == name) return true;
-  return false;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 using namespace nash;
 using nash_test::expect_error;
+using nash_test::has_name;
 using nash_test::leaf64;
 
 namespace {
@@ -29,14 +30,6 @@ nn::ResNetOptions tiny(int64_t width = 4) {
 
 // Parameters of a k x k conv with bias.
 int64_t conv_params(int64_t in, int64_t out, int64_t k) { return in * out * k * k + out; }
-
-bool has_name(const nn::Module& m, const std::string& name) {
-  for (const auto& kv : m.named_parameters())
-    if (kv.first == name) return true;
-  for (const auto& kv : m.named_buffers())
-    if (kv.first == name) return true;
-  return false;
-}
 
 Tensor param(const nn::Module& m, const std::string& name) {
   for (const auto& kv : m.named_parameters())

@@ -10,6 +10,8 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "nash/nn/layers.h"
 #include "nash/nn/models.h"
@@ -37,15 +39,44 @@ class ConditionalModule : public Module {
   int64_t num_classes_;
 };
 
+// A layer that can take the one-hot class rows beside its input (a conditional batch norm, a conditional residual
+// block). ConditionalChain hands them the rows when takes_classes() says so.
+class ClassInput {
+ public:
+  virtual ~ClassInput() = default;
+  virtual bool takes_classes() const { return true; }
+  // onehot: (N, num_classes) rows of class_one_hot for x's N samples.
+  virtual Tensor forward_with_classes(const Tensor& x, const Tensor& onehot) = 0;
+};
+
+// A generator built as a chain of layers (children "0", "1", ...) told the class twice: its one-hot row is appended
+// to z before the first layer, and every layer that takes classes (ClassInput) gets the rows.
+// forward(z, labels): z (N, z_dim) or (N, z_dim, 1, 1), labels (N) class indices.
+class ConditionalChain : public ConditionalModule {
+ public:
+  using ConditionalModule::forward;
+  Tensor forward(const Tensor& z, const Tensor& labels) override;
+  int64_t z_dim() const { return z_dim_; }
+
+ protected:
+  ConditionalChain(std::string name, int64_t num_classes, int64_t z_dim);
+  void add_layer(ModulePtr m);  // registers m as the next child
+
+ private:
+  std::vector<ModulePtr> layers_;
+  int64_t z_dim_ = 0;
+};
+
 // Batch norm without its own affine, then per-class gain and bias: y = BN(x) * (onehot Gᵀ) + onehot Bᵀ per channel.
 // Children "bn" (BatchNorm2d, affine off; its running statistics are shared by all classes), "gain" and "bias"
 // (Linear num_classes -> channels, no bias; gains start at 1, biases at 0).
-class ConditionalBatchNorm2d : public Module {
+class ConditionalBatchNorm2d : public Module, public ClassInput {
  public:
   ConditionalBatchNorm2d(int64_t channels, int64_t num_classes, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x) override;  // an error: needs the one-hot rows
   // onehot: (N, num_classes) rows of class_one_hot, x: (N, channels, H, W).
   Tensor forward(const Tensor& x, const Tensor& onehot);
+  Tensor forward_with_classes(const Tensor& x, const Tensor& onehot) override { return forward(x, onehot); }
   std::shared_ptr<BatchNorm2d> bn;
   std::shared_ptr<Linear> gain, bias;
 };
@@ -56,15 +87,10 @@ class ConditionalBatchNorm2d : public Module {
 // weight, N(1, 0.02)). On Fashion-MNIST-like data the input path makes G follow the class within a few hundred steps;
 // through the batch norms alone it took thousands.
 // forward(z, labels): z (N, z_dim) or (N, z_dim, 1, 1) -> (N, channels, size, size) in [-1, 1].
-class ConditionalGenerator : public ConditionalModule {
+// Children "0", "1", ... as in dcgan_generator.
+class ConditionalGenerator : public ConditionalChain {
  public:
   ConditionalGenerator(const DcganOptions& o, int64_t num_classes);
-  using ConditionalModule::forward;
-  Tensor forward(const Tensor& z, const Tensor& labels) override;
-
- private:
-  std::vector<ModulePtr> layers_;  // children "0", "1", ... as in dcgan_generator
-  int64_t z_dim_ = 0;
 };
 
 // The projection discriminator around an unconditional D of one of two shapes:

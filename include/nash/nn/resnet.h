@@ -42,12 +42,14 @@ struct ResNetOptions {
 // With num_classes > 0 the two batch norms are class-conditional (ConditionalBatchNorm2d in cbn1 and cbn2, under the
 // same names; bn1 and bn2 stay null) and the block is run by forward(x, onehot), onehot the (N, num_classes) rows of
 // class_one_hot; forward(x) alone is then an error.
-class ResBlockUp : public Module {
+class ResBlockUp : public Module, public ClassInput {
  public:
   ResBlockUp(int64_t in_channels, int64_t out_channels, int64_t num_classes = 0);
   Tensor forward(const Tensor& x) override;
   Tensor forward(const Tensor& x, const Tensor& onehot);
   bool conditional() const { return cbn1 != nullptr; }
+  bool takes_classes() const override { return conditional(); }
+  Tensor forward_with_classes(const Tensor& x, const Tensor& onehot) override { return forward(x, onehot); }
   std::shared_ptr<BatchNorm2d> bn1, bn2;
   std::shared_ptr<ConditionalBatchNorm2d> cbn1, cbn2;
   std::shared_ptr<Conv2d> conv1, conv2, shortcut;
@@ -91,15 +93,10 @@ std::shared_ptr<Sequential> resnet_generator(const ResNetOptions& o = {});
 // every up block's batch norms are class-conditional (gains start at 1, biases at 0). The batch norm before the
 // output conv stays unconditional, as in SN-GAN's and BigGAN's generators.
 // forward(z, labels): z (N, z_dim) or (N, z_dim, 1, 1), labels (N) class indices -> (N, channels, size, size).
-class ConditionalResNetGenerator : public ConditionalModule {
+// Children "0", "1", ... as in resnet_generator.
+class ConditionalResNetGenerator : public ConditionalChain {
  public:
   ConditionalResNetGenerator(const ResNetOptions& o, int64_t num_classes);
-  using ConditionalModule::forward;
-  Tensor forward(const Tensor& z, const Tensor& labels) override;
-
- private:
-  std::vector<ModulePtr> layers_;  // children "0", "1", ... as in resnet_generator
-  int64_t z_dim_ = 0;
 };
 // D: (N, channels, image_size, image_size) -> (N, 1) scores. Children: the ResBlockDown blocks (and SelfAttention2d
 // where asked), ReLU, GlobalPool2d, Linear (wrapped like the convs by `norm`).
