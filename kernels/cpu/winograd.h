@@ -238,14 +238,14 @@ void transform_filters_row(int64_t o, int64_t C, const T* w, int64_t ld, int64_t
   transform_items<R * R, AA>(C, gl, C, U + o * C, ldu, [](const auto* g, auto* u) { filter_2d<R>(g, u); });
 }
 
-// The engine's view of one convolution: C planes in, Co planes out, th x tw output tiles of 2x2 per plane, the
-// transformed filters U laid out [(R+1)^2][Co][C], their matrices ldu elements apart.
 // Where the input tiles read: input plane element (r, s), r < 2 th + R - 1, is image[(r*sr + r0) * W + s*ss + s0]
 // of an H x W source image, zero outside it. That covers padding, shifts and stride phases alike.
 struct Window {
   int64_t H, W, r0, sr, s0, ss;
 };
 
+// The engine's view of one convolution: C planes in, Co planes out, th x tw output tiles of 2x2 per plane, the
+// transformed filters U laid out [(R+1)^2][Co][C], their matrices ldu elements apart.
 template <class T, int R>
 struct Problem {
   int64_t C, Co, th, tw;
@@ -255,7 +255,7 @@ struct Problem {
   const Window* win = nullptr;
   static constexpr int A = F2<R>::A, AA = A * A;
   int64_t tiles() const { return th * tw; }
-  // Window rows of one parity the input stage keeps: rows 0 … 2 th + A - 2.
+  // The input stage keeps window rows 0 … 2 th + A - 2, the even ones and the odd ones apart: this many of each.
   int64_t parity_rows() const { return th + A / 2; }
   // Scratch of the input stage for one plane: its rows transformed along their columns, and one row split into its
   // even and odd columns.
