@@ -39,6 +39,9 @@ void reduce_rows(Reduce op, const Tensor& x, int64_t rows, int64_t cols, const T
 void argmax_rows(const Tensor& x, int64_t rows, int64_t cols, const Tensor& out);
 
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+// A batch of products: when they share a shape and a uniform layout, one launch (the igemm's groups on the nash
+// engine, cublasSgemmStridedBatched on cuBLAS); else one matmul each.
+void matmul_batch(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::vector<Tensor>& out);
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Int2 stride, Int2 padding, Int2 dilation,
             const Tensor& out);
 void conv2d_grad_input(const Tensor& grad_out, const Tensor& w, Int2 stride, Int2 padding, Int2 dilation,

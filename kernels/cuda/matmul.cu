@@ -1,6 +1,7 @@
 // CUDA matmul: nash's tiled SGEMM (igemm.h) on operands with a unit stride in either direction (others are copied
 // first), and cuBLAS as the selectable vendor engine.
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cuda/backend.h"
 #include "kernels/cuda/igemm.h"
@@ -98,6 +99,69 @@ void nash_matmul(const Tensor& a0, const Tensor& b0, const Tensor& out) {
     nash_matmul_as<false, false>(a, lda, b, ldb, out);
 }
 
+// A batch of products with one shape and layout whose operands lie a fixed number of elements apart (0: shared by
+// every product): the igemm's groups, one launch for the batch.
+template <bool KA, bool KB>
+struct BatchJob {
+  using A = MatrixOperand<KA>;
+  using B = MatrixOperand<KB>;
+  int64_t M, N, K;
+  A a;
+  B b;
+  MatrixStore store;
+  int64_t sa, sb, so;  // batch strides of A, B and C, in elements
+  __host__ __device__ __forceinline__ Gemm<A, B, MatrixStore> group(unsigned g) const {
+    const int64_t i = static_cast<int64_t>(g);
+    return {M, N, K, A{a.p + i * sa, a.ld}, B{b.p + i * sb, b.ld}, MatrixStore{store.p + i * so, store.rs, store.cs}};
+  }
+};
+
+// The batch stride of ts (all of one shape and strides, each starting `stride` elements after the one before), or
+// false when they are not laid out that way.
+bool uniform_batch(const std::vector<Tensor>& ts, int64_t& stride) {
+  const float* p0 = ts[0].data_ptr<float>();
+  stride = ts.size() > 1 ? ts[1].data_ptr<float>() - p0 : 0;
+  for (std::size_t i = 0; i < ts.size(); ++i)
+    if (ts[i].shape() != ts[0].shape() || ts[i].strides() != ts[0].strides() ||
+        ts[i].data_ptr<float>() != p0 + static_cast<int64_t>(i) * stride)
+      return false;
+  return true;
+}
+
+template <bool KA, bool KB>
+void batched_as(const std::vector<Tensor>& a, int64_t lda, int64_t sa, const std::vector<Tensor>& b, int64_t ldb,
+                int64_t sb, const std::vector<Tensor>& out, int64_t so) {
+  const int64_t M = a[0].size(0), K = a[0].size(1), N = b[0].size(1), groups = static_cast<int64_t>(out.size());
+  const BatchJob<KA, KB> job{M,  N,  K,  {a[0].data_ptr<float>(), lda}, {b[0].data_ptr<float>(), ldb},
+                             {out[0].data_ptr<float>(), out[0].strides()[0], out[0].strides()[1]}, sa, sb, so};
+  // Float4 fetches when the first product's operands allow them and every other product's start stays aligned.
+  const bool vec4 = job.a.vec4_ok(M, K) && job.b.vec4_ok(N, K) && sa % 4 == 0 && sb % 4 == 0;
+  const GemmPlan plan = plan_for_device(M, N, K, true, groups, large_tile_fits<BatchJob<KA, KB>>());
+  run_igemm("matmul", plan, vec4, M, N, K, groups, job, out[0].device());
+}
+
+// Whether the batch ran as one igemm launch: float32 products of one shape whose operands are uniformly strided,
+// each with a unit stride in some direction, on the nash engine.
+bool batched_matmul(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::vector<Tensor>& out) {
+  int64_t sa = 0, sb = 0, so = 0;
+  if (!uniform_batch(a, sa) || !uniform_batch(b, sb) || !uniform_batch(out, so)) return false;
+  if (a[0].size(1) == 0 || static_cast<int64_t>(out.size()) > 65535) return false;
+  bool ka = true, kb = true;
+  int64_t lda = 0, ldb = 0;
+  if (!operand_layout(a[0].size(0), a[0].size(1), a[0].strides()[0], a[0].strides()[1], true, ka, lda) ||
+      !operand_layout(b[0].size(0), b[0].size(1), b[0].strides()[0], b[0].strides()[1], false, kb, ldb))
+    return false;
+  if (ka && kb)
+    batched_as<true, true>(a, lda, sa, b, ldb, sb, out, so);
+  else if (ka)
+    batched_as<true, false>(a, lda, sa, b, ldb, sb, out, so);
+  else if (kb)
+    batched_as<false, true>(a, lda, sa, b, ldb, sb, out, so);
+  else
+    batched_as<false, false>(a, lda, sa, b, ldb, sb, out, so);
+  return true;
+}
+
 #if !defined(NASH_CUDA_EMULATION)
 cublasHandle_t handle(int device) {
   static std::mutex mu;
@@ -146,6 +210,25 @@ void cublas_matmul(const Tensor& a0, const Tensor& b0, const Tensor& out) {
                                 b.data_ptr<float>(), static_cast<int>(ldb), a.data_ptr<float>(), static_cast<int>(lda),
                                 &beta, out.data_ptr<float>(), static_cast<int>(out.strides()[0])));
 }
+
+// A uniform batch (see uniform_batch) as one cublasSgemmStridedBatched call; false when it is not one.
+bool cublas_batched(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::vector<Tensor>& out) {
+  int64_t sa = 0, sb = 0, so = 0;
+  if (!uniform_batch(a, sa) || !uniform_batch(b, sb) || !uniform_batch(out, so)) return false;
+  bool ta = false, tb = false;
+  int64_t lda = 0, ldb = 0;
+  if (!blas_layout(a[0], ta, lda) || !blas_layout(b[0], tb, ldb)) return false;
+  const int64_t M = a[0].size(0), K = a[0].size(1), N = b[0].size(1);
+  if (K == 0 || out[0].strides()[1] != 1 || out[0].strides()[0] < N) return false;
+  const float alpha = 1.f, beta = 0.f;
+  // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ, product by product.
+  NASH_CUDA_CHECK(cublasSgemmStridedBatched(
+      handle(out[0].device().index), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+      static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, b[0].data_ptr<float>(),
+      static_cast<int>(ldb), sb, a[0].data_ptr<float>(), static_cast<int>(lda), sa, &beta, out[0].data_ptr<float>(),
+      static_cast<int>(out[0].strides()[0]), so, static_cast<int>(out.size())));
+  return true;
+}
 #endif
 }  // namespace
 
@@ -162,6 +245,20 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
 #endif
   nash_matmul(a, b, out);
+}
+
+void matmul_batch(const std::vector<Tensor>& a, const std::vector<Tensor>& b, const std::vector<Tensor>& out) {
+  if (out.empty()) return;
+  require_float32("matmul", a[0]);
+  bool done = false;
+#if !defined(NASH_CUDA_EMULATION)
+  if (matmul_engine() == MatmulEngine::CuBLAS)
+    done = cublas_batched(a, b, out);
+  else
+#endif
+    done = batched_matmul(a, b, out);
+  if (!done)
+    for (std::size_t i = 0; i < out.size(); ++i) matmul(a[i], b[i], out[i]);
 }
 
 }  // namespace NASH_CUDA_NS

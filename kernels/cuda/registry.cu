@@ -29,6 +29,7 @@ detail::Backend make_table() {
   b.reduce_rows = &reduce_rows;
   b.argmax_rows = &argmax_rows;
   b.matmul = &matmul;
+  b.matmul_batch = &matmul_batch;
   b.conv2d = &conv2d;
   b.conv2d_grad_input = &conv2d_grad_input;
   b.conv2d_grad_weight = &conv2d_grad_weight;

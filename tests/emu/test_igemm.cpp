@@ -326,6 +326,35 @@ TEST_P(GemmOps, MatmulLayoutsAlignmentAndEdges) {
   });
 }
 
+// A batched product runs as the igemm's groups, one launch for the batch (two with a K-split; on a GPU's cuBLAS
+// engine one strided-batched call, not counted here): uniform batches,
+// transposed batch views, a B shared by the batch (stride 0); a batch with no unit-stride operand falls back to one
+// product at a time.
+TEST_P(GemmOps, BatchedMatmulRunsAsOneLaunch) {
+  MatmulEngineGuard nash_engine(MatmulEngine::Nash);
+  for_each_plan([&] {
+    const Tensor a = rnd({5, 67, 9}, 20), b = rnd({5, 9, 33}, 21), bt = rnd({5, 33, 9}, 22), w = rnd({9, 33}, 23);
+    auto mm = [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); };
+    const auto launches = [] { return nash::emu::stats().launches; };
+    int64_t before = launches();
+    EXPECT_LE(compare({a, b}, mm), kOpBound);
+    if (device_.is_emu_cuda()) EXPECT_LE(launches() - before, 2) << "one igemm launch (and a K-split's sum)";
+    EXPECT_LE(compare({a, bt}, [](const std::vector<Tensor>& in) { return matmul(in[0], in[1].transpose(1, 2)); }),
+              kOpBound);
+    const Tensor at = rnd({5, 9, 67}, 25);
+    EXPECT_LE(compare({at, bt}, [](const std::vector<Tensor>& in) {
+                return matmul(in[0].transpose(1, 2), in[1].transpose(1, 2));
+              }),
+              kOpBound);
+    EXPECT_LE(compare({a, w}, mm), kOpBound);
+    const Tensor strided = rnd({5, 67, 9, 2}, 24);
+    before = launches();
+    EXPECT_LE(compare({strided, b}, [](const std::vector<Tensor>& in) { return matmul(in[0].select(3, 1), in[1]); }),
+              kOpBound);
+    if (device_.is_emu_cuda()) EXPECT_GE(launches() - before, 5) << "no unit stride: one product at a time";
+  });
+}
+
 TEST_P(GemmOps, ConvolutionsOnEdgeShapes) {
   struct Case {
     Shape x, w;
