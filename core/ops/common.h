@@ -18,6 +18,8 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 Tensor raw_view(const Tensor& t, const Shape& shape, const Shape& strides, int64_t offset);
 // A history-free stride-0 view of t broadcast to shape (t's shape must broadcast to it).
 Tensor broadcast_view(const Tensor& t, const Shape& shape);
+// Whether a and b are views of one storage (an in-place op's operands must not be).
+inline bool same_storage(const Tensor& a, const Tensor& b) { return a.impl()->storage == b.impl()->storage; }
 
 }  // namespace detail
 }  // namespace nash

@@ -6,12 +6,6 @@
 
 namespace nash {
 
-namespace {
-
-bool same_storage(const Tensor& a, const Tensor& b) { return a.impl()->storage == b.impl()->storage; }
-
-}  // namespace
-
 void foreach_lerp_(const std::vector<Tensor>& dst, const std::vector<Tensor>& src, double weight) {
   const char* op = "foreach_lerp_";
   NASH_CHECK(dst.size() == src.size(), op, ": ", dst.size(), " destinations but ", src.size(), " sources");
@@ -26,12 +20,12 @@ void foreach_lerp_(const std::vector<Tensor>& dst, const std::vector<Tensor>& sr
                dtype_name(dst[i].dtype()), "; lerp takes float32 or float64");
     NASH_CHECK(dst[i].is_contiguous(), op, ": destination ", i, " must be contiguous");
     NASH_CHECK(!dst[i].requires_grad(), op, ": destination ", i, " requires grad; it is state written in place");
-    NASH_CHECK(!same_storage(dst[i], src[i]), op, ": pair ", i, ": destination and source share memory");
+    NASH_CHECK(!detail::same_storage(dst[i], src[i]), op, ": pair ", i, ": destination and source share memory");
   }
   // Each destination is written once: two sharing memory would be written twice (concurrently, on CUDA).
   for (std::size_t i = 0; i < dst.size(); ++i)
     for (std::size_t j = i + 1; j < dst.size(); ++j)
-      NASH_CHECK(dst[i].numel() == 0 || dst[j].numel() == 0 || !same_storage(dst[i], dst[j]), op, ": destinations ",
+      NASH_CHECK(dst[i].numel() == 0 || dst[j].numel() == 0 || !detail::same_storage(dst[i], dst[j]), op, ": destinations ",
                  i, " and ", j, " share memory");
   // SGD's elementwise rule without momentum is p -= step_size * (g + weight_decay * p); with g = src,
   // weight_decay = -1 and step_size = -weight it is p += weight * (src - p), one pass over every pair.

@@ -8,8 +8,6 @@ namespace nash {
 
 namespace {
 
-bool same_storage(const Tensor& a, const Tensor& b) { return a.impl()->storage == b.impl()->storage; }
-
 void check_item(const char* op, std::size_t index, const PowerIterationItem& it, const PowerIterationItem& first) {
   NASH_CHECK(it.w.defined() && it.u.defined() && it.v.defined(), op, ": item ", index, " has an undefined w, u or v");
   NASH_CHECK((it.w.dim() == 2 || it.w.dim() == 3) && it.w.numel() > 0, op, ": item ", index,
@@ -22,7 +20,7 @@ void check_item(const char* op, std::size_t index, const PowerIterationItem& it,
   NASH_CHECK(it.u.is_contiguous() && it.v.is_contiguous(), op, ": item ", index, ": u and v must be contiguous");
   NASH_CHECK(!it.u.requires_grad() && !it.v.requires_grad(), op, ": item ", index,
              ": u and v are state updated in place and must not require grad");
-  NASH_CHECK(!same_storage(it.u, it.v) && !same_storage(it.u, it.w) && !same_storage(it.v, it.w), op, ": item ",
+  NASH_CHECK(!detail::same_storage(it.u, it.v) && !detail::same_storage(it.u, it.w) && !detail::same_storage(it.v, it.w), op, ": item ",
              index, ": w, u and v must not share memory");
 }
 
@@ -71,7 +69,7 @@ void power_iteration_many(const std::vector<PowerIterationItem>& items, int64_t 
       const Tensor* b[2] = {&items[j].u, &items[j].v};
       for (const Tensor* x : a)
         for (const Tensor* y : b)
-          NASH_CHECK(!same_storage(*x, *y), op, ": items ", i, " and ", j, " share a u or v tensor");
+          NASH_CHECK(!detail::same_storage(*x, *y), op, ": items ", i, " and ", j, " share a u or v tensor");
     }
   if (n_iters == 0) return;
   NoGradGuard ng;
