@@ -172,31 +172,10 @@ inline void grad_output_2d(const T* m, T* g) {  // g = G^T m G, m A x A, g R x R
   for (int i = 0; i < R; ++i) F2<R>::grad_output(t + i * A, 1, g + i * R, 1);
 }
 
-// Applies a 2-D transform to n items stored as planes: in[k * ldi + t] (k < KI) -> out[x * ldo + t] (x < KO).
-// The transform is generic in its element type: it runs on GCC vectors of 32 bytes (8 floats, 4 doubles; two SSE
-// registers each on a baseline x86-64 build) across items, then on scalars for the remainder.
-template <int KI, int KO, class T, class F>
-inline void transform_items(int64_t n, const T* in, int64_t ldi, T* out, int64_t ldo, F&& f) {
-  typedef T Vec __attribute__((vector_size(32)));
-  constexpr int64_t L = 32 / sizeof(T);
-  int64_t t = 0;
-  for (; t + L <= n; t += L) {
-    Vec a[KI], b[KO];
-#pragma GCC unroll 16
-    for (int k = 0; k < KI; ++k) std::memcpy(&a[k], in + k * ldi + t, sizeof(Vec));
-    f(a, b);
-#pragma GCC unroll 16
-    for (int x = 0; x < KO; ++x) std::memcpy(out + x * ldo + t, &b[x], sizeof(Vec));
-  }
-  for (; t < n; ++t) {
-    T a[KI], b[KO];
-    for (int k = 0; k < KI; ++k) a[k] = in[k * ldi + t];
-    f(a, b);
-    for (int x = 0; x < KO; ++x) out[x * ldo + t] = b[x];
-  }
-}
-
-// The same over KI input and KO output streams that need not lie a fixed distance apart: in[k][t] -> out[x][t].
+// Applies a transform to n items read from KI input streams and written to KO output streams: in[k][t] (k < KI) ->
+// out[x][t] (x < KO). The transform is generic in its element type: it runs on GCC vectors of 32 bytes (8 floats, 4
+// doubles; two SSE registers each on a baseline x86-64 build) across items, then on scalars for the remainder. The
+// stream loops are unrolled explicitly: without that GCC copied every stream through the stack.
 template <int KI, int KO, class T, class F>
 inline void transform_streams(int64_t n, const T* const* in, T* const* out, F&& f) {
   typedef T Vec __attribute__((vector_size(32)));
@@ -222,6 +201,16 @@ inline void transform_streams(int64_t n, const T* const* in, T* const* out, F&& 
     f(a, b);
     for (int x = 0; x < KO; ++x) op[x][t] = b[x];
   }
+}
+
+// The same for items stored as planes a fixed distance apart: in[k * ldi + t] (k < KI) -> out[x * ldo + t] (x < KO).
+template <int KI, int KO, class T, class F>
+inline void transform_items(int64_t n, const T* in, int64_t ldi, T* out, int64_t ldo, F&& f) {
+  const T* ip[KI];
+  T* op[KO];
+  for (int k = 0; k < KI; ++k) ip[k] = in + k * ldi;
+  for (int x = 0; x < KO; ++x) op[x] = out + x * ldo;
+  transform_streams<KI, KO>(n, ip, op, f);
 }
 
 // Row o of the transformed filters: U[xi * ldu + o * C + i] = (G g G^T)[xi] for the kernels
