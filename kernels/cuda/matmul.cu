@@ -1,6 +1,7 @@
 // CUDA matmul: nash's tiled SGEMM (igemm.h) on operands with a unit stride in either direction (others are copied
 // first), and cuBLAS as the selectable vendor engine.
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cuda/backend.h"
@@ -70,11 +71,17 @@ bool operand_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, bool out
   return false;
 }
 
-template <bool KA, bool KB>
-void nash_matmul_as(const Tensor& a, int64_t lda, const Tensor& b, int64_t ldb, const Tensor& out) {
-  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
-  igemm("matmul", M, N, K, MatrixOperand<KA>{a.data_ptr<float>(), lda}, MatrixOperand<KB>{b.data_ptr<float>(), ldb},
-        MatrixStore{out.data_ptr<float>(), out.strides()[0], out.strides()[1]}, true, out.device());
+// Calls f(std::bool_constant<ka>, std::bool_constant<kb>): the operand layouts as template arguments.
+template <class F>
+void with_layouts(bool ka, bool kb, F&& f) {
+  if (ka && kb)
+    f(std::true_type{}, std::true_type{});
+  else if (ka)
+    f(std::true_type{}, std::false_type{});
+  else if (kb)
+    f(std::false_type{}, std::true_type{});
+  else
+    f(std::false_type{}, std::false_type{});
 }
 
 void nash_matmul(const Tensor& a0, const Tensor& b0, const Tensor& out) {
@@ -89,14 +96,12 @@ void nash_matmul(const Tensor& a0, const Tensor& b0, const Tensor& out) {
     b = b0.contiguous();
     kb = false, ldb = b.size(1);
   }
-  if (ka && kb)
-    nash_matmul_as<true, true>(a, lda, b, ldb, out);
-  else if (ka)
-    nash_matmul_as<true, false>(a, lda, b, ldb, out);
-  else if (kb)
-    nash_matmul_as<false, true>(a, lda, b, ldb, out);
-  else
-    nash_matmul_as<false, false>(a, lda, b, ldb, out);
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  with_layouts(ka, kb, [&](auto KA, auto KB) {
+    igemm("matmul", M, N, K, MatrixOperand<decltype(KA)::value>{a.data_ptr<float>(), lda},
+          MatrixOperand<decltype(KB)::value>{b.data_ptr<float>(), ldb},
+          MatrixStore{out.data_ptr<float>(), out.strides()[0], out.strides()[1]}, true, out.device());
+  });
 }
 
 // A batch of products with one shape and layout whose operands lie a fixed number of elements apart (0: shared by
@@ -151,14 +156,9 @@ bool batched_matmul(const std::vector<Tensor>& a, const std::vector<Tensor>& b, 
   if (!operand_layout(a[0].size(0), a[0].size(1), a[0].strides()[0], a[0].strides()[1], true, ka, lda) ||
       !operand_layout(b[0].size(0), b[0].size(1), b[0].strides()[0], b[0].strides()[1], false, kb, ldb))
     return false;
-  if (ka && kb)
-    batched_as<true, true>(a, lda, sa, b, ldb, sb, out, so);
-  else if (ka)
-    batched_as<true, false>(a, lda, sa, b, ldb, sb, out, so);
-  else if (kb)
-    batched_as<false, true>(a, lda, sa, b, ldb, sb, out, so);
-  else
-    batched_as<false, false>(a, lda, sa, b, ldb, sb, out, so);
+  with_layouts(ka, kb, [&](auto KA, auto KB) {
+    batched_as<decltype(KA)::value, decltype(KB)::value>(a, lda, sa, b, ldb, sb, out, so);
+  });
   return true;
 }
 
