@@ -224,20 +224,19 @@ std::shared_ptr<nn::Sequential> normed_discriminator(const nn::DcganOptions& o, 
 struct Players {
   std::shared_ptr<nn::Module> g, d;
 };
-nn::DcganOptions model_options(const FmnistConfig& c) {
-  nn::DcganOptions o;
+// The options both model families share, for 32x32 grey images.
+template <class Options>
+Options image_options(const FmnistConfig& c) {
+  Options o;
   o.z_dim = c.z_dim;
   o.channels = 1;
   o.image_size = 32;
   o.width = c.width;
   return o;
 }
+nn::DcganOptions model_options(const FmnistConfig& c) { return image_options<nn::DcganOptions>(c); }
 nn::ResNetOptions resnet_options(const FmnistConfig& c) {
-  nn::ResNetOptions o;
-  o.z_dim = c.z_dim;
-  o.channels = 1;
-  o.image_size = 32;
-  o.width = c.width;
+  nn::ResNetOptions o = image_options<nn::ResNetOptions>(c);
   o.attention = c.attention;
   return o;
 }

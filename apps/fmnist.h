@@ -1,6 +1,6 @@
 // `nash fmnist`: image GANs on Fashion-MNIST (DCGAN, SN-GAN with the hinge loss, WGAN-GP, a ProGAN-style
-// equalized-LR pair, the ResNet WGAN-GP) with sample grids, a metrics CSV, checkpoints and exact resume, and FID on the Fashion-MNIST
-// classifier's features. A library function (tests, batch runs) and a subcommand.
+// equalized-LR pair, the ResNet WGAN-GP) with sample grids, a metrics CSV, checkpoints and exact resume, and FID on
+// the Fashion-MNIST classifier's features. A library function (tests, batch runs) and a subcommand.
 #pragma once
 #include <cstdint>
 #include <map>
