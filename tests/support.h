@@ -22,6 +22,14 @@ inline bool has_name(const nash::nn::Module& m, const std::string& name) {
   return false;
 }
 
+// m's parameter of this dotted name; a failure (and an undefined tensor) when it has none.
+inline nash::Tensor named_parameter(const nash::nn::Module& m, const std::string& name) {
+  for (const auto& kv : m.named_parameters())
+    if (kv.first == name) return kv.second;
+  ADD_FAILURE() << m.type_name() << " has no parameter " << name;
+  return nash::Tensor();
+}
+
 // |a - b| <= atol + rtol * |b| elementwise.
 inline void expect_close(const nash::Tensor& a, const nash::Tensor& b, double atol = 1e-5, double rtol = 1e-4) {
   ASSERT_EQ(a.shape(), b.shape()) << nash::shape_str(a.shape()) << " vs " << nash::shape_str(b.shape());

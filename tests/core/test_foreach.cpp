@@ -35,8 +35,9 @@ TEST(ForeachLerp, EveryPairMovesTowardsItsSourceByTheWeight) {
   nash_test::expect_close(dst[3], kept, 0, 0);
 
   // float32 tensors longer than one chunk of the CPU kernel (16,384) and shorter than one vector.
-  std::vector<Tensor> a{randn({40000}, DType::Float32, Device::cpu(), &g), randn({3}, DType::Float32, Device::cpu(), &g)};
-  std::vector<Tensor> b{randn({40000}, DType::Float32, Device::cpu(), &g), randn({3}, DType::Float32, Device::cpu(), &g)};
+  auto f32 = [&](int64_t n) { return randn({n}, DType::Float32, Device::cpu(), &g); };
+  std::vector<Tensor> a{f32(40000), f32(3)};
+  std::vector<Tensor> b{f32(40000), f32(3)};
   const Tensor a0 = a[0].clone(), a1 = a[1].clone();
   foreach_lerp_(a, b, 0.001);
   nash_test::expect_close(a[0], add(a0, mul(sub(b[0], a0), 0.001)), 1e-6, 1e-6);

@@ -123,9 +123,7 @@ TEST(Conditional, ProjectionAddsTheEmbeddingsInnerProductWithPooledFeatures) {
   for (std::size_t i = 0; i + 2 < d->size(); ++i) h = (*d)[i]->forward(h);
   ASSERT_EQ(h.shape(), (Shape{4, 16, 4, 4}));
   const std::vector<double> hv = h.to_vector<double>();
-  Tensor e;
-  for (const auto& kv : p.named_parameters())
-    if (kv.first == "embed.weight") e = kv.second;
+  const Tensor e = nash_test::named_parameter(p, "embed.weight");
   ASSERT_TRUE(e.defined());
   ASSERT_EQ(e.shape(), (Shape{16, 3}));
   const std::vector<double> ev = e.to_vector<double>();

@@ -11,6 +11,7 @@
 using namespace nash;
 using nash_test::expect_error;
 using nash_test::has_name;
+using nash_test::named_parameter;
 using nash_test::leaf64;
 
 namespace {
@@ -30,13 +31,6 @@ nn::ResNetOptions tiny(int64_t width = 4) {
 
 // Parameters of a k x k conv with bias.
 int64_t conv_params(int64_t in, int64_t out, int64_t k) { return in * out * k * k + out; }
-
-Tensor param(const nn::Module& m, const std::string& name) {
-  for (const auto& kv : m.named_parameters())
-    if (kv.first == name) return kv.second;
-  ADD_FAILURE() << "no parameter " << name;
-  return Tensor();
-}
 
 void randomize(nn::Module& m, uint64_t seed) {
   Generator g(seed);
@@ -310,7 +304,7 @@ TEST(ResNet, ConditionalGeneratorHasTheClassAtItsInputAndInItsUpBlocks) {
   nn::ConditionalResNetGenerator g(o, 10);
   const auto base = nn::resnet_generator(o);
   ASSERT_TRUE(has_name(g, "1.weight"));
-  EXPECT_EQ(param(g, "1.weight").shape(), (Shape{128, 16}));  // z_dim 6 + 10 one-hot inputs
+  EXPECT_EQ(named_parameter(g, "1.weight").shape(), (Shape{128, 16}));  // z_dim 6 + 10 one-hot inputs
   EXPECT_TRUE(has_name(g, "3.bn1.gain.weight"));
   EXPECT_TRUE(has_name(g, "5.bn2.bias.weight"));
   EXPECT_TRUE(has_name(g, "3.bn1.bn.running_mean"));
@@ -353,7 +347,8 @@ TEST(ResNet, ProjectionCriticAddsTheEmbeddingsInnerProductWithThePooledFeatures)
   Tensor h = x;
   for (std::size_t i = 0; i + 1 < d->size(); ++i) h = (*d)[i]->forward(h);
   ASSERT_EQ(h.shape(), (Shape{3, 4}));
-  const std::vector<double> hv = h.to_vector<double>(), ev = param(p, "embed.weight").to_vector<double>();
+  const std::vector<double> hv = h.to_vector<double>();
+  const std::vector<double> ev = named_parameter(p, "embed.weight").to_vector<double>();
   ASSERT_EQ(ev.size(), 12u);
   for (int n = 0; n < 3; ++n) {
     double proj = 0;
@@ -363,7 +358,7 @@ TEST(ResNet, ProjectionCriticAddsTheEmbeddingsInnerProductWithThePooledFeatures)
   // The gradient penalty differentiates the input gradient: first and second derivatives through the projection.
   const Tensor lab = class_labels({1, 2});
   const Tensor xs = leaf64({2, 1, 32, 32}, 13);
-  const std::vector<Tensor> inputs{xs, param(p, "embed.weight"), param(p, "head.weight")};
+  const std::vector<Tensor> inputs{xs, named_parameter(p, "embed.weight"), named_parameter(p, "head.weight")};
   EXPECT_GRADCHECK([&](const std::vector<Tensor>& in) { return p.forward(in[0], lab); }, inputs);
   EXPECT_GRADGRADCHECK([&](const std::vector<Tensor>& in) { return tanh(p.forward(in[0], lab)); },
                        std::vector<Tensor>{xs});
